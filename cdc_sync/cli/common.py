@@ -1,0 +1,76 @@
+"""What every command shares: settings flags, the root-error guard, logging set-up."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from cdc_sync.errors import CdcSyncError
+from cdc_sync.settings import Settings, load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def run_guarded(group: click.Group) -> int:
+    """Run the click group; turn a CdcSyncError into a message and its exit code."""
+    try:
+        group.main(standalone_mode=False)
+    except CdcSyncError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    return 0
+
+
+def settings_options(func: F) -> F:
+    """Flags that override the environment; the secret deliberately has no flag."""
+    options = [
+        click.option("--mappings", "mappings", type=click.Path(path_type=Path),
+                     help="Mapping file [env CDC_SYNC_MAPPINGS; default mappings.yaml]."),
+        click.option("--source-url", "source_url",
+                     help="SQLAlchemy URL of the shop DB [env CDC_SYNC_SOURCE_URL]. Prefer the "
+                          "environment when the URL holds a password."),
+        click.option("--state-url", "state_url",
+                     help="SQLAlchemy URL of the state DB [env CDC_SYNC_STATE_URL; default "
+                          "sqlite:///cdc-sync-state.sqlite]."),
+        click.option("--api-url", "metrilo_api_url",
+                     help="Metrilo API base URL [env METRILO_API_URL; default "
+                          "https://trk.mtrl.me/v2]."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+SETTING_FLAGS = ("mappings", "source_url", "state_url", "metrilo_api_url")
+
+
+def settings_from(kwargs: dict[str, Any]) -> Settings:
+    """Settings with the flags in `kwargs` applied (and removed from it)."""
+    overrides = {name: kwargs.pop(name, None) for name in SETTING_FLAGS}
+    return load_settings(overrides)
+
+
+def setup_logging(*, json_lines: bool = False, level: int = logging.INFO) -> None:
+    """Readable log lines by default; JSON lines for log shippers."""
+    handler = logging.StreamHandler()
+    if json_lines:
+        from cdc_sync.logjson import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

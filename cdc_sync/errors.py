@@ -1,0 +1,87 @@
+"""One root exception, subclassed by what the caller should do about it.
+
+Every message names the thing, where it is (setting, YAML line, table, record key) and the fix.
+No message ever contains a secret: settings redact themselves, and errors carry only what
+they are given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class CdcSyncError(Exception):
+    """Root of every error cdc-sync raises on purpose; the CLI turns these into messages."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One problem found while checking input: where it is, what is wrong, how to fix it."""
+
+    where: str
+    what: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.where}: {self.what}"
+        return f"{text}\n    fix: {self.fix}" if self.fix else text
+
+
+class ProblemsError(CdcSyncError):
+    """Several problems collected first, then raised once, so the user fixes them in one go."""
+
+    title = "problems found"
+
+    def __init__(self, problems: Sequence[Problem], title: str | None = None) -> None:
+        self.problems = list(problems)
+        if title is not None:
+            self.title = title
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{self.title} ({len(self.problems)}):\n{lines}")
+
+
+class ConfigError(ProblemsError):
+    """Settings are missing or malformed."""
+
+    title = "configuration problems"
+    exit_code = 2
+
+
+class MappingError(ProblemsError):
+    """mappings.yaml is malformed or does not fit the shop's schema."""
+
+    title = "mapping problems"
+    exit_code = 2
+
+
+class SourceError(CdcSyncError):
+    """The shop database could not be read (connection lost, query failed)."""
+
+
+class StateError(CdcSyncError):
+    """The local state database could not be read or written."""
+
+
+class MetriloError(CdcSyncError):
+    """Talking to Metrilo failed."""
+
+
+class MetriloFatalError(MetriloError):
+    """401/402/403: a configuration problem; the cycle stops and commits nothing more."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, status_code: int) -> None:
+        self.status_code = status_code
+        super().__init__(message)
+
+
+class MetriloUnavailableError(MetriloError):
+    """Retries ran out (5xx, 429, timeouts); the records stay pending for the next cycle."""
+
+
+class DeleteGuardError(CdcSyncError):
+    """Too large a share of a resource looks deleted at once; that resource is stopped."""

@@ -1,0 +1,73 @@
+"""How the source names the values it reads, so compose can find them (pure).
+
+The source selects, for each row, every column a mapping refers to under its own name
+(`col`, or `alias.col` for a joined table), and every SQL `expression` under
+`expression_label(field)`. Compose reads a row by exactly these labels.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from cdc_sync.mapping.model import FieldSpec
+
+EXPRESSION_PREFIX = "expr:"
+
+
+def column_label(column: str) -> str:
+    """Label of a plain or `alias.`-qualified column in a source row."""
+    return column
+
+
+def expression_label(field_name: str) -> str:
+    """Label of the SQL expression computing `field_name` in a source row."""
+    return f"{EXPRESSION_PREFIX}{field_name}"
+
+
+def template_placeholders(template: str) -> list[str]:
+    """Column names a template refers to: `https://x/{slug}/{id}` -> ['slug', 'id']."""
+    names = []
+    for _, name, spec, conversion in string.Formatter().parse(template):
+        if name is None:
+            continue
+        if not name or spec or conversion:
+            raise ValueError(
+                f"placeholder {{{name}{'!' + conversion if conversion else ''}"
+                f"{':' + spec if spec else ''}}} must be a bare column name like {{slug}}"
+            )
+        names.append(name)
+    return names
+
+
+def field_columns(spec: FieldSpec) -> list[str]:
+    """Columns a field reads directly (a column, or a template's placeholders)."""
+    if spec.column is not None:
+        return [spec.column]
+    if spec.template is not None:
+        return template_placeholders(spec.template)
+    return []
+
+
+def fields_columns(fields: Iterable[FieldSpec]) -> list[str]:
+    """Every column a set of fields reads, in first-use order, without repeats."""
+    seen: dict[str, None] = {}
+    for spec in fields:
+        for column in field_columns(spec):
+            seen.setdefault(column, None)
+    return list(seen)
+
+
+def key_string(values: Sequence[Any]) -> str:
+    """Canonical text of a source key: the value itself, or a JSON list for composite keys."""
+    if len(values) == 1:
+        return _key_part(values[0])
+    return json.dumps([_key_part(v) for v in values], separators=(",", ":"), ensure_ascii=False)
+
+
+def _key_part(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)

@@ -1,0 +1,167 @@
+"""Runtime settings from flags, the environment and a `.env` file, checked all at once.
+
+Precedence: command-line flags, then environment variables, then `.env` in the working
+directory, then defaults. Secrets (the API secret, passwords inside database URLs) are
+redacted in every repr, so printing or logging a Settings object is safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from cdc_sync.errors import ConfigError, Problem
+
+DEFAULT_API_URL = "https://trk.mtrl.me/v2"
+DEFAULT_STATE_FILE = "cdc-sync-state.sqlite"
+
+_FIXES: dict[str, str] = {
+    "metrilo_api_token": "set METRILO_API_TOKEN to the project token from Metrilo's settings page",
+    "metrilo_api_secret": (
+        "set METRILO_API_SECRET (or METRILO_API_SECRET_FILE to a file holding it) to the "
+        "project's API secret; never pass it as a flag"
+    ),
+    "metrilo_api_url": "set METRILO_API_URL to an http(s) URL such as https://trk.mtrl.me/v2",
+    "source_url": (
+        "set CDC_SYNC_SOURCE_URL to a SQLAlchemy URL, e.g. "
+        "postgresql+psycopg://reader@db/shop or mysql+pymysql://reader@db/shop"
+    ),
+    "state_url": "set CDC_SYNC_STATE_URL to a SQLAlchemy URL (sqlite:///state.db or postgresql)",
+}
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ***, safe to log or show."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable URL>"
+
+
+class Settings(BaseSettings):
+    """Every runtime setting; the README's settings table documents each one."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    metrilo_api_token: str = Field(default="", validation_alias="METRILO_API_TOKEN")
+    metrilo_api_secret: SecretStr = Field(
+        default=SecretStr(""), validation_alias="METRILO_API_SECRET"
+    )
+    metrilo_api_secret_file: Path | None = Field(
+        default=None, validation_alias="METRILO_API_SECRET_FILE"
+    )
+    metrilo_api_url: str = Field(default=DEFAULT_API_URL, validation_alias="METRILO_API_URL")
+    source_url: SecretStr = Field(default=SecretStr(""), validation_alias="CDC_SYNC_SOURCE_URL")
+    state_url: SecretStr = Field(
+        default=SecretStr(f"sqlite:///{DEFAULT_STATE_FILE}"),
+        validation_alias="CDC_SYNC_STATE_URL",
+    )
+    mappings: Path = Field(default=Path("mappings.yaml"), validation_alias="CDC_SYNC_MAPPINGS")
+    batch_size: int = Field(default=500, ge=1, le=10_000, validation_alias="CDC_SYNC_BATCH_SIZE")
+    concurrency: int = Field(default=4, ge=1, le=64, validation_alias="CDC_SYNC_CONCURRENCY")
+    http_timeout: float = Field(default=30.0, gt=0, validation_alias="CDC_SYNC_HTTP_TIMEOUT")
+    max_attempts: int = Field(default=6, ge=1, le=100, validation_alias="CDC_SYNC_MAX_ATTEMPTS")
+    max_retry_seconds: float = Field(
+        default=120.0, gt=0, validation_alias="CDC_SYNC_MAX_RETRY_SECONDS"
+    )
+
+    @field_validator("metrilo_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("source_url", "state_url")
+    @classmethod
+    def _sqlalchemy_url(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        if raw:
+            try:
+                make_url(raw)
+            except ArgumentError:
+                raise ValueError("is not a SQLAlchemy database URL") from None
+        return value
+
+    def secret(self) -> str:
+        """The API secret, from METRILO_API_SECRET or the file METRILO_API_SECRET_FILE names."""
+        if self.metrilo_api_secret_file is not None:
+            return self.metrilo_api_secret_file.read_text(encoding="utf-8").strip()
+        return self.metrilo_api_secret.get_secret_value()
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            if name in ("source_url", "state_url") and isinstance(value, SecretStr):
+                yield name, redact_url(value.get_secret_value())
+            else:
+                yield name, value
+
+    def require(self, *names: str) -> None:
+        """Raise one ConfigError naming every required setting that is missing."""
+        problems = [
+            Problem(where=_env_name(name), what="is not set", fix=_FIXES.get(name, ""))
+            for name in names
+            if not self._is_set(name)
+        ]
+        if problems:
+            raise ConfigError(problems)
+
+    def _is_set(self, name: str) -> bool:
+        if name == "metrilo_api_secret":
+            return bool(self.metrilo_api_secret_file or self.metrilo_api_secret.get_secret_value())
+        value = getattr(self, name)
+        return bool(value.get_secret_value() if isinstance(value, SecretStr) else value)
+
+
+def _env_name(field_name: str) -> str:
+    alias = Settings.model_fields[field_name].validation_alias
+    return str(alias) if alias else field_name
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None, **kwargs: Any) -> Settings:
+    """Settings from flags (`overrides`, None values ignored), env and `.env`; one error for all.
+
+    `kwargs` go to pydantic-settings (tests pass `_env_file=None` to ignore a stray `.env`).
+    """
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    try:
+        settings = Settings(**kwargs, **given)
+    except ValidationError as exc:
+        raise ConfigError([_problem(err) for err in exc.errors()]) from None
+    if settings.metrilo_api_secret_file and not settings.metrilo_api_secret_file.is_file():
+        raise ConfigError(
+            [
+                Problem(
+                    where="METRILO_API_SECRET_FILE",
+                    what=f"{settings.metrilo_api_secret_file} is not a readable file",
+                    fix="point it at a file that holds only the API secret",
+                )
+            ]
+        )
+    return settings
+
+
+def _problem(err: Any) -> Problem:
+    field_name = str(err["loc"][0]) if err.get("loc") else "settings"
+    env = next(
+        (str(f.validation_alias) for n, f in Settings.model_fields.items()
+         if field_name in (n, f.validation_alias)),
+        field_name,
+    )
+    # pydantic echoes the bad input in some messages; never for secrets, so use msg only.
+    return Problem(where=env, what=str(err["msg"]), fix=_FIXES.get(_field_of(env), ""))
+
+
+def _field_of(env: str) -> str:
+    for name, f in Settings.model_fields.items():
+        if f.validation_alias == env:
+            return name
+    return env

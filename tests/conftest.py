@@ -1,0 +1,94 @@
+"""Shared fixtures: a fresh, uniquely named database per test on every backend.
+
+PostgreSQL and MariaDB are the machine's real servers. Outside CI a missing server skips
+its tests with the reason; in CI (env CI set) it fails them, so a green run means they ran.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+PG_ADMIN_URL = os.environ.get(
+    "CDC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+MYSQL_ADMIN_URL = os.environ.get("CDC_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+
+BACKENDS = ("sqlite", "postgresql", "mariadb")
+
+
+def _unavailable(what: str, exc: Exception) -> None:
+    reason = f"{what} is not reachable ({type(exc).__name__}: {exc})"
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI needs it: .ci/run starts it")
+    pytest.skip(reason)
+
+
+def _admin_engine(url: str, what: str) -> sa.Engine:
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        engine.dispose()
+        _unavailable(what, exc)
+    return engine
+
+
+def _fresh_name() -> str:
+    return f"cdc_t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """URL of a new, empty PostgreSQL database, dropped after the test."""
+    admin = _admin_engine(PG_ADMIN_URL, "PostgreSQL at 127.0.0.1:5432")
+    name = _fresh_name()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def mysql_url() -> Iterator[str]:
+    """URL of a new, empty MariaDB database, dropped after the test."""
+    admin = _admin_engine(MYSQL_ADMIN_URL, "MariaDB at 127.0.0.1:3306")
+    name = _fresh_name()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    try:
+        yield sa.make_url(MYSQL_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: pytest.TempPathFactory) -> str:
+    """URL of a new SQLite file database."""
+    return f"sqlite:///{tmp_path}/shop.sqlite"
+
+
+@pytest.fixture(params=BACKENDS)
+def shop_url(request: pytest.FixtureRequest) -> str:
+    """A fresh empty database URL, once per backend (sqlite, postgresql, mariadb)."""
+    fixture = {"sqlite": "sqlite_url", "postgresql": "pg_url", "mariadb": "mysql_url"}
+    return str(request.getfixturevalue(fixture[request.param]))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path: pytest.TempPathFactory) -> str:
+    """A fresh state DB URL: SQLite file (the default) and PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/state.sqlite"
+    return str(request.getfixturevalue("pg_url"))
