@@ -85,3 +85,11 @@ class MetriloUnavailableError(MetriloError):
 
 class DeleteGuardError(CdcSyncError):
     """Too large a share of a resource looks deleted at once; that resource is stopped."""
+
+
+class MetriloRejectedError(MetriloError):
+    """Metrilo answered 400 to a single-record call; the record is rejected with the reason."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        self.reason = reason
+        super().__init__(message)

@@ -74,3 +74,5 @@ def setup_logging(*, json_lines: bool = False, level: int = logging.INFO) -> Non
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # httpx logs every request at INFO; our own lines already say what matters.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -73,7 +73,7 @@ class FieldSpec(_Strict):
 
     column: str | None = None
     expression: str | None = Field(
-        default=None, description="Raw SQL evaluated by the shop DB; the only raw SQL besides query."
+        default=None, description="Raw SQL evaluated by the shop DB (like query and where)."
     )
     template: str | None = Field(
         default=None, description="Text with {column} placeholders, e.g. https://shop/p/{slug}."

@@ -1,0 +1,123 @@
+"""Turning a stream of records into Metrilo request bodies that respect the size limits.
+
+Each record is serialized exactly once, here; a request body is the envelope's bytes around
+the records' bytes, so retries and bisection re-join bytes instead of re-encoding payloads.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from cdc_sync.resources import Payload
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One record to send; `key` is the caller's state key (opaque to the client)."""
+
+    key: str
+    payload: Payload
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedItem:
+    """An item with its payload's JSON bytes, as they will appear in every body that holds it."""
+
+    item: Item
+    body: bytes
+
+
+@dataclass(slots=True)
+class Batch:
+    """Items for one request, plus the ones that could not go into any request at all."""
+
+    items: list[EncodedItem] = field(default_factory=list)
+    unsendable: list[tuple[Item, str]] = field(default_factory=list)
+
+
+def to_json(value: object) -> bytes:
+    """Compact UTF-8 JSON; NaN and infinities are refused since they are not JSON."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return text.encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """The request fields around the records: time, token, platform, plugin version."""
+
+    token: str = field(repr=False)
+    platform: str
+    plugin_version: str
+
+    def _head(self, now_ms: int) -> bytes:
+        fields = {
+            "time": now_ms,
+            "token": self.token,
+            "platform": self.platform,
+            "pluginVersion": self.plugin_version,
+        }
+        return to_json(fields)[:-1] + b","  # reopen the object to append params/batch
+
+    def single(self, payload: bytes, now_ms: int) -> bytes:
+        return self._head(now_ms) + b'"params":' + payload + b"}"
+
+    def batch(self, payloads: Sequence[bytes], now_ms: int) -> bytes:
+        return self._head(now_ms) + b'"batch":[' + b",".join(payloads) + b"]}"
+
+    def batch_overhead(self, now_ms: int) -> int:
+        """Bytes of a batch body that are not records or the commas between them."""
+        return len(self.batch((), now_ms))
+
+
+def encode(item: Item) -> EncodedItem | tuple[Item, str]:
+    """The item with its JSON bytes, or the item with why it cannot be serialized."""
+    try:
+        return EncodedItem(item, to_json(item.payload))
+    except (TypeError, ValueError) as exc:
+        return item, f"record {item.key!r} is not JSON-serializable ({exc}); fix its composition"
+
+
+def split(
+    items: Iterable[Item], *, overhead: int, max_items: int, max_bytes: int
+) -> Iterator[Batch]:
+    """Group items lazily into batches of at most `max_items` whose body is <= `max_bytes`.
+
+    `overhead` is the envelope's size (see Envelope.batch_overhead). An item too large for
+    even a request of its own is not sent: it is reported in the batch it would have joined.
+    Only one batch is held at a time, so memory is bounded by the batch size.
+    """
+    batch = Batch()
+    size = overhead
+    for item in items:
+        encoded = encode(item)
+        if isinstance(encoded, tuple) or overhead + len(encoded.body) > max_bytes:
+            batch.unsendable.append(_why_unsendable(encoded, overhead, max_bytes))
+            if len(batch.unsendable) >= max_items:  # keep memory bounded even if all fail
+                yield batch
+                batch, size = Batch(), overhead
+            continue
+        added = len(encoded.body) + (1 if batch.items else 0)  # the comma before it
+        if batch.items and (len(batch.items) >= max_items or size + added > max_bytes):
+            yield batch
+            batch, size, added = Batch(), overhead, len(encoded.body)
+        batch.items.append(encoded)
+        size += added
+    if batch.items or batch.unsendable:
+        yield batch
+
+
+def _why_unsendable(
+    encoded: EncodedItem | tuple[Item, str], overhead: int, limit: int
+) -> tuple[Item, str]:
+    if isinstance(encoded, tuple):
+        return encoded
+    return encoded.item, _too_large(encoded.item, overhead + len(encoded.body), limit)
+
+
+def _too_large(item: Item, size: int, limit: int) -> str:
+    return (
+        f"record {item.key!r} needs a {size:,}-byte request, over Metrilo's {limit:,}-byte "
+        "limit; shorten its longest fields (descriptions, option lists) in the mapping"
+    )

@@ -1,0 +1,37 @@
+"""Progress of long work: a live line in a terminal, periodic log lines otherwise."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+from cdc_sync.engine import ProgressCallback
+from cdc_sync.report import ResourceCounts
+from cdc_sync.resources import Resource
+
+log = logging.getLogger("cdc_sync.progress")
+
+LOG_EVERY_SECONDS = 10.0
+
+
+def progress_callback(*, interactive: bool | None = None) -> ProgressCallback:
+    """A callback for SyncEngine(on_progress=...): rate in records/s per resource."""
+    live = sys.stderr.isatty() if interactive is None else interactive
+    started: dict[Resource, float] = {}
+    last_log = [0.0]
+
+    def show(resource: Resource, counts: ResourceCounts) -> None:
+        now = time.monotonic()
+        begun = started.setdefault(resource, now)
+        rate = counts.scanned / max(now - begun, 1e-6)
+        text = (f"{resource}: {counts.scanned:,} read, {counts.sent:,} sent, "
+                f"{counts.rejected:,} rejected, {rate:,.0f} records/s")
+        if live:
+            sys.stderr.write(f"\r\x1b[2K{text}")
+            sys.stderr.flush()
+        elif now - last_log[0] >= LOG_EVERY_SECONDS:
+            last_log[0] = now
+            log.info("progress: %s", text)
+
+    return show

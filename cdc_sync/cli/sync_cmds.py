@@ -1,0 +1,128 @@
+"""`sync`, `resync`, `retry`, `status`, `rejected`: the commands around one cycle."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from cdc_sync.app import open_engine, open_state
+from cdc_sync.cli.common import settings_from, settings_options, setup_logging
+from cdc_sync.cli.progress import progress_callback
+from cdc_sync.cli.show import print_report, print_status
+from cdc_sync.engine import CycleOptions
+from cdc_sync.report import CycleReport
+from cdc_sync.resources import Resource
+from cdc_sync.resync import run_resync
+
+RESOURCE_NAMES = [r.value for r in Resource]
+
+
+def _exit_code(report: CycleReport) -> int:
+    return 0 if report.ok else 1
+
+
+@click.command()
+@settings_options
+@click.option("--dry-run", is_flag=True,
+              help="Print counts and samples of what would be sent; write and send nothing.")
+@click.option("--full", is_flag=True, help="Read everything, even where a cursor allows less.")
+@click.option("--accept-mapping", is_flag=True,
+              help="Send a held mapping change now (same as `resync --confirm` for it).")
+@click.argument("resources", nargs=-1, type=click.Choice(RESOURCE_NAMES))
+def sync(dry_run: bool, full: bool, accept_mapping: bool, resources: tuple[str, ...],
+         **kwargs: Any) -> None:
+    """Run one cycle: send what changed since the last one, in Metrilo's import order.
+
+    New and changed records are sent; failed sends stay pending and are retried next cycle;
+    records Metrilo or local validation rejected are kept with the reason (see `rejected`).
+    """
+    settings = settings_from(kwargs)
+    setup_logging()
+    options = CycleOptions(
+        kind="sync", resources=tuple(Resource(r) for r in resources), dry_run=dry_run,
+        full=full, accept_mapping=accept_mapping,
+    )
+    with open_engine(settings, send=not dry_run, on_progress=progress_callback()) as engine:
+        report = engine.run(options)
+    print_report(report)
+    raise click.exceptions.Exit(_exit_code(report))
+
+
+@click.command()
+@settings_options
+@click.option("--dry-run", is_flag=True, help="Print what would be sent; write and send nothing.")
+@click.option("--confirm", is_flag=True, help="Also send a mapping change that is being held.")
+@click.option("--restart", is_flag=True,
+              help="Start over instead of resuming an unfinished resync.")
+@click.argument("resources", nargs=-1, type=click.Choice(RESOURCE_NAMES))
+def resync(dry_run: bool, confirm: bool, restart: bool, resources: tuple[str, ...],
+           **kwargs: Any) -> None:
+    """Send every record (or those of RESOURCES) again, whatever was sent before.
+
+    Resumable: killed halfway, the next `resync` goes on where it stopped.
+    """
+    settings = settings_from(kwargs)
+    setup_logging()
+    with open_engine(settings, send=not dry_run, on_progress=progress_callback()) as engine:
+        report = run_resync(
+            engine, [Resource(r) for r in resources], confirm=confirm, restart=restart,
+            dry_run=dry_run,
+        )
+    print_report(report)
+    raise click.exceptions.Exit(_exit_code(report))
+
+
+@click.command()
+@settings_options
+@click.argument("resources", nargs=-1, type=click.Choice(RESOURCE_NAMES))
+def retry(resources: tuple[str, ...], **kwargs: Any) -> None:
+    """Send rejected records again (after fixing the shop data or the mapping), then sync."""
+    settings = settings_from(kwargs)
+    setup_logging()
+    chosen = [Resource(r) for r in resources]
+    with open_engine(settings, on_progress=progress_callback()) as engine:
+        for resource in chosen or engine.mapped_resources():
+            engine.state.retry_rejected(resource.value)
+        report = engine.run(CycleOptions(kind="retry", resources=tuple(chosen)))
+    print_report(report)
+    raise click.exceptions.Exit(_exit_code(report))
+
+
+@click.command()
+@settings_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(as_json: bool, **kwargs: Any) -> None:
+    """Per resource: synced, pending, rejected (top reasons), gone; the last cycles."""
+    settings = settings_from(kwargs)
+    state = open_state(settings)
+    try:
+        print_status(state, as_json=as_json)
+    finally:
+        state.close()
+
+
+@click.command()
+@settings_options
+@click.option("--limit", default=100, show_default=True, help="How many to list.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+@click.argument("resource", type=click.Choice(RESOURCE_NAMES))
+def rejected(resource: str, limit: int, as_json: bool, **kwargs: Any) -> None:
+    """List rejected records of RESOURCE with the reason for each."""
+    settings = settings_from(kwargs)
+    state = open_state(settings)
+    try:
+        rows = state.rejected(resource, limit=limit)
+    finally:
+        state.close()
+    for row in rows:
+        if as_json:
+            click.echo(json.dumps({"key": row.key, "id": row.metrilo_id, "reason": row.last_error}))
+        else:
+            click.echo(f"{row.key}\t{row.last_error}")
+    if not rows and not as_json:
+        click.echo(f"no rejected {resource}")
+
+
+COMMANDS: list[click.Command] = [sync, resync, retry, status, rejected]

@@ -1,0 +1,302 @@
+"""Compose a Metrilo record from a source row and its child rows (pure, on the hot path).
+
+A Composer turns each field of the mapping into one precomputed function of the row when it
+is built, so compose() runs millions of times a cycle without looking at the spec again.
+Per field: read the value (column, `expr:F` expression label, template or const), apply `map`,
+fill NULLs from `default` (or leave the field out), `split` delimited text, then coerce to
+the field's type. A value that cannot be coerced never raises: the field is left out and the
+reason lands in SourceRecord.problems, so the engine rejects that record with it.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable, Mapping, Sequence
+from datetime import tzinfo
+from typing import Any, Final, NamedTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cdc_sync.coerce import Coerce, CoercionError, coerce, coercer, shown, to_text
+from cdc_sync.errors import MappingError, Problem
+from cdc_sync.mapping.labels import column_label, expression_label
+from cdc_sync.mapping.model import ChildSpec, Coercion, FieldSpec
+from cdc_sync.resources import Payload, Resource, SourceRecord
+
+__all__ = ["CoercionError", "Composer", "coerce", "default_coercion"]
+
+Row = Mapping[str, Any]
+Extract = Callable[[Row], Any]
+"""A field's value from a row: the coerced value, or _OMIT; raises CoercionError."""
+
+_OMIT: Final = object()
+_MAP_KNOWN_SHOWN = 10
+
+_CUSTOMER_TYPES = {"email": Coercion.EMAIL, "createdAt": Coercion.TIMESTAMP}
+_DEFAULT_COERCIONS: dict[Resource, dict[str, Coercion]] = {
+    Resource.CUSTOMERS: {**_CUSTOMER_TYPES, "subscribed": Coercion.BOOLEAN},
+    Resource.GUEST_CUSTOMERS: {**_CUSTOMER_TYPES, "subscribed": Coercion.BOOLEAN},
+    Resource.CATEGORIES: {},
+    Resource.PRODUCTS: {"price": Coercion.NUMBER, "options.price": Coercion.NUMBER},
+    Resource.DELETED_PRODUCTS: {"price": Coercion.NUMBER, "options.price": Coercion.NUMBER},
+    Resource.ORDERS: {
+        **_CUSTOMER_TYPES,
+        "amount": Coercion.NUMBER,
+        "products.quantity": Coercion.NUMBER,
+    },
+}
+
+
+def default_coercion(resource: Resource, field: str) -> Coercion:
+    """The Metrilo field's own type, for a field whose mapping gives no `type`.
+
+    `field` may be dotted (billing.city) or a child's field (products.quantity).
+    """
+    return _DEFAULT_COERCIONS[resource].get(field, Coercion.STRING)
+
+
+class _Step(NamedTuple):
+    """One field of an object: its name for problems, where it goes, how it is computed."""
+
+    name: str
+    key: str | None  # the payload key of an undotted name; None when `path` nests it
+    path: tuple[str, ...]
+    extract: Extract
+
+
+class Composer:
+    """Composes the records of one resource from its rows and child rows."""
+
+    def __init__(
+        self,
+        resource: Resource,
+        fields: Mapping[str, FieldSpec],
+        children: Mapping[str, ChildSpec],
+        source_timezone: str,
+    ) -> None:
+        self.resource = resource
+        tz = _zone(source_timezone, "source_timezone")
+        self._steps = _object_steps(resource, fields, tz, prefix="")
+        self._children = tuple(
+            (name, _child_builder(resource, name, child, tz)) for name, child in children.items()
+        )
+
+    def compose(self, key: str, row: Row, children: Mapping[str, Sequence[Row]]) -> SourceRecord:
+        """The record for one row; `children` holds this row's child rows by child name."""
+        problems: list[str] = []
+        payload = _build_object(self._steps, row, problems)
+        for name, build_child in self._children:
+            value = build_child(children.get(name, ()), problems)
+            if value is not _OMIT:
+                payload[name] = value
+        return SourceRecord(key, payload, tuple(problems))
+
+
+# --- objects: a resource's fields, or one child row's fields ---
+
+
+def _object_steps(
+    resource: Resource, fields: Mapping[str, FieldSpec], tz: tzinfo, *, prefix: str
+) -> tuple[_Step, ...]:
+    steps = []
+    for name, spec in fields.items():
+        qualified = f"{prefix}{name}"
+        coercion = spec.type or default_coercion(resource, qualified)
+        extract = _field_extract(spec, coercion, expression_label(name), tz, qualified)
+        path = tuple(name.split("."))
+        steps.append(_Step(qualified, name if len(path) == 1 else None, path, extract))
+    return tuple(steps)
+
+
+def _build_object(steps: tuple[_Step, ...], row: Row, problems: list[str]) -> Payload:
+    payload: Payload = {}
+    for name, key, path, extract in steps:
+        try:
+            value = extract(row)
+        except CoercionError as error:
+            problems.append(f"{name}: {error}")
+            continue
+        if value is _OMIT:
+            continue
+        if key is not None:
+            payload[key] = value
+        else:
+            _put_nested(payload, path, value)
+    return payload
+
+
+def _put_nested(payload: Payload, path: tuple[str, ...], value: Any) -> None:
+    # Objects are created only when a value lands in them, so an object whose fields are
+    # all NULL (a LEFT JOINed address that is missing) is left out.
+    target = payload
+    for part in path[:-1]:
+        inner = target.get(part)
+        if not isinstance(inner, dict):
+            inner = target[part] = {}
+        target = inner
+    target[path[-1]] = value
+
+
+# --- children ---
+
+ChildBuilder = Callable[[Sequence[Row], list[str]], Any]
+
+
+def _child_builder(resource: Resource, name: str, child: ChildSpec, tz: tzinfo) -> ChildBuilder:
+    if child.value is not None:
+        coercion = child.value.type or default_coercion(resource, name)
+        extract = _field_extract(child.value, coercion, expression_label(name), tz, name)
+        return _scalar_list_builder(name, extract)
+    steps = _object_steps(resource, child.fields or {}, tz, prefix=f"{name}.")
+    return _single_builder(steps) if child.single else _object_list_builder(steps)
+
+
+def _scalar_list_builder(name: str, extract: Extract) -> ChildBuilder:
+    def build(rows: Sequence[Row], problems: list[str]) -> list[Any]:
+        values: list[Any] = []
+        for row in rows:
+            try:
+                value = extract(row)
+            except CoercionError as error:
+                problems.append(f"{name}: {error}")
+                continue
+            if value is _OMIT:
+                continue
+            if isinstance(value, list):
+                values.extend(value)
+            else:
+                values.append(value)
+        return _unique(values)
+
+    return build
+
+
+def _object_list_builder(steps: tuple[_Step, ...]) -> ChildBuilder:
+    def build(rows: Sequence[Row], problems: list[str]) -> list[Payload]:
+        return [_build_object(steps, row, problems) for row in rows]
+
+    return build
+
+
+def _single_builder(steps: tuple[_Step, ...]) -> ChildBuilder:
+    def build(rows: Sequence[Row], problems: list[str]) -> Any:
+        if not rows:
+            return _OMIT
+        return _build_object(steps, rows[0], problems) or _OMIT
+
+    return build
+
+
+def _unique(values: list[Any]) -> list[Any]:
+    try:
+        return list(dict.fromkeys(values))
+    except TypeError:  # unhashable JSON values: keep the first of equal ones, slowly
+        kept: list[Any] = []
+        for value in values:
+            if value not in kept:
+                kept.append(value)
+        return kept
+
+
+# --- one field ---
+
+
+def _field_extract(
+    spec: FieldSpec, coercion: Coercion, label: str, tz: tzinfo, name: str
+) -> Extract:
+    zone = tz if spec.timezone is None else _zone(spec.timezone, f"{name}.timezone")
+    coerce_one = coercer(coercion, spec, zone)
+    if spec.column is not None and spec.map is None and spec.split is None and spec.default is None:
+        return _plain_column(column_label(spec.column), coerce_one)
+    read = _reader(spec, label)
+    look_up = None if spec.map is None else _map_lookup(spec.map, spec.default)
+    split = spec.split
+    default = spec.default
+    each = coercion is not Coercion.JSON
+
+    def extract(row: Row) -> Any:
+        value = read(row)
+        if value is not None and look_up is not None:
+            value = look_up(value)
+        if value is None:
+            if default is None:
+                return _OMIT
+            value = default
+        if split is not None:
+            return [coerce_one(part) for part in _split(value, split)]
+        if each and isinstance(value, list | tuple):
+            return [coerce_one(item) for item in value]
+        return coerce_one(value)
+
+    return extract
+
+
+def _plain_column(label: str, coerce_one: Coerce) -> Extract:
+    # The common case, kept to one lookup and one call per row.
+    def extract(row: Row) -> Any:
+        value = row[label]
+        return _OMIT if value is None else coerce_one(value)
+
+    return extract
+
+
+def _reader(spec: FieldSpec, label: str) -> Extract:
+    if spec.column is not None:
+        column = column_label(spec.column)
+        return lambda row: row[column]
+    if spec.expression is not None:
+        return lambda row: row[label]
+    if spec.template is not None:
+        return _template_reader(spec.template)
+    constant = spec.const
+    return lambda _row: constant
+
+
+def _template_reader(template: str) -> Extract:
+    parts = [
+        (literal, None if name is None else column_label(name))
+        for literal, name, _, _ in string.Formatter().parse(template)
+    ]
+
+    def read(row: Row) -> str | None:
+        pieces = []
+        for literal, column in parts:
+            pieces.append(literal)
+            if column is not None:
+                value = row[column]
+                if value is None:
+                    return None  # a NULL placeholder makes the whole field NULL
+                pieces.append(to_text(value))
+        return "".join(pieces)
+
+    return read
+
+
+def _map_lookup(mapping: Mapping[str, Any], default: Any) -> Callable[[Any], Any]:
+    known = ", ".join(list(mapping)[:_MAP_KNOWN_SHOWN]) + (
+        ", ..." if len(mapping) > _MAP_KNOWN_SHOWN else ""
+    )
+
+    def look_up(value: Any) -> Any:
+        text = to_text(value).strip()
+        if text in mapping:
+            return mapping[text]
+        if default is not None:
+            return default
+        raise CoercionError(
+            f"value {shown(text)} is not in map (known: {known}); add it or set default:"
+        )
+
+    return look_up
+
+
+def _split(value: Any, separator: str) -> list[str]:
+    parts = (part.strip() for part in to_text(value).split(separator))
+    return list(dict.fromkeys(part for part in parts if part))
+
+
+def _zone(name: str, where: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        fix = "use an IANA zone name such as UTC or Europe/Sofia"
+        raise MappingError([Problem(where, f"unknown time zone {name!r}", fix)]) from None

@@ -1,0 +1,87 @@
+"""What a cycle did, per resource: counts, samples, errors (pure data, printed by the CLI)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from cdc_sync.resources import Resource
+
+COUNT_NAMES = (
+    "scanned", "new", "changed", "unchanged", "retried", "forced", "gone",
+    "sent", "rejected", "pending", "waiting", "untagged",
+)
+
+
+@dataclass
+class ResourceCounts:
+    """Counts for one resource in one cycle; `as_dict` is what the run history stores."""
+
+    scanned: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    retried: int = 0
+    forced: int = 0
+    gone: int = 0
+    sent: int = 0
+    rejected: int = 0
+    pending: int = 0
+    waiting: int = 0
+    untagged: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    def bump(self, name: str, by: int = 1) -> None:
+        setattr(self, name, getattr(self, name) + by)
+
+
+@dataclass
+class Sample:
+    """One record a dry run would send, to show the user what a change looks like."""
+
+    change: str
+    key: str
+    payload: dict[str, Any]
+
+
+@dataclass
+class ResourceReport:
+    resource: Resource
+    mode: str = "full"  # full | incremental | skipped | held | dry-run
+    counts: ResourceCounts = field(default_factory=ResourceCounts)
+    samples: list[Sample] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class CycleReport:
+    """The whole cycle; `ok` is false when any resource stopped on an error."""
+
+    kind: str
+    dry_run: bool = False
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    resources: dict[Resource, ResourceReport] = field(default_factory=dict)
+    error: str | None = None
+
+    def for_resource(self, resource: Resource) -> ResourceReport:
+        return self.resources.setdefault(resource, ResourceReport(resource))
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and all(r.error is None for r in self.resources.values())
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return {str(r): rep.counts.as_dict() for r, rep in self.resources.items()}
+
+    def errors(self) -> list[str]:
+        found = [f"{r}: {rep.error}" for r, rep in self.resources.items() if rep.error]
+        return ([self.error] if self.error else []) + found

@@ -1,0 +1,143 @@
+"""`cdc-sync check`: every way the mapping does not fit the shop, found at once. Reads only.
+
+Names first (tables, columns, aliases, placeholders, key shape: plan.py), then what needs the
+database to answer: types against coercions, the user's SQL run with LIMIT 0, key uniqueness,
+Metrilo's required fields, and what guest customers and deleted products need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from cdc_sync.compose import default_coercion
+from cdc_sync.errors import Problem
+from cdc_sync.mapping.labels import expression_label, key_string
+from cdc_sync.mapping.loader import LoadedMapping
+from cdc_sync.mapping.model import FieldSpec, ResourceSpec
+from cdc_sync.resources import Resource
+from cdc_sync.source.connect import database_message
+from cdc_sync.source.fit import misfit
+from cdc_sync.source.plan import Column, Path, ResourcePlan
+from cdc_sync.source.query import duplicate_key_select, probe_select
+from cdc_sync.source.required import required_field_problems
+
+if TYPE_CHECKING:
+    from cdc_sync.source.query import AnySelect
+
+_SQL_FIX = "run it in a SQL console against the shop database and correct it"
+
+
+@dataclass
+class Checker:
+    """Checks resolved plans against the live database, collecting problems."""
+
+    engine: sa.Engine
+    mapping: LoadedMapping
+
+    def problem(self, path: Path, what: str, fix: str) -> Problem:
+        return Problem(self.mapping.where(*path), what, fix)
+
+    def plan_problems(self, resource: Resource, plan: ResourcePlan) -> Iterator[Problem]:
+        yield from self.type_problems(resource, plan)
+        sql = list(self.sql_problems(plan))
+        yield from sql
+        if not sql:
+            yield from self.duplicate_problems(plan)
+
+    def type_problems(self, resource: Resource, plan: ResourcePlan) -> Iterator[Problem]:
+        path: Path = (plan.name, "fields")
+        yield from self._fits(resource, path, "", plan.spec.fields, plan.values)
+        for name, child in plan.children.items():
+            child_path: Path = (plan.name, "children", name)
+            if child.spec.value is not None:
+                yield from self._fits(resource, child_path, "", {"value": child.spec.value},
+                                      child.values, qualified=name)
+            yield from self._fits(resource, (*child_path, "fields"), f"{name}.",
+                                  child.spec.fields or {}, child.values)
+
+    def _fits(self, resource: Resource, path: Path, prefix: str, fields: Mapping[str, FieldSpec],
+              values: Mapping[str, Column], qualified: str | None = None) -> Iterator[Problem]:
+        for name, spec in fields.items():
+            column = values.get(spec.column) if spec.column is not None else None
+            if column is None or spec.map is not None:
+                continue  # a map's output, not the column, is coerced
+            coercion = spec.type or default_coercion(resource, qualified or f"{prefix}{name}")
+            why = misfit(coercion, spec, column.type)
+            if why is not None:
+                yield self.problem((*path, name), f"{why} ({spec.column!r})",
+                                   "map a column that holds such values, or set type: to one "
+                                   "that fits (string, number, integer, boolean, timestamp)")
+
+    def sql_problems(self, plan: ResourcePlan) -> Iterator[Problem]:
+        """The user's raw SQL (joins, where, expressions), each run on its own with LIMIT 0."""
+        base: Path = (plan.name,)
+        if plan.spec.joins:
+            yield from self.run(probe_select(plan.from_clause), (*base, "joins"), "the joins fail")
+        if plan.where is not None:
+            yield from self.run(probe_select(plan.from_clause, where=plan.where), (*base, "where"),
+                                "where fails")
+        top = [((*base, "fields", n, "expression"), n) for n, f in plan.spec.fields.items()
+               if f.expression is not None]
+        yield from self._expressions(plan.from_clause, top, plan.values)
+        for name, child in plan.children.items():
+            path: Path = (*base, "children", name)
+            source = child.relation.from_clause
+            if child.where is not None:
+                yield from self.run(probe_select(source, where=child.where), (*path, "where"),
+                                    "where fails")
+            exprs = [((*path, "fields", n, "expression"), n)
+                     for n, f in (child.spec.fields or {}).items() if f.expression is not None]
+            if child.spec.value is not None and child.spec.value.expression is not None:
+                exprs.append(((*path, "value", "expression"), name))
+            yield from self._expressions(source, exprs, child.values)
+
+    def _expressions(self, source: sa.FromClause, exprs: list[tuple[Path, str]],
+                     values: Mapping[str, Column]) -> Iterator[Problem]:
+        for path, field_name in exprs:
+            column = values[expression_label(field_name)]
+            yield from self.run(probe_select(source, column), path, "the expression fails")
+
+    def run(self, stmt: AnySelect, path: Path, what: str) -> Iterator[Problem]:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(stmt).all()
+        except sa.exc.DBAPIError as exc:
+            yield self.problem(path, f"{what}: {database_message(exc, self.engine)}", _SQL_FIX)
+
+    def duplicate_problems(self, plan: ResourcePlan) -> Iterator[Problem]:
+        if not plan.spec.joins and plan.key_names == plan.relation.primary_key:
+            return  # a primary key is unique by definition
+        try:
+            with self.engine.connect() as conn:
+                found = conn.execute(duplicate_key_select(plan)).first()
+        except sa.exc.DBAPIError as exc:
+            yield self.problem((plan.name, "key"), "the key cannot be checked for uniqueness: "
+                               f"{database_message(exc, self.engine)}", _SQL_FIX)
+            return
+        if found is not None:
+            width = len(plan.key)
+            example = key_string(list(found[:width]))
+            yield self.problem(
+                (plan.name, "key"),
+                f"key ({', '.join(plan.key_names)}) is not unique: {example!r} is on "
+                f"{found[width]} rows",
+                "set key: to columns that identify one row, or make each join match at most one",
+            )
+
+
+def spec_problems(mapping: LoadedMapping) -> Iterator[Problem]:
+    """Problems the mapping has whatever the database: Metrilo's required fields."""
+    resources: dict[Resource, ResourceSpec | None] = {
+        Resource.CUSTOMERS: mapping.spec.customers,
+        Resource.CATEGORIES: mapping.spec.categories,
+        Resource.PRODUCTS: mapping.spec.products,
+        Resource.ORDERS: mapping.spec.orders,
+    }
+    for resource, spec in resources.items():
+        if spec is not None and spec.enabled:
+            for path, what, fix in required_field_problems(resource, spec):
+                yield Problem(mapping.where(*path), what, fix)

@@ -1,0 +1,85 @@
+"""Read-only engines for the shop database, and errors that never leak its password.
+
+Read-only is enforced by the database wherever the driver allows it, so a bug in cdc-sync
+cannot write to the shop: PostgreSQL sessions default to read-only transactions, MariaDB and
+MySQL sessions are set READ ONLY on connect, SQLite files are opened with `mode=ro`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+from cdc_sync.errors import SourceError
+
+_PG_READ_ONLY = "-c default_transaction_read_only=on"
+
+
+def connect_shop(url: str | URL) -> sa.Engine:
+    """An engine on the shop database whose sessions cannot write."""
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        raise SourceError(
+            "the shop database URL is not a SQLAlchemy URL; fix: set CDC_SYNC_SOURCE_URL to e.g. "
+            "postgresql+psycopg://reader@db/shop"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return sa.create_engine(_sqlite_read_only(parsed))
+    if backend == "postgresql":
+        return sa.create_engine(
+            parsed, pool_pre_ping=True, connect_args={"options": _PG_READ_ONLY}
+        )
+    engine = sa.create_engine(parsed, pool_pre_ping=True)
+    if backend in ("mysql", "mariadb"):
+        sa.event.listen(engine, "connect", _mysql_read_only)
+    return engine
+
+
+def _sqlite_read_only(url: URL) -> URL:
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return url  # in-memory databases are private to the process; URI files set their own mode
+    return url.set(database=f"file:{database}", query={**url.query, "mode": "ro", "uri": "true"})
+
+
+def _mysql_read_only(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SET SESSION TRANSACTION READ ONLY")
+    finally:
+        cursor.close()
+
+
+def source_error(
+    exc: BaseException, doing: str, fix: str, engine: sa.Engine | None = None
+) -> SourceError:
+    """A SourceError for a failed read: what was being done, the database's words, the fix."""
+    return SourceError(f"{doing} failed: {database_message(exc, engine)}; fix: {fix}")
+
+
+def database_message(exc: BaseException, engine: sa.Engine | None = None) -> str:
+    """The database's own message (first line, no SQL, no parameters), password removed."""
+    orig = getattr(exc, "orig", None) or exc
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+    # PyMySQL's errors are (code, message); the message is what a user can act on.
+    raw = args[1] if len(args) == 2 and isinstance(args[0], int) else orig
+    text = str(raw).strip().splitlines()[0] if str(raw).strip() else type(orig).__name__
+    password = engine.url.password if engine is not None else None
+    if password:
+        text = text.replace(str(password), "***")
+    return text
+
+
+@contextmanager
+def reading(doing: str, fix: str, engine: sa.Engine) -> Iterator[None]:
+    """Turn any SQLAlchemy error inside the block into a SourceError (password removed)."""
+    try:
+        yield
+    except sa.exc.SQLAlchemyError as exc:
+        raise source_error(exc, doing, fix, engine) from None

@@ -1,0 +1,156 @@
+"""Records the shop has no table for: guest customers and deleted products (set-based SQL).
+
+Guest customers: one per normalized order email (LOWER(TRIM(email))) that no customer row
+has, with the earliest order's createdAt and name fields (a window function picks it).
+Deleted products: one per order-line product id the products source no longer holds
+(NOT EXISTS), with name and price read off the order lines (MAX), so Metrilo keeps the orders.
+Both work on PostgreSQL, MariaDB/MySQL and SQLite (3.25+ for window functions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from cdc_sync.mapping.labels import expression_label
+from cdc_sync.mapping.model import FieldSpec
+from cdc_sync.source.keys import KeyKind, is_numeric, order_expression
+from cdc_sync.source.plan import Column, ResourcePlan
+from cdc_sync.source.query import key_in, parent_exists
+
+GUEST_KEY = "cdc_guest_email"
+PRODUCT_KEY = "cdc_product_id"
+_RANK = "cdc_rank"
+
+if TYPE_CHECKING:
+    from cdc_sync.source.query import AnySelect
+
+
+@dataclass(frozen=True)
+class DerivedPlan:
+    """A derived resource: how to select its rows, their key, and the fields compose applies."""
+
+    key_label: str
+    kind: KeyKind
+    fields: dict[str, FieldSpec]
+    rows: Callable[[str, Any, Sequence[str] | None], AnySelect]  # (dialect, since, keys)
+
+    def select(self, dialect: str, *, since: Any = None,
+               keys: Sequence[str] | None = None) -> AnySelect:
+        return self.rows(dialect, since, keys)
+
+
+def field_value(plan: ResourcePlan, name: str, spec: FieldSpec) -> Column | None:
+    """The SQL value of a column or expression field of `plan` (None for templates/consts)."""
+    if spec.column is not None:
+        return plan.values.get(spec.column)
+    if spec.expression is not None:
+        return plan.values.get(expression_label(name))
+    return None
+
+
+def _normalized(value: Column) -> Column:
+    return sa.func.lower(sa.func.trim(value))
+
+
+def guest_customers(orders: ResourcePlan, customers: ResourcePlan | None,
+                    extra: dict[str, Column], fields: dict[str, FieldSpec]) -> DerivedPlan | None:
+    """Guests from orders; `extra` are the guest fields' values read from the orders source."""
+    email_spec = orders.spec.fields.get("email")
+    created_spec = orders.spec.fields.get("createdAt")
+    if email_spec is None or created_spec is None:
+        return None
+    email = field_value(orders, "email", email_spec)
+    created = field_value(orders, "createdAt", created_spec)
+    if email is None or created is None:
+        return None
+    values = {label: orders.values[label] for label in _labels(orders, email_spec, created_spec)}
+    values.update(extra)
+    composed = {**fields, "email": email_spec, "createdAt": created_spec}
+
+    def rows(dialect: str, since: Any, keys: Sequence[str] | None) -> AnySelect:
+        guest = _normalized(email)
+        rank = sa.func.row_number().over(partition_by=guest, order_by=[created, *orders.key])
+        inner = sa.select(guest.label(GUEST_KEY), *(v.label(k) for k, v in values.items()),
+                          rank.label(_RANK)).select_from(orders.from_clause)
+        inner = inner.where(email.is_not(None), sa.func.trim(email) != "")
+        if orders.where is not None:
+            inner = inner.where(orders.where)
+        if since is not None and orders.cursor is not None:
+            inner = inner.where(guest.in_(_changed_emails(orders, email, since)))
+        if keys is not None:
+            inner = inner.where(key_in([guest], keys))
+        ranked = inner.subquery("cdc_guests")
+        outer = sa.select(*(c for c in ranked.c if c.name != _RANK)).where(ranked.c[_RANK] == 1)
+        if customers is not None:
+            outer = outer.where(~_customer_has(customers, ranked.c[GUEST_KEY]))
+        return outer.order_by(order_expression(ranked.c[GUEST_KEY], KeyKind.TEXT, dialect))
+
+    return DerivedPlan(GUEST_KEY, KeyKind.TEXT, composed, rows)
+
+
+def _labels(plan: ResourcePlan, *specs: FieldSpec) -> list[str]:
+    labels = []
+    for name, spec in plan.spec.fields.items():
+        if spec in specs:
+            labels.append(spec.column if spec.column is not None else expression_label(name))
+    return labels
+
+
+def _changed_emails(orders: ResourcePlan, email: Column, since: Any) -> AnySelect:
+    assert orders.cursor is not None
+    changed = sa.select(_normalized(email)).select_from(orders.from_clause)
+    return changed.where(orders.cursor >= since).correlate(None)
+
+
+def _customer_has(customers: ResourcePlan, guest: Column) -> sa.Exists:
+    email_spec = customers.spec.fields.get("email")
+    email = field_value(customers, "email", email_spec) if email_spec else None
+    if email is None:
+        return sa.select(sa.literal(1)).where(sa.false()).exists()
+    known = sa.select(_normalized(email).label("email")).select_from(customers.from_clause)
+    if customers.where is not None:
+        known = known.where(customers.where)
+    emails = known.subquery("cdc_customer_emails")
+    return sa.select(sa.literal(1)).select_from(emails).where(emails.c.email == guest).exists()
+
+
+def deleted_products(orders: ResourcePlan, products: ResourcePlan, line_values: dict[str, Column],
+                     fields: dict[str, FieldSpec]) -> DerivedPlan | None:
+    """Products order lines reference that the products source does not hold."""
+    lines = orders.children.get("products")
+    id_spec = products.spec.fields.get("id")
+    if lines is None or lines.spec.fields is None or id_spec is None:
+        return None
+    product_id_spec = lines.spec.fields.get("productId")
+    if product_id_spec is None or product_id_spec.column is None:
+        return None
+    product_id = lines.values.get(product_id_spec.column)
+    live_id = field_value(products, "id", id_spec)
+    if product_id is None or live_id is None:
+        return None
+    kind = KeyKind.NUMBER if is_numeric(product_id.type) else KeyKind.TEXT
+    composed = {**fields, "id": FieldSpec(column=PRODUCT_KEY, type=id_spec.type)}
+
+    def rows(dialect: str, since: Any, keys: Sequence[str] | None) -> AnySelect:
+        live = sa.select(live_id.label("id")).select_from(products.from_clause)
+        if products.where is not None:
+            live = live.where(products.where)
+        live_ids = live.subquery("cdc_live_products")
+        held = sa.select(sa.literal(1)).select_from(live_ids).where(live_ids.c.id == product_id)
+        aggregates = (sa.func.max(v).label(k) for k, v in line_values.items())
+        stmt = sa.select(product_id.label(PRODUCT_KEY), *aggregates)
+        stmt = stmt.select_from(lines.relation.from_clause)
+        stmt = stmt.where(product_id.is_not(None), ~held.exists())
+        if lines.where is not None:
+            stmt = stmt.where(lines.where)
+        if since is not None:
+            stmt = stmt.where(parent_exists(orders, lines, since=since, keys=None))
+        if keys is not None:
+            stmt = stmt.where(key_in([product_id], keys))
+        return stmt.group_by(product_id).order_by(order_expression(product_id, kind, dialect))
+
+    return DerivedPlan(PRODUCT_KEY, kind, composed, rows)

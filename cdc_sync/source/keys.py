@@ -1,0 +1,93 @@
+"""Key order: how the database sorts keys, and how Python compares them the same way.
+
+Children are merged into parents by streaming both ordered by key (a merge-join), so the
+database's ORDER BY and Python's `<` must agree. Numbers sort natively on both sides. Anything
+else (text, or a column whose type is unknown, as in a `query` source) sorts as text in binary
+code-point order: PostgreSQL `COLLATE "C"`, MariaDB/MySQL a cast to BINARY of its UTF-8 text,
+SQLite `COLLATE BINARY`; Python compares `str(value)`, which is code-point order too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
+from enum import Enum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+
+class KeyKind(Enum):
+    NUMBER = "number"
+    TEXT = "text"
+
+
+KeyTuple = tuple[Any, ...]
+
+
+def is_numeric(type_: sa.types.TypeEngine[Any] | None) -> bool:
+    """A type both sides can sort natively (booleans excluded: MySQL reflects them as ints)."""
+    return isinstance(type_, sa.Integer | sa.Numeric) and not isinstance(type_, sa.Boolean)
+
+
+def key_kinds(sides: Sequence[Sequence[sa.types.TypeEngine[Any] | None]]) -> tuple[KeyKind, ...]:
+    """Per key position: NUMBER only when every side (parent and children) is numeric."""
+    width = len(sides[0])
+    return tuple(
+        KeyKind.NUMBER if all(is_numeric(side[i]) for side in sides) else KeyKind.TEXT
+        for i in range(width)
+    )
+
+
+def order_expression(
+    column: sa.ColumnElement[Any], kind: KeyKind, dialect: str
+) -> sa.ColumnElement[Any]:
+    """What to ORDER BY so the database sorts like `normalize` does in Python."""
+    if kind is KeyKind.NUMBER:
+        return column
+    if dialect == "postgresql":
+        return sa.cast(column, sa.Text).collate("C")
+    if dialect in ("mysql", "mariadb"):
+        # utf8mb4_bin pads trailing spaces ('a' = 'a '); bytes of the UTF-8 text do not.
+        return sa.cast(sa.cast(column, mysql.CHAR(charset="utf8mb4")), mysql.BINARY())
+    if dialect == "sqlite":
+        return sa.cast(column, sa.Text).collate("BINARY")
+    return sa.cast(column, sa.String)
+
+
+def normalize(values: Sequence[Any], kinds: Sequence[KeyKind]) -> KeyTuple:
+    """A key as Python compares it, consistent with `order_expression`."""
+    return tuple(
+        value if kind is KeyKind.NUMBER else _text(value)
+        for value, kind in zip(values, kinds, strict=True)
+    )
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def parse_key_string(key: str, width: int) -> list[str]:
+    """The parts of a `labels.key_string`: the text itself, or a JSON list for composite keys."""
+    if width == 1:
+        return [key]
+    parts = json.loads(key)
+    if not isinstance(parts, list) or len(parts) != width:
+        raise ValueError(f"{key!r} is not a key of {width} parts")
+    return [str(p) for p in parts]
+
+
+def bind_value(text: str, type_: sa.types.TypeEngine[Any] | None) -> Any:
+    """A key part back in its column's Python type, so the database can use its index."""
+    try:
+        if isinstance(type_, sa.Integer) and not isinstance(type_, sa.Boolean):
+            return int(text)
+        if isinstance(type_, sa.Numeric):
+            return Decimal(text)
+    except (ValueError, InvalidOperation):
+        return None  # cannot exist in a numeric column
+    return text

@@ -1,0 +1,243 @@
+"""Resolve a mapping's resource against the reflected schema: every name checked, none trusted.
+
+A plan holds SQLAlchemy objects for everything a resource reads (its table or query, joins,
+key, cursor, the labelled values compose needs, its children), so SELECTs are built from
+reflected columns and quoted by SQLAlchemy. Problems (unknown table, column, alias, template
+placeholder; key shape) are collected, each with its YAML location and a fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from cdc_sync.errors import Problem
+from cdc_sync.mapping.labels import expression_label, template_placeholders
+from cdc_sync.mapping.loader import LoadedMapping
+from cdc_sync.mapping.model import ChildSpec, FieldSpec, JoinSpec, ResourceSpec
+from cdc_sync.source.keys import KeyKind, key_kinds
+from cdc_sync.source.reflect import QueryFailed, Relation, ShopSchema
+
+Path = tuple[str | int, ...]
+Column = sa.ColumnElement[Any]
+
+
+@dataclass(frozen=True)
+class ChildPlan:
+    """One child collection: its rows, the columns naming the parent, the values it reads."""
+
+    name: str
+    spec: ChildSpec
+    relation: Relation
+    parent_key: tuple[Column, ...]
+    values: dict[str, Column]
+    order_by: tuple[Column, ...]
+    where: sa.TextClause | None
+
+
+@dataclass(frozen=True)
+class ResourcePlan:
+    """One resource: rows (base LEFT JOIN joins, filtered), key, cursor, values, children."""
+
+    name: str
+    spec: ResourceSpec
+    relation: Relation
+    from_clause: sa.FromClause
+    key_names: tuple[str, ...]
+    key: tuple[Column, ...]
+    cursor: Column | None
+    values: dict[str, Column]
+    where: sa.TextClause | None
+    children: dict[str, ChildPlan]
+    kinds: tuple[KeyKind, ...]
+    joins: dict[str, Relation] = field(default_factory=dict)
+
+
+@dataclass
+class _Resolver:
+    """Collects problems while resolving names within one resource."""
+
+    schema: ShopSchema
+    mapping: LoadedMapping
+    problems: list[Problem] = field(default_factory=list)
+
+    def problem(self, path: Path, what: str, fix: str) -> None:
+        self.problems.append(Problem(self.mapping.where(*path), what, fix))
+
+    def relation(self, path: Path, table: str | None, query: str | None,
+                 name: str) -> Relation | None:
+        if query is not None:
+            try:
+                return self.schema.query(query, name)
+            except QueryFailed as exc:
+                self.problem((*path, "query"), f"the query fails: {exc}",
+                             "run it in a SQL console and correct it (it must be one SELECT)")
+                return None
+        assert table is not None  # the model guarantees one of table or query
+        found = self.schema.table(table)
+        if found is None:
+            close = self.schema.suggest(table)
+            hint = f"did you mean {close!r}? " if close else ""
+            self.problem((*path, "table"), f"table {table!r} does not exist in the shop database",
+                         f"{hint}give an existing table (schema.table for another schema)")
+        return found
+
+    def column(self, path: Path, name: str, base: Relation,
+               joins: Mapping[str, Relation], what: str = "column") -> Column | None:
+        alias, dot, bare = name.rpartition(".")
+        if dot and alias in joins:
+            return self._in(path, bare, joins[alias], f"join {alias!r}", what)
+        if dot and base.column(name) is None:
+            known = ", ".join(joins) or "none"
+            self.problem(path, f"{what} {name!r} names join alias {alias!r}, which is not defined",
+                         f"add a join with alias: {alias} (defined aliases: {known})")
+            return None
+        return self._in(path, name, base, repr(base.label), what)
+
+    def _in(self, path: Path, name: str, relation: Relation, owner: str,
+            what: str) -> Column | None:
+        found = relation.column(name)
+        if found is None:
+            close = difflib.get_close_matches(name, relation.column_names, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            self.problem(path, f"{what} {name!r} is not a column of {owner}",
+                         f"{hint}columns there: {', '.join(relation.column_names)}")
+        return found
+
+    def values(self, path: Path, fields: Mapping[str, FieldSpec], base: Relation,
+               joins: Mapping[str, Relation]) -> dict[str, Column]:
+        """Every labelled value the fields read: columns by name, expressions as expr:<field>."""
+        out: dict[str, Column] = {}
+        for name, spec in fields.items():
+            self.field_values(out, (*path, name), name, spec, base, joins)
+        return out
+
+    def field_values(self, out: dict[str, Column], path: Path, name: str, spec: FieldSpec,
+                     base: Relation, joins: Mapping[str, Relation]) -> None:
+        if spec.column is not None:
+            self._add(out, spec.column, self.column((*path, "column"), spec.column, base, joins))
+        elif spec.template is not None:
+            for placeholder in _placeholders(spec.template):
+                found = self.column((*path, "template"), placeholder, base, joins,
+                                    what="template placeholder")
+                self._add(out, placeholder, found)
+        elif spec.expression is not None:
+            out[expression_label(name)] = sa.literal_column(f"({spec.expression})")
+
+    @staticmethod
+    def _add(out: dict[str, Column], label: str, column: Column | None) -> None:
+        if column is not None:
+            out[label] = column
+
+
+def resolve_fields(schema: ShopSchema, mapping: LoadedMapping, path: Path,
+                   fields: Mapping[str, FieldSpec], base: Relation,
+                   joins: Mapping[str, Relation]) -> tuple[dict[str, Column], list[Problem]]:
+    """The labelled values `fields` read from `base` (and its joins), with any problems."""
+    resolver = _Resolver(schema, mapping)
+    return resolver.values(path, fields, base, joins), resolver.problems
+
+
+def _placeholders(template: str) -> list[str]:
+    try:
+        return template_placeholders(template)
+    except ValueError:
+        return []  # the loader reports malformed templates
+
+
+def plan_resource(schema: ShopSchema, mapping: LoadedMapping, name: str,
+                  spec: ResourceSpec) -> tuple[ResourcePlan | None, list[Problem]]:
+    """The plan for resource `name`, or None with the problems that prevent it."""
+    resolver = _Resolver(schema, mapping)
+    path: Path = (name,)
+    base = resolver.relation(path, spec.table, spec.query, "src")
+    if base is None:
+        return None, resolver.problems
+    joins = _joins(resolver, path, base, spec.joins)
+    key_names = tuple(spec.key or base.primary_key)
+    if not key_names:
+        resolver.problem((*path, "table"), f"table {base.label!r} has no primary key",
+                         "set key: to the column(s) that identify one row")
+    key = [resolver.column((*path, "key"), k, base, {}) for k in key_names]
+    cursor = None
+    if spec.cursor is not None:
+        cursor = resolver.column((*path, "cursor"), spec.cursor, base, {}, what="cursor column")
+    values = resolver.values((*path, "fields"), spec.fields, base, joins)
+    children = {
+        child_name: _child(resolver, (*path, "children", child_name), child_name, child, len(key))
+        for child_name, child in spec.children.items()
+    }
+    if resolver.problems or any(c is None for c in (*children.values(), *key)):
+        return None, resolver.problems
+    key_columns = tuple(c for c in key if c is not None)
+    for label, column in zip(key_names, key_columns, strict=True):
+        values.setdefault(label, column)
+    ready = {n: c for n, c in children.items() if c is not None}
+    sides = [[c.type for c in key_columns]]
+    sides += [[c.type for c in child.parent_key] for child in ready.values()]
+    plan = ResourcePlan(
+        name=name, spec=spec, relation=base, from_clause=_joined(base, joins, spec.joins),
+        key_names=key_names, key=key_columns, cursor=cursor, values=values,
+        where=sa.text(spec.where) if spec.where else None, children=ready,
+        kinds=key_kinds(sides), joins=joins,
+    )
+    return plan, resolver.problems
+
+
+def _joins(resolver: _Resolver, path: Path, base: Relation,
+           joins: list[JoinSpec]) -> dict[str, Relation]:
+    out: dict[str, Relation] = {}
+    for index, join in enumerate(joins):
+        where: Path = (*path, "joins", index)
+        found = resolver.relation(where, join.table, None, join.alias)
+        if found is None:
+            continue
+        aliased = found.aliased(join.alias)
+        for mine, theirs in join.on.items():
+            resolver.column((*where, "on", mine), mine, base, {})
+            resolver.column((*where, "on", mine), theirs, aliased, {})
+        out[join.alias] = aliased
+    return out
+
+
+def _joined(base: Relation, joins: dict[str, Relation], specs: list[JoinSpec]) -> sa.FromClause:
+    joined: sa.FromClause = base.from_clause
+    for spec in specs:
+        other = joins[spec.alias].from_clause
+        condition = sa.and_(*(base.from_clause.c[m] == other.c[t] for m, t in spec.on.items()))
+        joined = joined.outerjoin(other, condition)
+    return joined
+
+
+def _child(resolver: _Resolver, path: Path, name: str, spec: ChildSpec,
+           key_width: int) -> ChildPlan | None:
+    relation = resolver.relation(path, spec.table, spec.query, f"child_{name}")
+    if relation is None:
+        return None
+    before = len(resolver.problems)
+    if len(spec.parent_key) != key_width:
+        resolver.problem((*path, "parent_key"),
+                         f"parent_key has {len(spec.parent_key)} column(s) but the key has "
+                         f"{key_width}",
+                         "list one child column per key column, in the key's order")
+    parent_key = [resolver.column((*path, "parent_key"), c, relation, {}) for c in spec.parent_key]
+    values: dict[str, Column] = {}
+    if spec.value is not None:
+        # compose labels a child's value expression by the child's name (expr:tags)
+        resolver.field_values(values, (*path, "value"), name, spec.value, relation, {})
+    for field_name, field_spec in (spec.fields or {}).items():
+        resolver.field_values(values, (*path, "fields", field_name), field_name, field_spec,
+                              relation, {})
+    order_by = [resolver.column((*path, "order_by"), c, relation, {}) for c in spec.order_by]
+    if len(resolver.problems) > before:
+        return None
+    return ChildPlan(
+        name=name, spec=spec, relation=relation,
+        parent_key=tuple(c for c in parent_key if c is not None), values=values,
+        order_by=tuple(c for c in order_by if c is not None),
+        where=sa.text(spec.where) if spec.where else None,
+    )

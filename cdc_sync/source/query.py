@@ -1,0 +1,146 @@
+"""SELECT statements for a resource plan: rows, children, cursor high-water, existence, duplicates.
+
+Every statement is built from reflected columns; the only raw SQL is what the user wrote
+(`query`, `where`, `expression`). Parents and children are ordered by the same key order
+(see keys.py) so they can be merged while streaming.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from cdc_sync.source.keys import KeyKind, bind_value, order_expression, parse_key_string
+from cdc_sync.source.plan import ChildPlan, Column, ResourcePlan
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    AnySelect: TypeAlias = sa.Select[*tuple[Any, ...]]
+
+PARENT_KEY_PREFIX = "cdc_parent_key_"
+"""Labels of a child row's parent-key values (dropped before compose sees the row)."""
+
+
+def order_by(columns: Sequence[Column], kinds: Sequence[KeyKind], dialect: str) -> list[Column]:
+    return [order_expression(c, k, dialect) for c, k in zip(columns, kinds, strict=True)]
+
+
+def rows_select(plan: ResourcePlan, dialect: str, *, since: Any = None,
+                keys: Sequence[str] | None = None) -> AnySelect:
+    """The resource's rows with every labelled value, in key order."""
+    columns = [column.label(label) for label, column in plan.values.items()]
+    stmt = sa.select(*columns).select_from(plan.from_clause)
+    stmt = _filtered(stmt, plan, since=since, keys=keys)
+    return stmt.order_by(*order_by(plan.key, plan.kinds, dialect))
+
+
+def child_select(plan: ResourcePlan, child: ChildPlan, dialect: str, *, since: Any = None,
+                 keys: Sequence[str] | None = None) -> AnySelect:
+    """All of one child collection's rows (for every parent at once), in parent-key order."""
+    parent_labels = [c.label(f"{PARENT_KEY_PREFIX}{i}") for i, c in enumerate(child.parent_key)]
+    values = [column.label(label) for label, column in child.values.items()]
+    stmt = sa.select(*parent_labels, *values).select_from(child.relation.from_clause)
+    stmt = stmt.where(*(c.is_not(None) for c in child.parent_key))
+    if child.where is not None:
+        stmt = stmt.where(child.where)
+    if since is not None or keys is not None:
+        stmt = stmt.where(parent_exists(plan, child, since=since, keys=keys))
+    tie_breakers = [child.relation.column(name) for name in child.relation.primary_key]
+    return stmt.order_by(
+        *order_by(child.parent_key, plan.kinds, dialect),
+        *child.order_by,
+        *(c for c in tie_breakers if c is not None),
+    )
+
+
+def parent_exists(plan: ResourcePlan, child: ChildPlan, *, since: Any,
+                   keys: Sequence[str] | None) -> sa.ColumnElement[bool]:
+    # A semi-join: only children of parents that changed (or were asked for), in one query.
+    parent = plan.relation.aliased("cdc_parent")
+    parent_key = [_must(parent.column(name)) for name in plan.key_names]
+    exists = sa.select(sa.literal(1)).select_from(parent.from_clause).where(
+        *(p == c for p, c in zip(parent_key, child.parent_key, strict=True))
+    )
+    if since is not None and plan.spec.cursor is not None:
+        exists = exists.where(_must(parent.column(plan.spec.cursor)) >= since)
+    if keys is not None:
+        exists = exists.where(key_in(parent_key, keys))
+    return exists.exists()
+
+
+def _must(column: Column | None) -> Column:
+    assert column is not None  # names were resolved on the same relation when planning
+    return column
+
+
+def _filtered(stmt: AnySelect, plan: ResourcePlan, *, since: Any = None,
+              keys: Sequence[str] | None = None) -> AnySelect:
+    stmt = stmt.where(*(c.is_not(None) for c in plan.key))
+    if plan.where is not None:
+        stmt = stmt.where(plan.where)
+    if since is not None and plan.cursor is not None:
+        stmt = stmt.where(plan.cursor >= since)
+    if keys is not None:
+        stmt = stmt.where(key_in(plan.key, keys))
+    return stmt
+
+
+def key_in(columns: Sequence[Column], keys: Sequence[str]) -> sa.ColumnElement[bool]:
+    """`key IN (...)` for state keys (key_string form), bound in the columns' own types."""
+    width = len(columns)
+    rows = []
+    for key in keys:
+        try:
+            parts = parse_key_string(key, width)
+        except ValueError:
+            continue  # not a key of this shape: it cannot exist
+        values = [bind_value(p, c.type) for p, c in zip(parts, columns, strict=True)]
+        if None not in values:
+            rows.append(values)
+    if not rows:
+        return sa.false()
+    if width == 1:
+        return columns[0].in_([r[0] for r in rows])
+    return sa.tuple_(*columns).in_([tuple(r) for r in rows])
+
+
+def existing_select(plan: ResourcePlan, keys: Sequence[str]) -> AnySelect:
+    """Which of these keys the resource still yields (its where and joins apply)."""
+    labelled = [c.label(n) for n, c in zip(plan.key_names, plan.key, strict=True)]
+    stmt = sa.select(*labelled).select_from(plan.from_clause).distinct()
+    return _filtered(stmt, plan, keys=keys)
+
+
+def high_water_select(plan: ResourcePlan) -> AnySelect | None:
+    """MAX(cursor) over the resource's rows, or None when it has no cursor."""
+    if plan.cursor is None:
+        return None
+    stmt = sa.select(sa.func.max(plan.cursor)).select_from(plan.from_clause)
+    return _filtered(stmt, plan)
+
+
+def duplicate_key_select(plan: ResourcePlan) -> AnySelect:
+    """One key that more than one row has (joins included: a join may repeat rows)."""
+    count = sa.func.count().label("cdc_rows")
+    stmt = sa.select(*plan.key, count).select_from(plan.from_clause)
+    stmt = _filtered(stmt, plan).group_by(*plan.key)
+    return stmt.having(sa.func.count() > 1).limit(1)
+
+
+def probe_select(from_clause: sa.FromClause, *columns: Column,
+                 where: sa.ColumnElement[bool] | sa.TextClause | None = None) -> AnySelect:
+    """A statement that compiles the user's SQL but reads no rows (LIMIT 0)."""
+    stmt = sa.select(*(columns or (sa.literal(1),))).select_from(from_clause)
+    if where is not None:
+        stmt = stmt.where(where)
+    return stmt.limit(0)
+
+
+def keys_select(plan: ResourcePlan, dialect: str, limit: int) -> AnySelect:
+    """The first `limit` keys in key order."""
+    stmt = sa.select(*plan.key).select_from(plan.from_clause)
+    stmt = _filtered(stmt, plan).order_by(*order_by(plan.key, plan.kinds, dialect))
+    return stmt.limit(limit)

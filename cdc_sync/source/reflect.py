@@ -1,0 +1,116 @@
+"""The shop's schema as far as the mapping names it: reflected tables and user queries.
+
+Only the tables a mapping names are reflected (a shop may have thousands). A `query` source
+becomes a subquery whose columns are learned by running it with LIMIT 0, so key order, cursor
+filters and existence checks wrap around it like around a table.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from cdc_sync.source.connect import database_message
+
+
+@dataclass(frozen=True)
+class Relation:
+    """Where rows come from: a reflected table, or a user query as a named subquery."""
+
+    label: str  # for messages: the table name, or "query"
+    from_clause: sa.FromClause
+    primary_key: tuple[str, ...] = ()
+    is_query: bool = False
+
+    def column(self, name: str) -> sa.ColumnElement[Any] | None:
+        return self.from_clause.c.get(name)
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.from_clause.c]
+
+    def aliased(self, name: str) -> Relation:
+        """The same rows under another name, to join or correlate without clashes."""
+        return Relation(self.label, self.from_clause.alias(name), self.primary_key, self.is_query)
+
+
+class QueryFailed(Exception):
+    """A user's SQL failed; carries the database's message."""
+
+
+class ShopSchema:
+    """Reflects named tables on first use and remembers them (and the names it could not find)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._metadata = sa.MetaData()
+        self._tables: dict[str, sa.Table | None] = {}
+        self._queries: dict[str, Relation] = {}
+        self._names: dict[str | None, list[str]] = {}
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    def table(self, name: str) -> Relation | None:
+        """The table (or view) `name` or `schema.name`, or None when it does not exist."""
+        if name not in self._tables:
+            self._tables[name] = self._reflect(name)
+        table = self._tables[name]
+        if table is None:
+            return None
+        primary_key = tuple(c.name for c in table.primary_key.columns)
+        return Relation(name, table, primary_key)
+
+    def suggest(self, name: str) -> str | None:
+        """The closest existing table name, for "did you mean"."""
+        schema, _, bare = name.rpartition(".")
+        candidates = self._table_names(schema or None)
+        found = difflib.get_close_matches(bare, candidates, n=1, cutoff=0.6)
+        if not found:
+            found = [c for c in candidates if c.lower() == bare.lower()]
+        if not found:
+            return None
+        return f"{schema}.{found[0]}" if schema else found[0]
+
+    def query(self, sql: str, name: str) -> Relation:
+        """A user query as subquery `name`; raises QueryFailed with the database's message."""
+        cache_key = f"{name}\0{sql}"
+        if cache_key not in self._queries:
+            self._queries[cache_key] = self._query_relation(sql, name)
+        return self._queries[cache_key]
+
+    def _query_relation(self, sql: str, name: str) -> Relation:
+        probe = sa.select(sa.text("*")).select_from(sa.text(f"({sql}) AS cdc_probe")).limit(0)
+        try:
+            with self._engine.connect() as conn:
+                names = list(conn.execute(probe).keys())
+        except sa.exc.DBAPIError as exc:
+            raise QueryFailed(database_message(exc, self._engine)) from None
+        columns: list[sa.ColumnClause[Any]] = [sa.column(n) for n in names]
+        subquery = sa.text(sql).columns(*columns).subquery(name)
+        return Relation("query", subquery, is_query=True)
+
+    def _reflect(self, name: str) -> sa.Table | None:
+        schema, _, bare = name.rpartition(".")
+        try:
+            with self._engine.connect() as conn:
+                if schema and schema not in sa.inspect(conn).get_schema_names():
+                    return None  # SQLite and others fail on an unknown schema, not return
+                return sa.Table(bare, self._metadata, schema=schema or None, autoload_with=conn)
+        except sa.exc.NoSuchTableError:
+            return None
+
+    def _table_names(self, schema: str | None) -> list[str]:
+        if schema not in self._names:
+            with self._engine.connect() as conn:
+                inspector = sa.inspect(conn)
+                try:
+                    names = inspector.get_table_names(schema) + inspector.get_view_names(schema)
+                except sa.exc.SQLAlchemyError:
+                    names = []  # an unknown schema: no suggestions
+            self._names[schema] = names
+        return self._names[schema]

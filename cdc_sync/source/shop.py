@@ -1,0 +1,292 @@
+"""ShopSource: the shop database as the rest of cdc-sync sees it (read-only, streamed).
+
+It plans each resource once (reflecting only the tables the mapping names), streams composed
+records with one query per resource plus one per child collection, and answers the engine's
+questions: the cursor's high-water mark, and which keys still exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from cdc_sync.errors import MappingError, Problem
+from cdc_sync.mapping.labels import key_string
+from cdc_sync.mapping.loader import LoadedMapping
+from cdc_sync.mapping.model import ResourceSpec
+from cdc_sync.records import compose_records
+from cdc_sync.resources import Resource, SourceRecord
+from cdc_sync.source import derived as derive
+from cdc_sync.source.check import Checker, spec_problems
+from cdc_sync.source.connect import reading
+from cdc_sync.source.derived import DerivedPlan
+from cdc_sync.source.plan import ResourcePlan, plan_resource, resolve_fields
+from cdc_sync.source.query import (
+    child_select,
+    existing_select,
+    high_water_select,
+    keys_select,
+    rows_select,
+)
+from cdc_sync.source.reflect import ShopSchema
+from cdc_sync.source.stream import DEFAULT_BATCH, SourceRow, merge, stream
+
+DERIVED = (Resource.GUEST_CUSTOMERS, Resource.DELETED_PRODUCTS)
+_FIX = ("check that the shop database is reachable and the reader may SELECT the mapped "
+        "tables; run `cdc-sync check`")
+_Planned = tuple[ResourcePlan | None, list[Problem]]
+_Derived = tuple[DerivedPlan | None, list[Problem]]
+
+
+class ShopSource:
+    """Reads the shop through a mapping. Never writes; never disposes the engine it was handed."""
+
+    def __init__(self, engine: sa.Engine, mapping: LoadedMapping, *,
+                 batch_size: int = DEFAULT_BATCH) -> None:
+        self._engine = engine
+        self._mapping = mapping
+        self._batch = batch_size
+        self._schema = ShopSchema(engine)
+        self._plans: dict[str, _Planned] = {}
+        self._derived: dict[Resource, _Derived] = {}
+
+    # -- what the mapping holds ---------------------------------------------------------
+
+    def spec(self, resource: Resource) -> ResourceSpec | None:
+        """The enabled mapping of a direct resource (None: unmapped, disabled or derived)."""
+        if resource in DERIVED:
+            return None
+        found: ResourceSpec | None = getattr(self._mapping.spec, resource.value)
+        return found if found is not None and found.enabled else None
+
+    def mapped_resources(self) -> list[Resource]:
+        """The resources this mapping produces, in Metrilo's import order."""
+        return [r for r in Resource if self.spec(r) is not None or self._derived_active(r)]
+
+    def tables(self) -> set[str]:
+        """Every table the mapping names (resources, joins, children)."""
+        names: set[str] = set()
+        for resource in Resource:
+            spec = self.spec(resource)
+            if spec is None:
+                continue
+            names.update(t for t in (spec.table, *(j.table for j in spec.joins)) if t)
+            names.update(c.table for c in spec.children.values() if c.table)
+        return names
+
+    # -- check ------------------------------------------------------------------------
+
+    def check(self) -> list[Problem]:
+        """Every problem of the mapping against this database, at once. Reads only."""
+        with reading("checking the mapping against the shop database", _FIX, self._engine):
+            return self._check()
+
+    def _check(self) -> list[Problem]:
+        problems = list(spec_problems(self._mapping))
+        checker = Checker(self._engine, self._mapping)
+        for resource in Resource:
+            if self.spec(resource) is not None:
+                plan, found = self._plan(resource.value)
+                problems.extend(found)
+                if plan is not None:
+                    problems.extend(checker.plan_problems(resource, plan))
+            elif self._derived_active(resource):
+                derived, found = self._derive(resource)
+                problems.extend(found)
+                if derived is not None:
+                    probe = derived.select(self._schema.dialect).limit(0)
+                    problems.extend(checker.run(probe, (resource.value,), "its query fails"))
+        return list(dict.fromkeys(problems))
+
+    # -- reading ----------------------------------------------------------------------
+
+    def records(self, resource: Resource, *, since: Any | None = None,
+                keys: Sequence[str] | None = None) -> Iterator[SourceRecord]:
+        """Composed records in key order; `since`: changed rows only; `keys`: just these."""
+        tz = self._mapping.spec.source_timezone
+        spec = self.spec(resource)
+        if spec is not None:
+            rows = self.rows(resource, since=since, keys=keys)
+            return compose_records(resource, spec.fields, spec.children, tz, rows)
+        if self._derived_active(resource):
+            derived = self._derived_or_raise(resource)
+            rows = self._derived_rows(resource, derived, since=since, keys=keys)
+            return compose_records(resource, derived.fields, {}, tz, rows)
+        return iter(())
+
+    def rows(self, resource: Resource, *, since: Any | None = None,
+             keys: Sequence[str] | None = None) -> Iterator[SourceRow]:
+        """Source rows (labelled values, children merged) of a direct resource, in key order."""
+        plan = self._plan_or_raise(resource.value)
+        dialect = self._schema.dialect
+        doing = f"reading {resource.value} from {plan.relation.label}"
+        parents = stream(self._engine, rows_select(plan, dialect, since=since, keys=keys),
+                         doing=doing, batch=self._batch)
+        children = {
+            name: stream(self._engine, child_select(plan, child, dialect, since=since, keys=keys),
+                         doing=f"reading {resource.value}.children.{name} from "
+                               f"{child.relation.label}", batch=self._batch)
+            for name, child in plan.children.items()
+        }
+        return merge(parents, plan.key_names, plan.kinds, children, resource=resource.value)
+
+    def _derived_rows(self, resource: Resource, derived: DerivedPlan, *, since: Any,
+                      keys: Sequence[str] | None) -> Iterator[SourceRow]:
+        stmt = derived.select(self._schema.dialect, since=since, keys=keys)
+        rows = stream(self._engine, stmt, doing=f"deriving {resource.value} from orders",
+                      batch=self._batch)
+        return merge(rows, [derived.key_label], (derived.kind,), {}, resource=resource.value)
+
+    def cursor_high_water(self, resource: Resource) -> Any | None:
+        """MAX(cursor) of the resource (derived ones follow the orders' cursor), or None."""
+        name = "orders" if resource in DERIVED else resource.value
+        if resource in DERIVED and not self._derived_active(resource):
+            return None
+        if resource not in DERIVED and self.spec(resource) is None:
+            return None
+        stmt = high_water_select(self._plan_or_raise(name))
+        if stmt is None:
+            return None
+        with reading(f"reading the cursor of {name}", _FIX, self._engine), \
+                self._engine.connect() as conn:
+            return conn.execute(stmt).scalar()
+
+    def existing_keys(self, resource: Resource, keys: Sequence[str]) -> set[str]:
+        """Which of these state keys the source still yields (one query; pass <= 1000 keys)."""
+        if not keys:
+            return set()
+        if resource in DERIVED:
+            if not self._derived_active(resource):
+                return set()
+            derived = self._derived_or_raise(resource)
+            stmt = derived.select(self._schema.dialect, keys=keys)
+            width = 1
+        elif self.spec(resource) is not None:
+            plan = self._plan_or_raise(resource.value)
+            stmt, width = existing_select(plan, keys), len(plan.key)
+        else:
+            return set()
+        with reading(f"looking up {resource.value} keys", _FIX, self._engine), \
+                self._engine.connect() as conn:
+            return {key_string(list(row[:width])) for row in conn.execute(stmt)}
+
+    def sample_keys(self, resource: Resource, limit: int) -> list[str]:
+        """The first `limit` keys in key order (for previews)."""
+        if resource in DERIVED:
+            if not self._derived_active(resource):
+                return []
+            stmt = self._derived_or_raise(resource).select(self._schema.dialect).limit(limit)
+            width = 1
+        elif self.spec(resource) is not None:
+            plan = self._plan_or_raise(resource.value)
+            stmt, width = keys_select(plan, self._schema.dialect, limit), len(plan.key)
+        else:
+            return []
+        with reading(f"reading {resource.value} keys", _FIX, self._engine), \
+                self._engine.connect() as conn:
+            return [key_string(list(row[:width])) for row in conn.execute(stmt)]
+
+    # -- planning ---------------------------------------------------------------------
+
+    def _plan(self, name: str) -> _Planned:
+        if name not in self._plans:
+            spec: ResourceSpec = getattr(self._mapping.spec, name)
+            with reading(f"reading the schema of {name}", _FIX, self._engine):
+                self._plans[name] = plan_resource(self._schema, self._mapping, name, spec)
+        return self._plans[name]
+
+    def _plan_or_raise(self, name: str) -> ResourcePlan:
+        plan, problems = self._plan(name)
+        if plan is None:
+            raise MappingError(problems, title=f"{name} cannot be read as mapped")
+        return plan
+
+    def _derived_or_raise(self, resource: Resource) -> DerivedPlan:
+        derived, problems = self._derive(resource)
+        if derived is None:
+            raise MappingError(problems, title=f"{resource.value} cannot be derived as mapped")
+        return derived
+
+    def _derived_active(self, resource: Resource) -> bool:
+        spec = self._mapping.spec
+        orders = self.spec(Resource.ORDERS)
+        if resource is Resource.GUEST_CUSTOMERS:
+            return orders is not None and spec.guest_customers.enabled
+        if resource is Resource.DELETED_PRODUCTS:
+            lines = orders.children.get("products") if orders is not None else None
+            product_id = (lines.fields or {}).get("productId") if lines is not None else None
+            return (spec.deleted_products.enabled and self.spec(Resource.PRODUCTS) is not None
+                    and product_id is not None and product_id.column is not None)
+        return False
+
+    def _derive(self, resource: Resource) -> _Derived:
+        if resource not in self._derived:
+            with reading(f"reading the schema for {resource.value}", _FIX, self._engine):
+                self._derived[resource] = (
+                    self._derive_guests() if resource is Resource.GUEST_CUSTOMERS
+                    else self._derive_deleted_products()
+                )
+        return self._derived[resource]
+
+    def _derive_guests(self) -> _Derived:
+        problems = self._guest_spec_problems()
+        orders, _ = self._plan("orders")
+        customers, customer_problems = None, list[Problem]()
+        if self.spec(Resource.CUSTOMERS) is not None:
+            customers, customer_problems = self._plan("customers")
+        if orders is None or customer_problems:
+            return None, problems  # the resources' own problems are reported with them
+        guest = self._mapping.spec.guest_customers
+        extra, found = resolve_fields(self._schema, self._mapping, ("guest_customers", "fields"),
+                                      guest.fields, orders.relation, orders.joins)
+        problems += found
+        plan = derive.guest_customers(orders, customers, extra, dict(guest.fields))
+        return (plan if not problems else None), problems
+
+    def _guest_spec_problems(self) -> list[Problem]:
+        orders = self.spec(Resource.ORDERS)
+        assert orders is not None
+        return [
+            self._problem(
+                ("orders", "fields", name) if name in orders.fields else ("orders", "fields"),
+                f"guest customers need orders.fields.{name} from a column or an expression",
+                f"map {name} from a column (or expression), or set guest_customers.enabled: false",
+            )
+            for name in ("email", "createdAt")
+            if orders.fields.get(name) is None
+            or (orders.fields[name].column is None and orders.fields[name].expression is None)
+        ]
+
+    def _derive_deleted_products(self) -> _Derived:
+        fields = dict(self._mapping.spec.deleted_products.fields)
+        missing = [name for name in ("name", "price") if name not in fields]
+        problems = [] if not missing else [self._problem(
+            ("deleted_products", "fields"),
+            f"deleted products (order-line products gone from the shop) need "
+            f"{' and '.join(missing)} from the order lines, or Metrilo drops those orders",
+            f"add {', '.join(f'`{m}: <order-line column>`' for m in missing)} under "
+            "deleted_products.fields, or set deleted_products.enabled: false",
+        )]
+        products = self.spec(Resource.PRODUCTS)
+        id_spec = products.fields.get("id") if products is not None else None
+        if id_spec is not None and id_spec.column is None and id_spec.expression is None:
+            problems.append(self._problem(
+                ("products", "fields", "id"),
+                "deleted products need products.fields.id from a column or an expression",
+                "map id from a column, or set deleted_products.enabled: false",
+            ))
+        orders_plan, _ = self._plan("orders")
+        products_plan, _ = self._plan("products")
+        if orders_plan is None or products_plan is None:
+            return None, problems  # the resources' own problems are reported with them
+        lines = orders_plan.children["products"]
+        values, found = resolve_fields(self._schema, self._mapping, ("deleted_products", "fields"),
+                                       fields, lines.relation, {})
+        problems += found
+        plan = derive.deleted_products(orders_plan, products_plan, values, fields)
+        return (plan if not problems and plan is not None else None), problems
+
+    def _problem(self, path: tuple[str | int, ...], what: str, fix: str) -> Problem:
+        return Problem(self._mapping.where(*path), what, fix)

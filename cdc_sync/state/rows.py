@@ -1,0 +1,67 @@
+"""What the state store hands out and takes in: plain frozen values, no database types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """Where a record stands with Metrilo."""
+
+    SYNCED = "synced"  # Metrilo answered 200 for synced_fingerprint
+    PENDING = "pending"  # to be sent (again) next cycle: a transient failure or a retry
+    REJECTED = "rejected"  # invalid as it is; waits until the record changes or a retry
+    GONE = "gone"  # no longer in the shop
+
+
+@dataclass(frozen=True, slots=True)
+class StateRow:
+    """What state knows about one record of a resource."""
+
+    key: str
+    metrilo_id: str | None
+    status: Status
+    synced_fingerprint: str | None
+    attempt_fingerprint: str | None
+    tags: tuple[str, ...]
+    forced: bool
+    attempts: int
+    last_error: str | None
+    synced_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of sending (or trying to send) one record, to be written to state."""
+
+    key: str
+    metrilo_id: str | None
+    fingerprint: str
+    tags: tuple[str, ...] = ()
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """One sync, resync or retry run, as recorded in the run history."""
+
+    id: int
+    kind: str
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    counts: dict[str, dict[str, int]]
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ResyncRequest:
+    """A request (usually from the CLI) that the daemon resync some resources; empty = all."""
+
+    id: int
+    resources: tuple[str, ...]
+    requested_at: datetime
+    requested_by: str | None
+    started_at: datetime | None

@@ -1,0 +1,111 @@
+"""The state DB's tables (SQLAlchemy Core); migrations/versions must create exactly these.
+
+tests/test_migrations.py compares this metadata with a migrated database, so a change here
+needs a new migration (`alembic revision --autogenerate -m "..."`) in the same commit.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """A timestamp that goes in as UTC and always comes out timezone-aware UTC.
+
+    SQLite keeps no zone and PostgreSQL answers in the session's zone; this evens both out.
+    A naive datetime is taken to be UTC already.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        # SQLite's DATETIME text has no zone field; strip it once it is UTC.
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(
+        self, value: Any, dialect: Dialect  # noqa: ARG002 (the signature is SQLAlchemy's)
+    ) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+sync_state = sa.Table(
+    "sync_state",
+    metadata,
+    sa.Column("resource", sa.String(), primary_key=True),
+    sa.Column("key", sa.String(), primary_key=True),
+    # The record's identity at Metrilo (email for customers, id otherwise): orders check
+    # their customer and products by it.
+    sa.Column("metrilo_id", sa.String(), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    # Last fingerprint Metrilo answered 200 for; NULL until the first success.
+    sa.Column("synced_fingerprint", sa.String(64), nullable=True),
+    sa.Column("attempt_fingerprint", sa.String(64), nullable=True),
+    # JSON list of the customer tags Metrilo last accepted, to compute untags.
+    sa.Column("tags", sa.Text(), nullable=False),
+    sa.Column("forced", sa.Boolean(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Column("synced_at", UtcDateTime(), nullable=True),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.CheckConstraint(
+        "status IN ('synced', 'pending', 'rejected', 'gone')", name="status"
+    ),
+    sa.Index("ix_sync_state_resource_metrilo_id", "resource", "metrilo_id"),
+    sa.Index("ix_sync_state_resource_status", "resource", "status"),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("finished_at", UtcDateTime(), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    # JSON: {resource: {scanned, new, changed, unchanged, gone, sent, rejected, ...}}
+    sa.Column("counts", sa.Text(), nullable=True),
+    sa.Column("error", sa.Text(), nullable=True),
+)
+
+meta = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("name", sa.String(), primary_key=True),
+    sa.Column("value", sa.Text(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+resync_requests = sa.Table(
+    "resync_requests",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    # JSON list of resource names; an empty list means every resource.
+    sa.Column("resources", sa.Text(), nullable=False),
+    sa.Column("requested_at", UtcDateTime(), nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=True),
+    sa.Column("finished_at", UtcDateTime(), nullable=True),
+    sa.Column("requested_by", sa.Text(), nullable=True),
+)

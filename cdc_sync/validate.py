@@ -1,0 +1,359 @@
+"""A Metrilo record checked against the contract's Resources table: the reasons it would fail.
+
+Metrilo answers 200 and drops bad records later, silently, so cdc-sync checks every record
+before sending it (and the sandbox checks again on receipt). Each endpoint has a `Spec`: its
+required and optional fields, each with a check, plus whole-record rules. Unknown fields are
+reasons too: they are almost always a typo in mappings.yaml.
+
+Pure: no I/O, no third-party imports.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cdc_sync.errors import CdcSyncError
+from cdc_sync.resources import Payload
+
+Check = Callable[[str, Any], list[str]]
+"""(path of the value, value) -> reasons, each already prefixed with the path."""
+
+Rule = Callable[[Mapping[str, Any]], list[str]]
+"""A whole-object rule (fields that depend on each other) -> reasons."""
+
+MIN_MS = 631_152_000_000
+"""1990-01-01T00:00:00Z in ms: older dates are not plausible for shop data."""
+MAX_MS = 4_102_444_800_000
+"""2100-01-01T00:00:00Z in ms: later dates are a unit mistake or garbage."""
+MAX_NUMBER = 1e12
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # tab, LF and CR are allowed
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+_COUNTRY = re.compile(r"[A-Z]{2}")
+
+
+class UnknownEndpointError(CdcSyncError, ValueError):
+    """`validate` was asked about an endpoint the contract does not have (a caller bug)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """The shape of one kind of JSON object: its fields and the rules between them."""
+
+    name: str
+    required: Mapping[str, Check]
+    optional: Mapping[str, Check] = field(default_factory=dict)
+    rules: tuple[Rule, ...] = ()
+    unknown_hint: str = "a typo in the mapping?"
+
+
+def validate(endpoint: str, payload: Payload) -> list[str]:
+    """Why Metrilo would refuse `payload` sent to `endpoint` ("customer", "order"...); [] if ok.
+
+    A batch item is checked with its single-record endpoint's spec.
+    """
+    spec = SPECS.get(endpoint)
+    if spec is None:
+        raise UnknownEndpointError(
+            f"validate: unknown Metrilo endpoint {endpoint!r}; use one of {', '.join(SPECS)}"
+        )
+    return check_object(spec, "", payload)
+
+
+def validate_envelope(envelope: Any, *, batch: bool) -> list[str]:
+    """Why a request body's envelope (time, token, params or batch) is malformed; [] if fine.
+
+    The records inside are not checked here: pass each to `validate`.
+    """
+    return check_object(BATCH_ENVELOPE if batch else SINGLE_ENVELOPE, "", envelope)
+
+
+def check_object(spec: Spec, path: str, value: Any) -> list[str]:
+    """Reasons `value` does not fit `spec`, each naming the field by its path from `path`."""
+    if not isinstance(value, dict):
+        return [f"{path or spec.name}: must be an object, got {describe(value)}"]
+    reasons: list[str] = []
+    for name, check in spec.required.items():
+        inner = _join(path, name)
+        given = value.get(name)
+        if given is None:
+            got = " (got null)" if name in value else ""
+            reasons.append(f"{inner}: is required ({spec.name}){got}")
+        else:
+            reasons.extend(check(inner, given))
+    for name, given in value.items():
+        if name in spec.required:
+            continue
+        optional = spec.optional.get(name)
+        if optional is None:
+            reasons.append(_unknown_field(spec, _join(path, name)))
+        elif given is None:
+            reasons.append(f"{_join(path, name)}: is null; omit the field instead")
+        else:
+            reasons.extend(optional(_join(path, name), given))
+    for rule in spec.rules:
+        reasons.extend(_join(path, reason) for reason in rule(value))
+    return reasons
+
+
+def describe(value: Any) -> str:
+    """A short, safe rendering of a bad value for a message."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}" + ("..." if len(value) > 40 else "")
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _unknown_field(spec: Spec, path: str) -> str:
+    known = ", ".join([*spec.required, *spec.optional])
+    return (
+        f"{path}: is not a {spec.name} field Metrilo knows ({spec.unknown_hint}); "
+        f"known fields: {known}"
+    )
+
+
+# --- leaf checks: each returns reasons prefixed with the value's path ---------------------------
+
+
+def _string_problem(value: Any, *, nonempty: bool) -> str | None:
+    if not isinstance(value, str):
+        return f"must be a string, got {describe(value)}"
+    if nonempty and not value.strip():
+        return "must not be empty"
+    found = _CONTROL.search(value)
+    if found:
+        return (
+            f"contains the control character U+{ord(found.group()):04X} at position "
+            f"{found.start()}; strip it in the mapping"
+        )
+    return None
+
+
+def _text(path: str, value: Any) -> list[str]:
+    problem = _string_problem(value, nonempty=False)
+    return [f"{path}: {problem}"] if problem else []
+
+
+def _name(path: str, value: Any) -> list[str]:
+    problem = _string_problem(value, nonempty=True)
+    return [f"{path}: {problem}"] if problem else []
+
+
+def _id(path: str, value: Any) -> list[str]:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return [f"{path}: must be a string, got the number {value!r} (Metrilo ids are strings)"]
+    return _name(path, value)
+
+
+def _email(path: str, value: Any) -> list[str]:
+    problem = _string_problem(value, nonempty=True)
+    if problem:
+        return [f"{path}: {problem}"]
+    if len(value) > 254 or not _EMAIL.fullmatch(value):
+        return [f"{path}: does not look like an email address, got {describe(value)}"]
+    return []
+
+
+def _country_code(path: str, value: Any) -> list[str]:
+    if isinstance(value, str) and _COUNTRY.fullmatch(value):
+        return []
+    return [f"{path}: must be an ISO 3166-1 alpha-2 code in capitals (e.g. 'DE'), "
+            f"got {describe(value)}"]
+
+
+def _timestamp(path: str, value: Any) -> list[str]:
+    if not isinstance(value, int) or isinstance(value, bool):
+        return [f"{path}: must be an integer number of milliseconds since 1970, "
+                f"got {describe(value)}"]
+    if MIN_MS <= value < MAX_MS:
+        return []
+    if value < 0:
+        return [f"{path}: is before 1970 (got {value}); check the source column"]
+    if MIN_MS <= value * 1000 < MAX_MS:
+        return [f"{path}: must be an integer number of milliseconds, got {value} (seconds?)"]
+    if MIN_MS <= value // 1000 < MAX_MS:
+        return [f"{path}: must be an integer number of milliseconds, got {value} "
+                "(microseconds?)"]
+    if value < MIN_MS:
+        return [f"{path}: is before 1990-01-01 (got {value} ms), not a plausible shop date"]
+    return [f"{path}: is after 2100-01-01 (got {value} ms), far in the future"]
+
+
+def _number_problem(value: Any) -> str | None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return f"must be a number, got {describe(value)}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number, got {value!r}"
+    if abs(value) > MAX_NUMBER:
+        return f"is absurdly large ({value!r} > 1e12); check the source column and its unit"
+    return None
+
+
+def _number(path: str, value: Any) -> list[str]:
+    problem = _number_problem(value)
+    return [f"{path}: {problem}"] if problem else []
+
+
+def _positive_number(path: str, value: Any) -> list[str]:
+    problem = _number_problem(value)
+    if problem is None and value <= 0:
+        problem = f"must be greater than 0, got {value!r}"
+    return [f"{path}: {problem}"] if problem else []
+
+
+def _boolean(path: str, value: Any) -> list[str]:
+    if isinstance(value, bool):
+        return []
+    return [f"{path}: must be true or false, got {describe(value)}"]
+
+
+# --- composite checks -------------------------------------------------------------------------
+
+
+def _list_of(item: Check, *, nonempty: bool = False) -> Check:
+    def check(path: str, value: Any) -> list[str]:
+        if not isinstance(value, list):
+            return [f"{path}: must be a list, got {describe(value)}"]
+        if nonempty and not value:
+            return [f"{path}: must not be empty"]
+        reasons: list[str] = []
+        for index, element in enumerate(value):
+            reasons.extend(item(f"{path}[{index}]", element))
+        return reasons
+
+    return check
+
+
+def _object(spec: Spec) -> Check:
+    def check(path: str, value: Any) -> list[str]:
+        return check_object(spec, path, value)
+
+    return check
+
+
+def _any_object(path: str, value: Any) -> list[str]:
+    return [] if isinstance(value, dict) else [f"{path}: must be an object, got {describe(value)}"]
+
+
+def _price_unless_options(product: Mapping[str, Any]) -> list[str]:
+    if "price" in product or product.get("options"):
+        return []
+    return ["price: is required for a product without options"]
+
+
+def _unique_option_ids(product: Mapping[str, Any]) -> list[str]:
+    options = product.get("options")
+    if not isinstance(options, list):
+        return []
+    seen: dict[Any, int] = {}
+    reasons: list[str] = []
+    for index, option in enumerate(options):
+        option_id = option.get("id") if isinstance(option, dict) else None
+        if isinstance(option_id, str) and option_id in seen:
+            reasons.append(f"options[{index}].id: repeats options[{seen[option_id]}].id "
+                           f"{option_id!r}")
+        elif isinstance(option_id, str):
+            seen[option_id] = index
+    return reasons
+
+
+# --- the contract, one spec per endpoint -------------------------------------------------------
+
+_TAGS = _list_of(_name)
+
+OPTION = Spec(
+    "product option",
+    required={"id": _id, "name": _name, "price": _number},
+    optional={"sku": _text, "imageUrl": _text},
+)
+ORDER_LINE = Spec("order line", required={"productId": _id, "quantity": _positive_number})
+BILLING = Spec(
+    "billing",
+    required={},
+    optional={
+        "address": _text,
+        "city": _text,
+        "countryCode": _country_code,
+        "phone": _text,
+        "postcode": _text,
+        "paymentMethod": _text,
+    },
+)
+_TAGGING = Spec(
+    "customer tagging",
+    required={"email": _email, "tags": _list_of(_name, nonempty=True)},
+    optional={"createdAt": _timestamp},  # the OpenAPI spec lists it; the guide never sends it
+)
+
+SPECS: Mapping[str, Spec] = {
+    "customer": Spec(
+        "customer",
+        required={"email": _email, "createdAt": _timestamp},
+        optional={"firstName": _text, "lastName": _text, "subscribed": _boolean, "tags": _TAGS},
+    ),
+    "customer/tag": _TAGGING,
+    "customer/untag": _TAGGING,
+    "category": Spec("category", required={"id": _id, "name": _name}, optional={"url": _text}),
+    "product": Spec(
+        "product",
+        required={"id": _id, "name": _name},
+        optional={
+            "price": _number,
+            "categories": _list_of(_id),
+            "sku": _text,
+            "imageUrl": _text,
+            "url": _text,
+            "options": _list_of(_object(OPTION)),
+        },
+        rules=(_price_unless_options, _unique_option_ids),
+    ),
+    "order": Spec(
+        "order",
+        required={
+            "id": _id,
+            "createdAt": _timestamp,
+            "amount": _number,
+            "status": _name,
+            "products": _list_of(_object(ORDER_LINE)),
+        },
+        optional={
+            "email": _email,
+            "coupons": _list_of(_name),
+            "billing": _object(BILLING),
+            "ipAddress": _text,
+        },
+    ),
+}
+"""Single-record endpoint -> the spec its records (and its batch's items) must meet."""
+
+_ENVELOPE_HINT = "single-record paths take `params`, batch paths take `batch`"
+_ENVELOPE_OPTIONAL: Mapping[str, Check] = {"platform": _text, "pluginVersion": _text}
+SINGLE_ENVELOPE = Spec(
+    "request body",
+    required={"time": _timestamp, "token": _name, "params": _any_object},
+    optional=_ENVELOPE_OPTIONAL,
+    unknown_hint=_ENVELOPE_HINT,
+)
+BATCH_ENVELOPE = Spec(
+    "request body",
+    required={"time": _timestamp, "token": _name, "batch": _list_of(_any_object, nonempty=True)},
+    optional=_ENVELOPE_OPTIONAL,
+    unknown_hint=_ENVELOPE_HINT,
+)

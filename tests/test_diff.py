@@ -1,0 +1,95 @@
+"""Fingerprints and change classification (pure: no database)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import pytest
+
+from cdc_sync.diff import Change, canonical_json, classify, fingerprint
+
+
+@dataclass(frozen=True)
+class Row:
+    status: str
+    forced: bool = False
+    synced_fingerprint: str | None = None
+    attempt_fingerprint: str | None = None
+
+
+@pytest.mark.parametrize(
+    ("fp", "row", "expected"),
+    [
+        ("a", None, Change.NEW),
+        ("a", Row("synced", synced_fingerprint="a", attempt_fingerprint="a"), Change.UNCHANGED),
+        ("b", Row("synced", synced_fingerprint="a", attempt_fingerprint="a"), Change.CHANGED),
+        ("a", Row("synced", forced=True, synced_fingerprint="a"), Change.FORCED),
+        ("a", Row("pending", synced_fingerprint="a", attempt_fingerprint="a"), Change.RETRY),
+        ("a", Row("pending"), Change.RETRY),
+        ("a", Row("pending", forced=True), Change.FORCED),
+        ("b", Row("rejected", synced_fingerprint="a", attempt_fingerprint="b"), Change.UNCHANGED),
+        ("c", Row("rejected", synced_fingerprint="a", attempt_fingerprint="b"), Change.CHANGED),
+        # Rejected, then changed back to what Metrilo last accepted: send it again.
+        ("a", Row("rejected", synced_fingerprint="a", attempt_fingerprint="b"), Change.CHANGED),
+        ("a", Row("gone", synced_fingerprint="a", attempt_fingerprint="a"), Change.NEW),
+        ("a", Row("gone", forced=True, synced_fingerprint="a"), Change.FORCED),
+    ],
+)
+def test_classify_table(fp: str, row: Row | None, expected: Change) -> None:
+    assert classify(fp, row) is expected
+
+
+def test_only_unchanged_needs_no_sending() -> None:
+    assert [c for c in Change if not c.needs_sending] == [Change.UNCHANGED]
+
+
+def test_canonical_json_ignores_key_order() -> None:
+    one = {"id": "1", "price": 10, "options": [{"b": 2, "a": 1}], "name": "x"}
+    two = {"name": "x", "options": [{"a": 1, "b": 2}], "price": 10, "id": "1"}
+    assert canonical_json(one) == canonical_json(two)
+    assert fingerprint(one) == fingerprint(two)
+
+
+def test_canonical_json_is_compact_sorted_utf8() -> None:
+    assert canonical_json({"b": [1, 2], "a": "Zürich €"}) == (
+        '{"a":"Zürich €","b":[1,2]}'.encode()
+    )
+
+
+def test_list_order_is_part_of_the_record() -> None:
+    assert fingerprint({"tags": ["a", "b"]}) != fingerprint({"tags": ["b", "a"]})
+
+
+def test_any_value_change_changes_the_fingerprint() -> None:
+    base = {"id": "1", "price": 10}
+    assert fingerprint(base) != fingerprint({"id": "1", "price": 11})
+    assert fingerprint(base) != fingerprint({"id": "1", "price": "10"})
+    assert fingerprint(base) != fingerprint({"id": "1", "price": 10, "sku": None})
+
+
+def test_non_ascii_fingerprint_is_stable_across_processes() -> None:
+    payload = {"name": "Ærøskøbing – 東京", "email": "zoë@example.com"}
+    code = (
+        "from cdc_sync.diff import fingerprint;"
+        "print(fingerprint({'email': 'zoë@example.com', 'name': 'Ærøskøbing – 東京'}))"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        env={"PYTHONHASHSEED": "123", "PYTHONIOENCODING": "utf-8"},
+    )
+    assert other.stdout.strip() == fingerprint(payload)
+
+
+def test_fingerprint_is_32_hex_characters_of_sha256() -> None:
+    # Pinned: changing the digest would make every record look changed after an upgrade.
+    assert fingerprint({"a": 1}) == "015abd7f5cc57a2dd94b7590f04ad808"
+
+
+def test_diff_imports_no_database_library() -> None:
+    code = "import sys, cdc_sync.diff; print('sqlalchemy' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"

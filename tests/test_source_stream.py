@@ -1,0 +1,290 @@
+"""Streaming records from a shop: children merged by key, composite keys, query sources,
+joins, incremental reads. Every test runs on SQLite, PostgreSQL and MariaDB (shop_url)."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from cdc_sync.errors import MappingError, SourceError
+from cdc_sync.mapping.loader import LoadedMapping, parse_mapping
+from cdc_sync.resources import Resource
+from cdc_sync.source import ShopSource, connect_shop
+
+T0 = datetime(2024, 1, 1, 12, 0, 0)
+T1 = datetime(2024, 2, 1, 12, 0, 0)
+
+
+def mapping(text: str) -> LoadedMapping:
+    return parse_mapping(textwrap.dedent(text), Path("mappings.yaml"))
+
+
+@pytest.fixture
+def shop(shop_url: str) -> Iterator[sa.Engine]:
+    """A writable engine on a fresh shop database with a few small tables."""
+    engine = sa.create_engine(shop_url)
+    meta = sa.MetaData()
+    items = sa.Table("items", meta, sa.Column("code", sa.String(20), primary_key=True),
+                     sa.Column("title", sa.String(50)), sa.Column("price", sa.Numeric(8, 2)),
+                     sa.Column("brand_id", sa.Integer), sa.Column("changed", sa.DateTime))
+    tags = sa.Table("item_tags", meta, sa.Column("id", sa.Integer, primary_key=True),
+                    sa.Column("item_code", sa.String(20)), sa.Column("tag", sa.String(20)))
+    brands = sa.Table("brands", meta, sa.Column("id", sa.Integer, primary_key=True),
+                      sa.Column("name", sa.String(50)))
+    stock = sa.Table("stock", meta, sa.Column("shop", sa.Integer, primary_key=True),
+                     sa.Column("sku", sa.String(20), primary_key=True),
+                     sa.Column("label", sa.String(50)))
+    stock_notes = sa.Table("stock_notes", meta, sa.Column("id", sa.Integer, primary_key=True),
+                           sa.Column("shop", sa.Integer), sa.Column("sku", sa.String(20)),
+                           sa.Column("note", sa.String(50)))
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        # Mixed-case codes: binary order puts 'B' before 'a'; a case-insensitive ORDER BY
+        # (MariaDB's default collation) would interleave them and break the merge.
+        conn.execute(items.insert(), [
+            {"code": c, "title": f"Item {c}", "price": p, "brand_id": b, "changed": t}
+            for c, p, b, t in [("a", 1, 1, T0), ("B", 2, 2, T1), ("c", 3, None, T0),
+                               ("D", 4, 1, T1), ("ab", 5, 2, T0)]
+        ])
+        conn.execute(tags.insert(), [
+            {"id": i, "item_code": code, "tag": tag} for i, (code, tag) in enumerate(
+                [("D", "x"), ("a", "z"), ("a", "y"), ("B", "q"), ("zz-orphan", "lost"),
+                 ("ab", "lower")], 1)
+        ])
+        conn.execute(brands.insert(), [{"id": 1, "name": "Acme"}, {"id": 2, "name": "Bolt"}])
+        conn.execute(stock.insert(), [
+            {"shop": s, "sku": k, "label": f"{s}/{k}"}
+            for s, k in [(1, "x"), (1, "Y"), (2, "x"), (10, "a")]
+        ])
+        conn.execute(stock_notes.insert(), [
+            {"id": 1, "shop": 2, "sku": "x", "note": "n2x"}, {"id": 2, "shop": 1, "sku": "x",
+                                                             "note": "n1x"},
+            {"id": 3, "shop": 10, "sku": "a", "note": "n10a"}, {"id": 4, "shop": 1, "sku": "Y",
+                                                                "note": "n1Y"},
+            {"id": 5, "shop": 2, "sku": "Y", "note": "no such parent"},
+        ])
+    yield engine
+    engine.dispose()
+
+
+ITEMS = """
+    products:
+      table: items
+      cursor: changed
+      fields:
+        id: code
+        name: title
+        price: price
+      children:
+        categories:
+          table: item_tags
+          parent_key: item_code
+          value: tag
+          order_by: tag
+"""
+
+
+def read(engine: sa.Engine, text: str, resource: Resource, **options: Any) -> dict[str, Any]:
+    read_only = connect_shop(engine.url)
+    try:
+        return {r.key: r.payload for r in ShopSource(read_only, mapping(text)).records(
+            resource, **options)}
+    finally:
+        read_only.dispose()
+
+
+def test_children_merge_into_their_parents_with_mixed_case_string_keys(shop: sa.Engine) -> None:
+    records = read(shop, ITEMS, Resource.PRODUCTS)
+    assert list(records) == ["B", "D", "a", "ab", "c"]  # binary (code point) order
+    assert records["a"]["categories"] == ["y", "z"]
+    assert records["B"]["categories"] == ["q"]
+    assert records["ab"]["categories"] == ["lower"]
+    assert records["c"] == {"id": "c", "name": "Item c", "price": 3, "categories": []}
+
+
+def test_composite_keys_key_records_by_json_list_and_merge_children(shop: sa.Engine) -> None:
+    text = """
+        categories:
+          table: stock
+          key: [shop, sku]
+          fields:
+            id: label
+            name: label
+          children:
+            notes:
+              table: stock_notes
+              parent_key: [shop, sku]
+              value: note
+    """
+    records = read(shop, text, Resource.CATEGORIES)
+    # Numbers sort as numbers (2 before 10), text in binary order ('Y' before 'x').
+    assert list(records) == ['["1","Y"]', '["1","x"]', '["2","x"]', '["10","a"]']
+    assert records['["1","x"]']["notes"] == ["n1x"]
+    assert records['["2","x"]']["notes"] == ["n2x"]
+    assert records['["10","a"]']["notes"] == ["n10a"]
+
+
+def test_query_sources_and_query_children_are_wrapped_as_subqueries(shop: sa.Engine) -> None:
+    text = """
+        products:
+          query: SELECT code, UPPER(title) AS loud, price FROM items WHERE price < 5
+          key: code
+          fields:
+            id: code
+            name: loud
+            price: price
+          children:
+            categories:
+              query: SELECT item_code, tag FROM item_tags WHERE tag <> 'z'
+              parent_key: item_code
+              value: tag
+    """
+    records = read(shop, text, Resource.PRODUCTS)
+    assert list(records) == ["B", "D", "a", "c"]
+    assert records["a"]["name"] == "ITEM A"
+    assert records["a"]["categories"] == ["y"]
+
+
+def test_joined_columns_and_expressions_are_read_under_their_labels(shop: sa.Engine) -> None:
+    text = """
+        products:
+          table: items
+          joins:
+            - table: brands
+              alias: b
+              on: {brand_id: id}
+          fields:
+            id: code
+            name:
+              template: "{b.name} {title}"
+            price:
+              expression: price * 2
+            sku: b.name
+    """
+    records = read(shop, text, Resource.PRODUCTS)
+    assert records["a"]["name"] == "Acme Item a"
+    assert records["a"]["sku"] == "Acme"
+    assert records["a"]["price"] == 2
+    assert "name" not in records["c"]
+    assert "sku" not in records["c"]
+
+
+def test_since_reads_only_changed_rows_and_their_children(shop: sa.Engine) -> None:
+    records = read(shop, ITEMS, Resource.PRODUCTS, since=datetime(2024, 1, 15))
+    assert records == {
+        "B": {"id": "B", "name": "Item B", "price": 2, "categories": ["q"]},
+        "D": {"id": "D", "name": "Item D", "price": 4, "categories": ["x"]},
+    }
+
+
+def test_keys_restricts_a_read_to_those_records(shop: sa.Engine) -> None:
+    records = read(shop, ITEMS, Resource.PRODUCTS, keys=["a", "c", "nope"])
+    assert list(records) == ["a", "c"]
+    assert records["a"]["categories"] == ["y", "z"]
+
+
+def test_existing_keys_and_high_water_answer_in_one_query_each(shop: sa.Engine) -> None:
+    engine = connect_shop(shop.url)
+    source = ShopSource(engine, mapping(ITEMS + """
+    categories:
+      table: stock
+      key: [shop, sku]
+      fields: {id: label, name: label}
+"""))
+    try:
+        assert source.existing_keys(Resource.PRODUCTS, ["a", "A", "zz", "B"]) == {"a", "B"}
+        found = source.existing_keys(Resource.CATEGORIES,
+                                     ['["1","x"]', '["1","X"]', '["2","x"]', "garbage"])
+        assert found == {'["1","x"]', '["2","x"]'}
+        assert source.cursor_high_water(Resource.PRODUCTS) == T1
+        assert source.cursor_high_water(Resource.CATEGORIES) is None
+        assert source.existing_keys(Resource.ORDERS, ["1"]) == set()  # not mapped
+    finally:
+        engine.dispose()
+
+
+def test_a_join_that_repeats_rows_stops_the_read_with_the_key(shop: sa.Engine) -> None:
+    text = """
+        products:
+          table: items
+          joins:
+            - table: item_tags
+              alias: t
+              on: {code: item_code}
+          fields: {id: code, name: t.tag, price: price}
+    """
+    with pytest.raises(SourceError, match="'a' appears on more than one row"):
+        read(shop, text, Resource.PRODUCTS)
+
+
+def test_a_mapping_that_does_not_fit_fails_before_reading(shop: sa.Engine) -> None:
+    text = ITEMS.replace("name: title", "name: titel")
+    with pytest.raises(MappingError, match="did you mean 'title'"):
+        read(shop, text, Resource.PRODUCTS)
+
+
+@pytest.mark.filterwarnings("ignore:Previous unbuffered result:UserWarning")
+def test_stopping_early_releases_the_connections(shop: sa.Engine) -> None:
+    engine = connect_shop(shop.url)
+    try:
+        records = ShopSource(engine, mapping(ITEMS)).records(Resource.PRODUCTS)
+        assert next(records).key == "B"
+        records.close()  # type: ignore[attr-defined]
+        assert isinstance(engine.pool, sa.pool.QueuePool)
+        assert engine.pool.checkedout() == 0
+    finally:
+        engine.dispose()
+
+
+def test_schema_qualified_tables_are_read_and_checked(pg_url: str) -> None:
+    writer = sa.create_engine(pg_url)
+    with writer.begin() as conn:
+        conn.execute(sa.text("CREATE SCHEMA sales"))
+        conn.execute(sa.text("CREATE TABLE sales.genres (id INT PRIMARY KEY, name TEXT)"))
+        conn.execute(sa.text("INSERT INTO sales.genres VALUES (2, 'Jazz'), (1, 'Rock')"))
+    writer.dispose()
+    text = """
+        categories:
+          table: sales.genres
+          fields: {id: id, name: name}
+    """
+    engine = connect_shop(pg_url)
+    try:
+        source = ShopSource(engine, mapping(text))
+        assert source.check() == []
+        assert [r.payload for r in source.records(Resource.CATEGORIES)] == [
+            {"id": "1", "name": "Rock"}, {"id": "2", "name": "Jazz"}]
+        wrong = ShopSource(engine, mapping(text.replace("sales.genres", "sales.genre")))
+        assert "did you mean 'sales.genres'" in str(wrong.check())
+        elsewhere = ShopSource(engine, mapping(text.replace("sales.genres", "nosuch.genres")))
+        assert "'nosuch.genres' does not exist" in str(elsewhere.check())
+    finally:
+        engine.dispose()
+
+
+def test_a_connection_lost_mid_stream_becomes_a_source_error(pg_url: str) -> None:
+    writer = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with writer.connect() as conn:
+        conn.execute(sa.text("CREATE TABLE genres (id INT PRIMARY KEY, name TEXT)"))
+        conn.execute(sa.text("INSERT INTO genres SELECT g, 'g' || g FROM generate_series(1, 50) g"))
+    engine = connect_shop(pg_url)
+    try:
+        source = ShopSource(engine, mapping("categories: {table: genres, fields: {id: id, "
+                                            "name: name}}"), batch_size=5)
+        records = source.records(Resource.CATEGORIES)
+        assert next(records).key == "1"
+        with writer.connect() as conn:
+            conn.execute(sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+        with pytest.raises(SourceError, match=r"reading categories from genres failed.*fix:"):
+            list(records)
+    finally:
+        engine.dispose()
+        writer.dispose()
