@@ -9,6 +9,7 @@ read also looks for records gone from the shop. Nothing here prints: the CLI sho
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ class SyncEngine:
         chunk_size: int = 1000,
         on_progress: ProgressCallback | None = None,
         clock: Callable[[], float] = time.time,
+        stop: threading.Event | None = None,
     ) -> None:
         self.mapping = mapping
         self.source = source
@@ -67,6 +69,9 @@ class SyncEngine:
         self.chunk_size = chunk_size
         self.on_progress = on_progress
         self.clock = clock
+        # Set by a signal handler: the cycle stops reading at the next chunk, lets the batches in
+        # flight finish, commits what Metrilo acknowledged and returns.
+        self.stop = stop or threading.Event()
 
     def mapped_resources(self) -> list[Resource]:
         """The resources this mapping produces, in import order."""
@@ -96,6 +101,9 @@ class SyncEngine:
             for resource in self.mapped_resources():
                 if wanted and resource not in wanted:
                     continue
+                if self.stop.is_set():
+                    report.stopped = True
+                    break
                 self._run_resource(resource, options, report)
         except MetriloFatalError as exc:
             report.error = str(exc)
@@ -129,11 +137,12 @@ class SyncEngine:
             chunk_size=self.chunk_size,
             dependencies=self._dependencies(resource),
             on_chunk=lambda: self._progress(resource, rep.counts),
+            stop=self.stop,
         )
         try:
             records = self.source.records(resource, since=since)
             self._deliver(resource, planner.items(records), planner.inflight, rep, options.dry_run)
-            if full:
+            if full and not planner.stopped:
                 DeleteHandler(self, resource, rep, dry_run=options.dry_run).detect(
                     live_before=live_before, seen_live=planner.seen_live
                 )
@@ -141,7 +150,10 @@ class SyncEngine:
             rep.error = str(exc)
             log.error("%s: %s", resource, exc)
             return
-        if not options.dry_run:
+        if planner.stopped:
+            report.stopped = True
+            rep.notes.append("stopped early on request; the rest is read next cycle")
+        elif not options.dry_run:
             self._advance(resource, high_water, full)
         self._progress(resource, rep.counts)
 

@@ -8,6 +8,7 @@ accepted wait (as pending) instead of being sent and silently dropped by Metrilo
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +74,8 @@ class Planner:
     chunk_size: int = 1000
     dependencies: Dependencies | None = None
     on_chunk: Callable[[], None] | None = None
+    stop: threading.Event | None = None
+    stopped: bool = False
     inflight: dict[str, InFlight] = field(default_factory=dict)
     seen_live: int = 0
     _last_key: str | None = None
@@ -80,6 +83,9 @@ class Planner:
     def items(self, records: Iterable[SourceRecord]) -> Iterator[Item]:
         """The records to send, lazily; each chunk's rejects and waits are written first."""
         for chunk in _chunks(records, self.chunk_size):
+            if self.stop is not None and self.stop.is_set():
+                self.stopped = True
+                return
             yield from self._plan_chunk(chunk)
             if self.on_chunk is not None:
                 self.on_chunk()

@@ -67,6 +67,7 @@ class CycleReport:
     finished: float | None = None
     resources: dict[Resource, ResourceReport] = field(default_factory=dict)
     error: str | None = None
+    stopped: bool = False  # a stop was requested; the cycle ended early, cleanly
 
     def for_resource(self, resource: Resource) -> ResourceReport:
         return self.resources.setdefault(resource, ResourceReport(resource))
