@@ -19,7 +19,7 @@ from cdc_sync.engine import CycleOptions, SyncEngine
 from cdc_sync.sandbox import Sandbox
 from cdc_sync.settings import Settings, load_settings
 
-DEMO_TOKEN = "demo-token"
+DEMO_TOKEN = "demo-token"  # noqa: S105 - the local sandbox's own
 DEMO_SECRET = "demo-secret"  # noqa: S105 - the local sandbox's own, not a real secret
 
 
