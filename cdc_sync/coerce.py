@@ -23,6 +23,10 @@ Coerce = Callable[[Any], Any]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
 _MS_THRESHOLD = 100_000_000_000  # 1e11: as seconds that is the year 5138, as ms March 1973
+# Beyond any plausible value; above 4300 digits Python even refuses to print an int, which would
+# crash fingerprinting and messages instead of rejecting the record.
+_MAX_EXPONENT = 300
+_MAX_EPOCH = 10**17  # ms: the year 3 million; larger epochs are garbage, not dates
 _NUMERIC_TEXT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _TRUE = frozenset({"1", "true", "t", "y", "yes"})
 _FALSE = frozenset({"0", "false", "f", "n", "no"})
@@ -48,7 +52,10 @@ def coercer(coercion: Coercion, spec: FieldSpec, tz: tzinfo) -> Coerce:
 
 def shown(value: Any) -> str:
     """A value as a reason quotes it: repr, shortened."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print
+        return "a number too long to print"
     return text if len(text) <= 60 else f"{text[:57]}..."
 
 
@@ -57,6 +64,11 @@ def shown(value: Any) -> str:
 
 def to_text(value: Any) -> str:
     """Text of a value: numbers without '.0' artefacts, bytes as UTF-8, bools as true/false."""
+    kind = value.__class__
+    if kind is str:  # the common cases first, by exact class (a bool is not an int here)
+        return value  # type: ignore[no-any-return]
+    if kind is int:
+        return str(value)
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -75,10 +87,11 @@ def to_text(value: Any) -> str:
 def _number_text(value: float | Decimal) -> str:
     if not _is_finite(value):
         return str(value)
+    if isinstance(value, Decimal):
+        # Formatted, never through int(): Decimal('1e5000') has too many digits for int -> str.
+        return "0" if value.is_zero() else format(value.normalize(), "f")
     if value == int(value):
         return str(int(value))
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f")
     return repr(value)
 
 
@@ -94,14 +107,47 @@ def _decode(raw: bytes) -> str:
 
 
 def _email(value: Any) -> str:
-    return to_text(value).strip().lower()
+    text = value if value.__class__ is str else to_text(value)
+    return text.strip().lower()
 
 
 def _json(value: Any) -> Any:
+    problem = _json_problem(value)
+    if problem is not None:
+        raise CoercionError(
+            f"value {shown(value)} is not a JSON value ({problem}); map a column holding JSON, "
+            "or give the field another type:"
+        )
     return value
 
 
+def _json_problem(value: Any) -> str | None:
+    if value is None or isinstance(value, str | bool | int):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{value!r} is not a finite number"
+    if isinstance(value, list):
+        return next((p for p in map(_json_problem, value) if p is not None), None)
+    if isinstance(value, dict):
+        if not all(isinstance(key, str) for key in value):
+            return "object keys must be text"
+        return next((p for p in map(_json_problem, value.values()) if p is not None), None)
+    return f"{type(value).__name__} is not one of text, number, boolean, list, object or null"
+
+
 # --- numbers ---
+
+
+def _fast_number(value: Any) -> int | float:
+    # ints and Decimals are what drivers return for numeric columns: no detour through checks.
+    kind = value.__class__
+    if kind is int:
+        return value  # type: ignore[no-any-return]
+    if kind is Decimal and value.is_finite() and value.adjusted() <= _MAX_EXPONENT:
+        # float(Decimal) is float(str(Decimal)): the shortest float printing as the value
+        return int(value) if value == value.to_integral_value() else float(value)
+    number: int | float = _guarded_number(value)  # every other case, with its checks
+    return number
 
 
 def _number(value: Any) -> int | float:
@@ -137,6 +183,8 @@ def _as_decimal(value: Any, kind: str) -> Decimal:
         raise CoercionError(f"value {shown(value)} is not {kind}")
     if not decimal.is_finite():
         raise CoercionError(f"value {shown(value)} is not a finite number")
+    if decimal.adjusted() > _MAX_EXPONENT:
+        raise CoercionError(f"value {shown(value)} is out of range")
     return decimal
 
 
@@ -163,6 +211,20 @@ def _boolean(value: Any) -> bool:
 
 
 def _timestamp_coercer(zone: tzinfo, epoch: Epoch | None) -> Coerce:
+    guarded = _guarded(_any_timestamp(zone, epoch))
+
+    def timestamp(value: Any) -> int:
+        if value.__class__ is datetime:  # what drivers return: straight to milliseconds
+            try:
+                return _datetime_ms(value, zone)
+            except OverflowError:
+                pass  # the guarded path says why
+        return guarded(value)  # type: ignore[no-any-return]
+
+    return timestamp
+
+
+def _any_timestamp(zone: tzinfo, epoch: Epoch | None) -> Coerce:
     def timestamp(value: Any) -> int:
         if isinstance(value, datetime):
             return _datetime_ms(value, zone)
@@ -176,7 +238,7 @@ def _timestamp_coercer(zone: tzinfo, epoch: Epoch | None) -> Coerce:
             return _text_ms(to_text(value).strip(), zone, epoch)
         raise CoercionError(f"value {shown(value)} is not a timestamp")
 
-    return _guarded(timestamp)
+    return timestamp
 
 
 def _datetime_ms(value: datetime, zone: tzinfo) -> int:
@@ -187,6 +249,8 @@ def _datetime_ms(value: datetime, zone: tzinfo) -> int:
 def _epoch_ms(value: int | float | Decimal, epoch: Epoch | None) -> int:
     if not isinstance(value, int) and not _is_finite(value):
         raise CoercionError(f"value {shown(value)} is not a finite number")
+    if not -_MAX_EPOCH < value < _MAX_EPOCH:
+        raise CoercionError(f"value {shown(value)} is out of range for an epoch timestamp")
     in_ms = epoch is Epoch.MILLISECONDS or (epoch is None and abs(float(value)) >= _MS_THRESHOLD)
     if in_ms:
         return round(value)
@@ -220,9 +284,11 @@ def _guarded(function: Coerce) -> Coerce:
     return guarded
 
 
+_guarded_number = _guarded(_number)
+
 _SIMPLE: dict[Coercion, Coerce] = {
     Coercion.STRING: to_text,
-    Coercion.NUMBER: _guarded(_number),
+    Coercion.NUMBER: _fast_number,
     Coercion.INTEGER: _guarded(_integer),
     Coercion.BOOLEAN: _boolean,
     Coercion.EMAIL: _email,

@@ -55,12 +55,28 @@ def default_coercion(resource: Resource, field: str) -> Coercion:
 
 
 class _Step(NamedTuple):
-    """One field of an object: its name for problems, where it goes, how it is computed."""
+    """One field of an object: its name for problems, its payload key, how it is computed.
+
+    A plain column (no map, default or split) is read here, NULL skipped, then coerced by
+    `convert`; anything else is `convert(row)`, which may return _OMIT. Text fields keep a
+    str value as it is, without a call: most values of most fields.
+    """
 
     name: str
-    key: str | None  # the payload key of an undotted name; None when `path` nests it
-    path: tuple[str, ...]
-    extract: Extract
+    key: str
+    label: str | None  # the row label of a plain column; None: `convert` reads the row
+    convert: Callable[[Any], Any]
+    text_passes: bool
+
+
+class _Shape(NamedTuple):
+    """An object's fields, and the nested objects its dotted field names build."""
+
+    steps: tuple[_Step, ...]
+    nested: tuple[tuple[str, _Shape], ...]
+
+
+_TEXT_PASSES = frozenset({Coercion.STRING, Coercion.JSON})
 
 
 class Composer:
@@ -75,7 +91,7 @@ class Composer:
     ) -> None:
         self.resource = resource
         tz = _zone(source_timezone, "source_timezone")
-        self._steps = _object_steps(resource, fields, tz, prefix="")
+        self._shape = _object_shape(resource, fields, tz, prefix="")
         self._children = tuple(
             (name, _child_builder(resource, name, child, tz)) for name, child in children.items()
         )
@@ -83,7 +99,7 @@ class Composer:
     def compose(self, key: str, row: Row, children: Mapping[str, Sequence[Row]]) -> SourceRecord:
         """The record for one row; `children` holds this row's child rows by child name."""
         problems: list[str] = []
-        payload = _build_object(self._steps, row, problems)
+        payload = _build_object(self._shape, row, problems)
         for name, build_child in self._children:
             value = build_child(children.get(name, ()), problems)
             if value is not _OMIT:
@@ -94,46 +110,52 @@ class Composer:
 # --- objects: a resource's fields, or one child row's fields ---
 
 
-def _object_steps(
+def _object_shape(
     resource: Resource, fields: Mapping[str, FieldSpec], tz: tzinfo, *, prefix: str
-) -> tuple[_Step, ...]:
-    steps = []
+) -> _Shape:
+    entries = []
     for name, spec in fields.items():
         qualified = f"{prefix}{name}"
         coercion = spec.type or default_coercion(resource, qualified)
-        extract = _field_extract(spec, coercion, expression_label(name), tz, qualified)
-        path = tuple(name.split("."))
-        steps.append(_Step(qualified, name if len(path) == 1 else None, path, extract))
-    return tuple(steps)
+        step = _field_step(spec, coercion, expression_label(name), tz, qualified)
+        entries.append((tuple(name.split(".")), step))
+    return _grouped(entries)
 
 
-def _build_object(steps: tuple[_Step, ...], row: Row, problems: list[str]) -> Payload:
+def _grouped(entries: list[tuple[tuple[str, ...], _Step]]) -> _Shape:
+    # billing.city and billing.phone become one nested object built from the same row.
+    steps: list[_Step] = []
+    nested: dict[str, list[tuple[tuple[str, ...], _Step]]] = {}
+    for path, step in entries:
+        if len(path) == 1:
+            steps.append(step._replace(key=path[0]))
+        else:
+            nested.setdefault(path[0], []).append((path[1:], step))
+    return _Shape(tuple(steps), tuple((key, _grouped(inner)) for key, inner in nested.items()))
+
+
+def _build_object(shape: _Shape, row: Row, problems: list[str]) -> Payload:
     payload: Payload = {}
-    for name, key, path, extract in steps:
+    for name, key, label, convert, text_passes in shape.steps:
         try:
-            value = extract(row)
+            if label is None:
+                value = convert(row)
+                if value is not _OMIT:
+                    payload[key] = value
+                continue
+            value = row[label]
+            if value is not None:
+                passes = text_passes and value.__class__ is str
+                payload[key] = value if passes else convert(value)
         except CoercionError as error:
             problems.append(f"{name}: {error}")
-            continue
-        if value is _OMIT:
-            continue
-        if key is not None:
-            payload[key] = value
-        else:
-            _put_nested(payload, path, value)
+    for key, inner in shape.nested:
+        # An object whose fields are all NULL (a LEFT JOINed address that is missing) is
+        # left out.
+        nested = _build_object(inner, row, problems)
+        if nested:
+            payload[key] = nested
     return payload
-
-
-def _put_nested(payload: Payload, path: tuple[str, ...], value: Any) -> None:
-    # Objects are created only when a value lands in them, so an object whose fields are
-    # all NULL (a LEFT JOINed address that is missing) is left out.
-    target = payload
-    for part in path[:-1]:
-        inner = target.get(part)
-        if not isinstance(inner, dict):
-            inner = target[part] = {}
-        target = inner
-    target[path[-1]] = value
 
 
 # --- children ---
@@ -144,18 +166,20 @@ ChildBuilder = Callable[[Sequence[Row], list[str]], Any]
 def _child_builder(resource: Resource, name: str, child: ChildSpec, tz: tzinfo) -> ChildBuilder:
     if child.value is not None:
         coercion = child.value.type or default_coercion(resource, name)
-        extract = _field_extract(child.value, coercion, expression_label(name), tz, name)
-        return _scalar_list_builder(name, extract)
-    steps = _object_steps(resource, child.fields or {}, tz, prefix=f"{name}.")
-    return _single_builder(steps) if child.single else _object_list_builder(steps)
+        step = _field_step(child.value, coercion, expression_label(name), tz, name)
+        return _scalar_list_builder(name, step)
+    shape = _object_shape(resource, child.fields or {}, tz, prefix=f"{name}.")
+    return _single_builder(shape) if child.single else _object_list_builder(shape)
 
 
-def _scalar_list_builder(name: str, extract: Extract) -> ChildBuilder:
+def _scalar_list_builder(name: str, step: _Step) -> ChildBuilder:
     def build(rows: Sequence[Row], problems: list[str]) -> list[Any]:
+        if not rows:
+            return []
         values: list[Any] = []
         for row in rows:
             try:
-                value = extract(row)
+                value = _read(step, row)
             except CoercionError as error:
                 problems.append(f"{name}: {error}")
                 continue
@@ -170,18 +194,28 @@ def _scalar_list_builder(name: str, extract: Extract) -> ChildBuilder:
     return build
 
 
-def _object_list_builder(steps: tuple[_Step, ...]) -> ChildBuilder:
+def _read(step: _Step, row: Row) -> Any:
+    """One step's value from a row, or _OMIT (see _build_object, which inlines this)."""
+    if step.label is None:
+        return step.convert(row)
+    value = row[step.label]
+    if value is None:
+        return _OMIT
+    return value if step.text_passes and value.__class__ is str else step.convert(value)
+
+
+def _object_list_builder(shape: _Shape) -> ChildBuilder:
     def build(rows: Sequence[Row], problems: list[str]) -> list[Payload]:
-        return [_build_object(steps, row, problems) for row in rows]
+        return [_build_object(shape, row, problems) for row in rows]
 
     return build
 
 
-def _single_builder(steps: tuple[_Step, ...]) -> ChildBuilder:
+def _single_builder(shape: _Shape) -> ChildBuilder:
     def build(rows: Sequence[Row], problems: list[str]) -> Any:
         if not rows:
             return _OMIT
-        return _build_object(steps, rows[0], problems) or _OMIT
+        return _build_object(shape, rows[0], problems) or _OMIT
 
     return build
 
@@ -200,13 +234,17 @@ def _unique(values: list[Any]) -> list[Any]:
 # --- one field ---
 
 
-def _field_extract(
+def _field_step(
     spec: FieldSpec, coercion: Coercion, label: str, tz: tzinfo, name: str
-) -> Extract:
+) -> _Step:
     zone = tz if spec.timezone is None else _zone(spec.timezone, f"{name}.timezone")
     coerce_one = coercer(coercion, spec, zone)
     if spec.column is not None and spec.map is None and spec.split is None and spec.default is None:
-        return _plain_column(column_label(spec.column), coerce_one)
+        return _Step(name, name, column_label(spec.column), coerce_one, coercion in _TEXT_PASSES)
+    return _Step(name, name, None, _extract(spec, coercion, label, coerce_one), False)
+
+
+def _extract(spec: FieldSpec, coercion: Coercion, label: str, coerce_one: Coerce) -> Extract:
     read = _reader(spec, label)
     look_up = None if spec.map is None else _map_lookup(spec.map, spec.default)
     split = spec.split
@@ -226,15 +264,6 @@ def _field_extract(
         if each and isinstance(value, list | tuple):
             return [coerce_one(item) for item in value]
         return coerce_one(value)
-
-    return extract
-
-
-def _plain_column(label: str, coerce_one: Coerce) -> Extract:
-    # The common case, kept to one lookup and one call per row.
-    def extract(row: Row) -> Any:
-        value = row[label]
-        return _OMIT if value is None else coerce_one(value)
 
     return extract
 

@@ -310,9 +310,8 @@ class MetriloClient:
         return text
 
     def _fatal_error(self, path: str, verdict: Verdict) -> MetriloFatalError:
-        message = (
-            f"Metrilo answered {verdict.status_code} to POST {self._base}/{path}: {verdict.reason}"
-        )
+        answer = f"Metrilo answered {verdict.status_code}" if verdict.status_code else "failed"
+        message = f"POST {self._base}/{path} {answer}: {verdict.reason}"
         logger.error("%s", message)
         return MetriloFatalError(message, status_code=verdict.status_code)
 

@@ -6,6 +6,7 @@ status codes.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -67,7 +68,15 @@ def classify(response: httpx.Response, scrub: Callable[[str], str]) -> Verdict:
 
 
 def classify_error(exc: httpx.TransportError) -> Verdict:
-    """Transport failures are all worth a retry: the request may not even have arrived."""
+    """Transport failures are worth a retry (the request may not even have arrived), except a
+    certificate that does not verify: retrying cannot fix it, so it stops the cycle."""
+    if _certificate_failure(exc):
+        return Verdict(
+            Action.FATAL,
+            "tls_error",
+            f"the TLS certificate of METRILO_API_URL did not verify ({exc}); check the URL, or "
+            "add your proxy's CA with SSL_CERT_FILE (verification cannot be turned off)",
+        )
     if isinstance(exc, httpx.TimeoutException):
         label = "timeout"
     elif isinstance(exc, httpx.ConnectError):
@@ -77,6 +86,15 @@ def classify_error(exc: httpx.TransportError) -> Verdict:
     else:
         label = "transport_error"
     return Verdict(Action.RETRY, label, f"{label} ({type(exc).__name__}: {exc})")
+
+
+def _certificate_failure(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
 
 
 def _excerpt(response: httpx.Response, scrub: Callable[[str], str]) -> str:

@@ -92,15 +92,22 @@ class Settings(BaseSettings):
         return value
 
     def secret(self) -> str:
-        """The API secret, from METRILO_API_SECRET or the file METRILO_API_SECRET_FILE names."""
-        if self.metrilo_api_secret_file is not None:
-            return self.metrilo_api_secret_file.read_text(encoding="utf-8").strip()
-        return self.metrilo_api_secret.get_secret_value()
+        """The API secret, from METRILO_API_SECRET or the file METRILO_API_SECRET_FILE names.
+
+        The file is read on every call, so a rotated secret file is picked up without a restart.
+        """
+        if self.metrilo_api_secret_file is None:
+            return self.metrilo_api_secret.get_secret_value()
+        text, problem = _read_secret_file(self.metrilo_api_secret_file)
+        if problem is not None:
+            raise ConfigError([problem])
+        return text
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
             if name in ("source_url", "state_url") and isinstance(value, SecretStr):
-                yield name, redact_url(value.get_secret_value())
+                raw = value.get_secret_value()
+                yield name, redact_url(raw) if raw else ""
             else:
                 yield name, value
 
@@ -136,17 +143,41 @@ def load_settings(overrides: Mapping[str, Any] | None = None, **kwargs: Any) -> 
         settings = Settings(**kwargs, **given)
     except ValidationError as exc:
         raise ConfigError([_problem(err) for err in exc.errors()]) from None
-    if settings.metrilo_api_secret_file and not settings.metrilo_api_secret_file.is_file():
-        raise ConfigError(
-            [
-                Problem(
-                    where="METRILO_API_SECRET_FILE",
-                    what=f"{settings.metrilo_api_secret_file} is not a readable file",
-                    fix="point it at a file that holds only the API secret",
-                )
-            ]
-        )
+    problems = _secret_problems(settings)
+    if problems:
+        raise ConfigError(problems)
     return settings
+
+
+_FILE_SETTING = "METRILO_API_SECRET_FILE"
+_FILE_FIX = "point it at a file that holds only the API secret, on one line"
+
+
+def _secret_problems(settings: Settings) -> list[Problem]:
+    path = settings.metrilo_api_secret_file
+    if path is None:
+        return []
+    if settings.metrilo_api_secret.get_secret_value():
+        # Which one wins would be a guess; a stale secret left in the environment is a classic.
+        return [Problem(_FILE_SETTING, "is set together with METRILO_API_SECRET",
+                        "unset one of them: keep the file for Docker/Kubernetes secrets")]
+    _, problem = _read_secret_file(path)
+    return [] if problem is None else [problem]
+
+
+def _read_secret_file(path: Path) -> tuple[str, Problem | None]:
+    """The secret held in `path`, or why it cannot be used. Never quotes the file's content."""
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        why = error.strerror if isinstance(error, OSError) and error.strerror else "not UTF-8"
+        return "", Problem(_FILE_SETTING, f"{path} cannot be read ({why})", _FILE_FIX)
+    if not text:
+        return "", Problem(_FILE_SETTING, f"{path} is empty", _FILE_FIX)
+    if len(text.split()) > 1:
+        return "", Problem(_FILE_SETTING, f"{path} holds more than the secret (several words "
+                                         "or lines)", _FILE_FIX)
+    return text, None
 
 
 def _problem(err: Any) -> Problem:
@@ -157,7 +188,8 @@ def _problem(err: Any) -> Problem:
         field_name,
     )
     # pydantic echoes the bad input in some messages; never for secrets, so use msg only.
-    return Problem(where=env, what=str(err["msg"]), fix=_FIXES.get(_field_of(env), ""))
+    what = str(err["msg"]).removeprefix("Value error, ")
+    return Problem(where=env, what=what, fix=_FIXES.get(_field_of(env), ""))
 
 
 def _field_of(env: str) -> str:

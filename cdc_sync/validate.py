@@ -31,6 +31,7 @@ MAX_MS = 4_102_444_800_000
 """2100-01-01T00:00:00Z in ms: later dates are a unit mistake or garbage."""
 MAX_NUMBER = 1e12
 
+_PRINTABLE_BITS = 1000  # about 300 digits: longer numbers are shown by their size only
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # tab, LF and CR are allowed
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 _COUNTRY = re.compile(r"[A-Z]{2}")
@@ -109,12 +110,19 @@ def describe(value: Any) -> str:
     if isinstance(value, str):
         return f"the string {value[:40]!r}" + ("..." if len(value) > 40 else "")
     if isinstance(value, int | float):
-        return repr(value)
+        return number_text(value)
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
         return "an object"
     return type(value).__name__
+
+
+def number_text(value: float) -> str:
+    """A number for a message; ints too long to print (over 4300 digits) are described instead."""
+    if isinstance(value, int) and value.bit_length() > _PRINTABLE_BITS:
+        return f"a number of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    return repr(value)
 
 
 def _join(path: str, name: str) -> str:
@@ -158,7 +166,8 @@ def _name(path: str, value: Any) -> list[str]:
 
 def _id(path: str, value: Any) -> list[str]:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return [f"{path}: must be a string, got the number {value!r} (Metrilo ids are strings)"]
+        return [f"{path}: must be a string, got the number {number_text(value)} "
+                "(Metrilo ids are strings)"]
     return _name(path, value)
 
 
@@ -184,16 +193,17 @@ def _timestamp(path: str, value: Any) -> list[str]:
                 f"got {describe(value)}"]
     if MIN_MS <= value < MAX_MS:
         return []
+    shown = number_text(value)
     if value < 0:
-        return [f"{path}: is before 1970 (got {value}); check the source column"]
+        return [f"{path}: is before 1970 (got {shown}); check the source column"]
     if MIN_MS <= value * 1000 < MAX_MS:
-        return [f"{path}: must be an integer number of milliseconds, got {value} (seconds?)"]
+        return [f"{path}: must be an integer number of milliseconds, got {shown} (seconds?)"]
     if MIN_MS <= value // 1000 < MAX_MS:
-        return [f"{path}: must be an integer number of milliseconds, got {value} "
+        return [f"{path}: must be an integer number of milliseconds, got {shown} "
                 "(microseconds?)"]
     if value < MIN_MS:
-        return [f"{path}: is before 1990-01-01 (got {value} ms), not a plausible shop date"]
-    return [f"{path}: is after 2100-01-01 (got {value} ms), far in the future"]
+        return [f"{path}: is before 1990-01-01 (got {shown} ms), not a plausible shop date"]
+    return [f"{path}: is after 2100-01-01 (got {shown} ms), far in the future"]
 
 
 def _number_problem(value: Any) -> str | None:
@@ -202,7 +212,8 @@ def _number_problem(value: Any) -> str | None:
     if isinstance(value, float) and not math.isfinite(value):
         return f"must be a finite number, got {value!r}"
     if abs(value) > MAX_NUMBER:
-        return f"is absurdly large ({value!r} > 1e12); check the source column and its unit"
+        return (f"is absurdly large ({number_text(value)} > 1e12); check the source column and "
+                "its unit")
     return None
 
 
@@ -214,7 +225,7 @@ def _number(path: str, value: Any) -> list[str]:
 def _positive_number(path: str, value: Any) -> list[str]:
     problem = _number_problem(value)
     if problem is None and value <= 0:
-        problem = f"must be greater than 0, got {value!r}"
+        problem = f"must be greater than 0, got {number_text(value)}"
     return [f"{path}: {problem}"] if problem else []
 
 

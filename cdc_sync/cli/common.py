@@ -18,7 +18,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 def run_guarded(group: click.Group) -> int:
     """Run the click group; turn a CdcSyncError into a message and its exit code."""
     try:
-        group.main(standalone_mode=False)
+        # Without standalone mode click returns the code of `raise Exit(code)` instead of exiting.
+        code = group.main(standalone_mode=False)
     except CdcSyncError as exc:
         click.echo(f"error: {exc}", err=True)
         return exc.exit_code
@@ -30,7 +31,7 @@ def run_guarded(group: click.Group) -> int:
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def settings_options(func: F) -> F:
