@@ -11,7 +11,14 @@ import sys
 import click
 
 from cdc_sync import __version__
-from cdc_sync.cli import db_cmds, demo_cmds, mapping_cmds, sandbox_cmds, sync_cmds
+from cdc_sync.cli import (
+    daemon_cmds,
+    db_cmds,
+    demo_cmds,
+    mapping_cmds,
+    sandbox_cmds,
+    sync_cmds,
+)
 from cdc_sync.cli.common import run_guarded
 
 
@@ -25,7 +32,7 @@ def cli() -> None:
     """
 
 
-for _module in (demo_cmds, mapping_cmds, sync_cmds, sandbox_cmds, db_cmds):
+for _module in (demo_cmds, mapping_cmds, sync_cmds, daemon_cmds, sandbox_cmds, db_cmds):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 
