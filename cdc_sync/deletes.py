@@ -1,18 +1,25 @@
-"""Records gone from the shop: find them after a full read, guard, and apply the mapped action.
+"""Records gone from the shop: guard first, find them after a full read, apply the mapped action.
 
 Metrilo has no delete endpoint. Per resource, `on_delete` says what to do: record the key as
 gone (the default; it is sent again if it comes back), tag the customer, or send the order
 again with a status. A guard refuses to treat more than `sync.delete_guard` of a resource as
-gone in one cycle: an emptied or broken source must not look like a mass deletion.
+gone in one cycle: an emptied or broken source must not look like a mass deletion. It looks
+twice: before reading (a random sample of the keys state holds, checked against the source,
+so an emptied table or a broken `where:` stops the resource before anything is sent), and
+after the full read (exactly, before anything is marked gone).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from cdc_sync.errors import DeleteGuardError
-from cdc_sync.mapping.model import DeleteAction
+from cdc_sync.errors import DeleteGuardError, MetriloRejectedError, MetriloUnavailableError
+from cdc_sync.mapping.model import DeleteAction, OnDelete
+from cdc_sync.metrilo import Item
 from cdc_sync.report import ResourceReport, Sample
 from cdc_sync.resources import Resource
 
@@ -22,10 +29,24 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXISTENCE_CHUNK = 1000
+"""Keys per existence query and per state lookup (one IN list each)."""
+SAMPLE_SIZE = 400
+"""Keys the pre-check samples: enough to tell an emptied source from ordinary deletions."""
+_SAMPLE_MARGIN = 3.0
+"""Standard errors of slack before a sample trips the guard: a real share just under the
+guard must not trip it by chance (about 1 in 1000 at 3)."""
+
+# Derived resources are computed from another resource's absence: guests are order emails
+# with no customer row, deleted products are order lines with no product row. If that other
+# source is emptied, every order would turn into a guest or a deleted product.
+_BASIS = {
+    Resource.GUEST_CUSTOMERS: Resource.CUSTOMERS,
+    Resource.DELETED_PRODUCTS: Resource.PRODUCTS,
+}
 
 
 class DeleteHandler:
-    """Gone-record detection for one resource after a full read."""
+    """The delete guard and gone-record handling of one resource in one cycle."""
 
     def __init__(
         self, engine: SyncEngine, resource: Resource, report: ResourceReport, *, dry_run: bool
@@ -35,6 +56,38 @@ class DeleteHandler:
         self.report = report
         self.dry_run = dry_run
 
+    # -- before reading -------------------------------------------------------------------
+
+    def precheck(self, *, full: bool) -> None:
+        """Stop the resource before anything is sent if its source looks emptied or broken.
+
+        Full reads sample the keys state holds (one state query, one source query); an
+        incremental read only checks that the source of a derived resource is not empty.
+        """
+        basis = _BASIS.get(self.resource)
+        if basis is not None and basis in self.engine.mapped_resources():
+            self._check_source(basis, sampled=full)
+        if full and basis is None:
+            self._check_source(self.resource, sampled=True)
+
+    def _check_source(self, resource: Resource, *, sampled: bool) -> None:
+        state, source = self.engine.state, self.engine.source
+        live = state.live_count(resource)
+        if live == 0:
+            return
+        if not sampled:
+            if not source.sample_keys(resource, 1):
+                raise DeleteGuardError(self._guard_message(resource, live, "the shop has none"))
+            return
+        sample = state.sample_live_keys(resource, SAMPLE_SIZE)
+        existing = source.existing_keys(resource, sample)
+        missing = sum(1 for key in sample if key not in existing)
+        if _sample_trips(missing, len(sample), live, self._share()):
+            seen = f"{missing} of {len(sample)} keys sampled from state are gone from the shop"
+            raise DeleteGuardError(self._guard_message(resource, live, seen))
+
+    # -- after a full read ----------------------------------------------------------------
+
     def detect(self, *, live_before: int, seen_live: int) -> None:
         """Find, guard and handle keys in state that the full read did not see.
 
@@ -43,15 +96,20 @@ class DeleteHandler:
         """
         if seen_live >= live_before:
             return
-        limit = int(live_before * self.engine.mapping.spec.sync.delete_guard)
+        limit = int(live_before * self._share())
         gone = self._find_gone(limit, live_before)
         if not gone:
             return
         self.report.counts.gone += len(gone)
+        action = self._action()
         if self.dry_run:
-            self.report.samples.extend(Sample("gone", k, {}) for k in gone[:3])
+            shown = {"on_delete": action.action.value}
+            self.report.samples.extend(Sample("gone", k, shown) for k in gone[:3])
             return
-        self._apply(gone)
+        for start in range(0, len(gone), EXISTENCE_CHUNK):
+            self._apply(gone[start:start + EXISTENCE_CHUNK], action)
+        log.info("%s: %d records gone from the shop (%s)", self.resource, len(gone),
+                 action.action.value)
 
     def _find_gone(self, limit: int, live_before: int) -> list[str]:
         state, source = self.engine.state, self.engine.source
@@ -60,37 +118,102 @@ class DeleteHandler:
             existing = source.existing_keys(self.resource, keys)
             gone.extend(k for k in keys if k not in existing)
             if len(gone) > limit:
-                raise DeleteGuardError(self._guard_message(live_before))
+                seen = f"at least {len(gone)} are gone from the shop"
+                raise DeleteGuardError(self._guard_message(self.resource, live_before, seen))
         return gone
 
-    def _guard_message(self, live_before: int) -> str:
-        share = self.engine.mapping.spec.sync.delete_guard
+    def _share(self) -> float:
+        return self.engine.mapping.spec.sync.delete_guard
+
+    def _guard_message(self, resource: Resource, live: int, evidence: str) -> str:
+        share = self._share()
+        whose = "" if resource is self.resource else f" ({self.resource} are derived from them)"
         return (
-            f"more than {share:.0%} of the {live_before} {self.resource} records Metrilo holds "
-            f"are gone from the shop in one cycle; refusing to treat them as deleted. Check the "
-            f"source (an emptied table, a broken `where:` or query) or, if the deletions are real, "
-            f"raise sync.delete_guard in mappings.yaml for one cycle"
+            f"{resource}: {evidence}{whose}; more than sync.delete_guard={share:.0%} of the "
+            f"{live} records Metrilo holds would be gone at once, so nothing of {self.resource} "
+            f"was sent or marked gone. Check the source (an emptied table, a broken `where:` or "
+            f"query) or, if the deletions are real, raise sync.delete_guard in mappings.yaml for "
+            f"one cycle"
         )
 
-    def _apply(self, gone: list[str]) -> None:
-        spec = getattr(self.engine.mapping.spec, self.resource.value, None)
-        action = spec.on_delete if spec is not None and hasattr(spec, "on_delete") else None
-        if action is not None and action.action is DeleteAction.TAG:
-            self._tag_customers(gone, action.tag)
-        elif action is not None and action.action is DeleteAction.STATUS:
-            log.warning(
-                "%s: on_delete status is not supported yet; %d records recorded as gone",
-                self.resource, len(gone),
-            )
-        self.engine.state.mark_gone(self.resource, gone)
-        log.info("%s: %d records gone from the shop", self.resource, len(gone))
+    # -- on_delete actions ------------------------------------------------------------------
 
-    def _tag_customers(self, gone: list[str], tag: str) -> None:
-        client = self.engine.client
-        if client is None:
-            return
-        rows = self.engine.state.lookup(self.resource, gone)
-        for key in gone:
-            row = rows.get(key)
-            if row is not None and row.metrilo_id:
-                client.tag(row.metrilo_id, [tag])
+    def _action(self) -> OnDelete:
+        spec = getattr(self.engine.mapping.spec, self.resource.value, None)
+        action: OnDelete = getattr(spec, "on_delete", None) or OnDelete()
+        usable = {
+            DeleteAction.TAG: Resource.CUSTOMERS, DeleteAction.STATUS: Resource.ORDERS,
+        }.get(action.action, self.resource)
+        if usable is not self.resource:
+            log.warning("%s: on_delete %s applies to %s only; recording them as gone",
+                        self.resource, action.action.value, usable)
+            return OnDelete()
+        return action
+
+    def _apply(self, gone: Sequence[str], action: OnDelete) -> None:
+        if action.action is DeleteAction.TAG and self.engine.client is not None:
+            self._tag_customers(gone, action.tag)
+        elif action.action is DeleteAction.STATUS and self.engine.client is not None:
+            self._send_status(gone, action.status)
+        else:
+            self.engine.state.mark_gone(self.resource, gone)
+
+    def _tag_customers(self, gone: Sequence[str], tag: str) -> None:
+        """Tag each customer Metrilo holds; state remembers the tag, to untag it on return."""
+        client, state = self.engine.client, self.engine.state
+        assert client is not None
+        rows = state.lookup(self.resource, gone)
+        tagged: dict[str, tuple[str, ...]] = {}
+        try:
+            for key in gone:
+                row = rows.get(key)
+                if row is None or row.synced_fingerprint is None or not row.metrilo_id:
+                    continue  # Metrilo never accepted this customer: nothing to tag
+                try:
+                    client.tag(row.metrilo_id, [tag])
+                except MetriloRejectedError as exc:
+                    log.warning("%s %s: tagging %r refused: %s", self.resource, key, tag,
+                                exc.reason)
+                    continue
+                tagged[key] = (*[t for t in row.tags if t != tag], tag)
+        finally:
+            # Record what was done even when Metrilo stops answering halfway; the rest stays
+            # live and is found gone again next cycle.
+            state.mark_gone_tagged(self.resource, tagged)
+        state.mark_gone(self.resource, [k for k in gone if k not in tagged])
+
+    def _send_status(self, gone: Sequence[str], status: str) -> None:
+        """Send each kept order again with the status; only then record it as gone."""
+        client, state = self.engine.client, self.engine.state
+        assert client is not None
+        kept = state.payloads(self.resource, gone)
+        missing = [k for k in gone if k not in kept]
+        if missing:
+            self.report.notes.append(
+                f"{len(missing)} gone orders have no kept payload (synced before on_delete: "
+                f"status was set); recorded as gone without a status"
+            )
+            state.mark_gone(self.resource, missing)
+        items = [Item(k, {**json.loads(p), "status": status}) for k, p in kept.items()]
+        failure = None
+        for result in client.deliver(self.resource.batch_path, items):
+            done = [i.key for i in result.delivered] + [i.key for i, _ in result.rejected]
+            state.mark_gone(self.resource, done)
+            for item, why in result.rejected:
+                log.warning("%s %s: status %r refused: %s", self.resource, item.key, status, why)
+            if result.pending and failure is None:
+                failure = result.pending[0][1]
+        if failure is not None:
+            raise MetriloUnavailableError(
+                f"Metrilo did not accept the {status!r} status of gone {self.resource}: {failure}"
+            )
+
+
+def _sample_trips(missing: int, sampled: int, live: int, share: float) -> bool:
+    """Whether `missing` of `sampled` keys say more than `share` of `live` are gone."""
+    if sampled == 0:
+        return False
+    if sampled >= live:  # the sample is everything: exact, as after the read
+        return missing > int(live * share)
+    error = math.sqrt(max(share * (1 - share), 1e-9) / sampled)
+    return missing / sampled > share + _SAMPLE_MARGIN * error

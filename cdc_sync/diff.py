@@ -8,14 +8,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterable
 from enum import StrEnum
-from typing import Protocol
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
+from typing import Any, Protocol
 
 from cdc_sync.resources import Payload
 
 # One encoder built once: json.dumps with non-default options builds a new encoder per call,
 # which is measurable at millions of records per cycle.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# The C encoder that _CANONICAL.encode builds on every call, built once, with the same options.
+# No circular-reference bookkeeping: composed payloads are trees. About a quarter faster.
+_C_ENCODE: Callable[[Any, int], Iterable[str]] | None = (
+    None if c_make_encoder is None else c_make_encoder(
+        None, _CANONICAL.default, encode_basestring, None, ":", ",", True, False, True
+    )
+)
 
 FINGERPRINT_LENGTH = 32
 """Hex characters kept from the sha256: 128 bits, far beyond any shop's record count."""
@@ -53,7 +62,9 @@ class PriorState(Protocol):
 
 def canonical_json(payload: Payload) -> bytes:
     """The payload as UTF-8 JSON with sorted keys and no whitespace: equal records, equal bytes."""
-    return _CANONICAL.encode(payload).encode("utf-8")
+    if _C_ENCODE is None or payload.__class__ is not dict:
+        return _CANONICAL.encode(payload).encode("utf-8")
+    return "".join(_C_ENCODE(payload, 0)).encode("utf-8")
 
 
 def fingerprint(payload: Payload) -> str:

@@ -11,23 +11,25 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from cdc_sync.cursor import decode_high_water, encode_high_water
 from cdc_sync.deletes import DeleteHandler
 from cdc_sync.errors import (
     DeleteGuardError,
-    MetriloError,
     MetriloFatalError,
+    MetriloRejectedError,
     MetriloUnavailableError,
     SourceError,
 )
 from cdc_sync.mapping.loader import LoadedMapping
+from cdc_sync.mapping.model import DeleteAction
+from cdc_sync.marks import ResourceMarks
 from cdc_sync.metrilo import BatchResult, Item, MetriloClient
 from cdc_sync.planner import Dependencies, InFlight, Planner
 from cdc_sync.report import CycleReport, ResourceCounts, ResourceReport
-from cdc_sync.resources import IMPORT_ORDER, Resource
+from cdc_sync.resources import IMPORT_ORDER, Resource, SourceRecord
 from cdc_sync.source import ShopSource
 from cdc_sync.state import Outcome, StateStore
 
@@ -45,6 +47,10 @@ class CycleOptions:
     dry_run: bool = False
     full: bool = False  # read everything even where a cursor allows an incremental read
     accept_mapping: bool = False  # send a held mapping change now
+    # Count every known record as forced (a dry-run resync, which forces nothing in state).
+    assume_forced: bool = False
+    # Count what the records themselves need, not what a resync forced (a mapping preview).
+    ignore_forced: bool = False
 
 
 class SyncEngine:
@@ -69,6 +75,7 @@ class SyncEngine:
         self.chunk_size = chunk_size
         self.on_progress = on_progress
         self.clock = clock
+        self.marks = ResourceMarks(state, mapping, clock)
         # Set by a signal handler: the cycle stops reading at the next chunk, lets the batches in
         # flight finish, commits what Metrilo acknowledged and returns.
         self.stop = stop or threading.Event()
@@ -122,30 +129,23 @@ class SyncEngine:
 
     def _run_resource(self, resource: Resource, options: CycleOptions, report: CycleReport) -> None:
         rep = report.for_resource(resource)
-        full = options.full or options.kind != "sync" or self._full_due(resource)
-        if not options.dry_run and not options.accept_mapping and self._held(resource, rep):
+        held, mapping_changed = self._mapping_check(resource, options, rep)
+        if held:
             return
+        # A changed mapping changes records the cursor does not show as changed: read them all.
+        full = (options.full or options.kind != "sync" or mapping_changed
+                or self.marks.full_due(resource))
         rep.mode = ("full" if full else "incremental") + (" dry-run" if options.dry_run else "")
-        since = None if full else self._since(resource)
-        high_water = self.source.cursor_high_water(resource) if self._cursor(resource) else None
+        cursor = self.marks.cursor(resource)
+        high_water = self.source.cursor_high_water(resource) if cursor else None
         live_before = self.state.live_count(resource)
-        planner = Planner(
-            resource=resource,
-            state=self.state,
-            report=rep,
-            dry_run=options.dry_run,
-            chunk_size=self.chunk_size,
-            dependencies=self._dependencies(resource),
-            on_chunk=lambda: self._progress(resource, rep.counts),
-            stop=self.stop,
-        )
+        planner = self._planner(resource, options, rep)
+        deletes = DeleteHandler(self, resource, rep, dry_run=options.dry_run)
         try:
-            records = self.source.records(resource, since=since)
-            self._deliver(resource, planner.items(records), planner.inflight, rep, options.dry_run)
+            deletes.precheck(full=full)
+            self._deliver(resource, self._items(resource, planner, full), planner, rep)
             if full and not planner.stopped:
-                DeleteHandler(self, resource, rep, dry_run=options.dry_run).detect(
-                    live_before=live_before, seen_live=planner.seen_live
-                )
+                deletes.detect(live_before=live_before, seen_live=planner.seen_live)
         except (SourceError, DeleteGuardError) as exc:
             rep.error = str(exc)
             log.error("%s: %s", resource, exc)
@@ -154,32 +154,80 @@ class SyncEngine:
             report.stopped = True
             rep.notes.append("stopped early on request; the rest is read next cycle")
         elif not options.dry_run:
-            self._advance(resource, high_water, full)
+            self.marks.advance(resource, high_water, full=full)
         self._progress(resource, rep.counts)
 
+    def _planner(self, resource: Resource, options: CycleOptions, rep: ResourceReport) -> Planner:
+        return Planner(
+            resource=resource,
+            state=self.state,
+            report=rep,
+            dry_run=options.dry_run or self.client is None,
+            chunk_size=self.chunk_size,
+            dependencies=self._dependencies(resource),
+            on_chunk=lambda: self._progress(resource, rep.counts),
+            stop=self.stop,
+            keep_payloads=self.keeps_payloads(resource),
+            assume_forced=options.assume_forced,
+            ignore_forced=options.ignore_forced,
+        )
+
+    def keeps_payloads(self, resource: Resource) -> bool:
+        """Orders with `on_delete: status` keep their payload: the status is sent with it."""
+        orders = self.mapping.spec.orders
+        return (resource is Resource.ORDERS and orders is not None
+                and orders.on_delete.action is DeleteAction.STATUS)
+
+    def _items(self, resource: Resource, planner: Planner, full: bool) -> Iterator[Item]:
+        if full:
+            yield from planner.items(self.source.records(resource))
+            return
+        started = datetime.now(UTC)
+        changed = self.source.records(resource, since=self.marks.since(resource))
+        # A dry run writes nothing, so "not written this cycle" cannot tell which pending
+        # records the first pass already counted: remember them (as many as changed rows).
+        counted: set[str] | None = set() if planner.dry_run else None
+        yield from planner.items(_remembered(changed, counted))
+        # Pending records are retried every cycle even if their cursor did not move (a failed
+        # send, an order that waited for its customer); not those this cycle just wrote.
+        pending = self._pending_records(resource, started)
+        yield from planner.items(r for r in pending if counted is None or r.key not in counted)
+
+    def _pending_records(self, resource: Resource, started: datetime) -> Iterator[SourceRecord]:
+        pages = self.state.iter_pending_keys(resource, self.chunk_size, untouched_since=started)
+        for keys in pages:
+            yield from self.source.records(resource, keys=keys)
+
+    # -- delivery -------------------------------------------------------------------------
+
     def _deliver(
-        self,
-        resource: Resource,
-        items: Iterable[Item],
-        inflight: dict[str, InFlight],
-        rep: ResourceReport,
-        dry_run: bool,
+        self, resource: Resource, items: Iterable[Item], planner: Planner, rep: ResourceReport
     ) -> None:
-        if dry_run or self.client is None:
+        if planner.dry_run or self.client is None:
             for _ in items:  # counting and sampling happen inside the planner
                 pass
             return
+        failure: str | None = None
         for result in self.client.deliver(resource.batch_path, items):
-            self._commit(resource, result, inflight, rep)
+            self._commit(resource, result, planner.inflight, rep)
+            if result.pending and failure is None:
+                # Metrilo ran out of retries: read no further, but let the batches in flight
+                # answer (and commit what they delivered); a 401 raises from deliver itself.
+                failure = result.pending[0][1]
+                planner.halt()
+        if failure is not None:
+            raise MetriloUnavailableError(
+                f"Metrilo did not accept {resource} records after retries: {failure}"
+            )
 
     def _commit(
         self, resource: Resource, result: BatchResult, inflight: dict[str, InFlight],
         rep: ResourceReport,
     ) -> None:
-        synced, pending = self._untag_removed(result.delivered, inflight)
-        self.state.mark_synced(resource, synced)
-        rejected = [_reasoned(inflight.pop(i.key).outcome, why) for i, why in result.rejected]
+        synced, pending, rejected = self._untag_removed(result.delivered, inflight)
+        rejected += [_reasoned(inflight.pop(i.key).outcome, why) for i, why in result.rejected]
         pending += [_reasoned(inflight.pop(i.key).outcome, why) for i, why in result.pending]
+        self.state.mark_synced(resource, synced)
         self.state.mark_rejected(resource, rejected)
         self.state.mark_pending(resource, pending)
         rep.counts.sent += len(synced)
@@ -187,90 +235,65 @@ class SyncEngine:
         rep.counts.pending += len(pending)
         for item, why in result.rejected:
             log.warning("%s %s rejected by Metrilo: %s", resource, item.key, why)
-        if result.pending:
-            raise MetriloUnavailableError(
-                f"Metrilo did not accept {len(result.pending)} {resource} records after retries: "
-                f"{result.pending[0][1]}"
-            )
 
     def _untag_removed(
         self, delivered: Sequence[Item], inflight: dict[str, InFlight]
-    ) -> tuple[list[Outcome], list[Outcome]]:
+    ) -> tuple[list[Outcome], list[Outcome], list[Outcome]]:
         """Tags merge at Metrilo, so a tag gone from the shop is removed with customer/untag."""
         synced: list[Outcome] = []
         pending: list[Outcome] = []
+        rejected: list[Outcome] = []
         for item in delivered:
             entry = inflight.pop(item.key)
             if entry.removed_tags and entry.outcome.metrilo_id and self.client is not None:
                 try:
                     self.client.untag(entry.outcome.metrilo_id, entry.removed_tags)
-                except MetriloFatalError:
-                    raise
-                except MetriloError as exc:
+                except MetriloRejectedError as exc:
+                    rejected.append(_reasoned(entry.outcome, f"untag refused: {exc.reason}"))
+                    continue
+                except MetriloUnavailableError as exc:
+                    # Not synced: state keeps the old tags, so the next cycle untags again.
                     pending.append(_reasoned(entry.outcome, f"untag failed: {exc}"))
                     continue
             synced.append(entry.outcome)
-        return synced, pending
+        return synced, pending, rejected
 
-    # -- modes, cursors, held mapping changes ---------------------------------------------
+    # -- mapping changes ------------------------------------------------------------------
 
-    def _cursor(self, resource: Resource) -> str | None:
-        spec = self.mapping.spec
-        if resource in (Resource.GUEST_CUSTOMERS, Resource.DELETED_PRODUCTS):
-            return spec.orders.cursor if spec.orders else None
-        rspec = getattr(spec, resource.value)
-        return rspec.cursor if rspec is not None else None
-
-    def _full_due(self, resource: Resource) -> bool:
-        if self._cursor(resource) is None or self.state.get_meta(_hw_key(resource)) is None:
-            return True
-        last_full = self.state.get_meta(_full_key(resource))
-        every = self.mapping.spec.sync.full_reconcile_minutes * 60
-        return last_full is None or self.clock() - float(last_full) >= every
-
-    def _since(self, resource: Resource) -> object:
-        stored = self.state.get_meta(_hw_key(resource))
-        assert stored is not None  # _full_due returned False, so a mark exists
-        return decode_high_water(
-            stored, overlap_seconds=self.mapping.spec.sync.cursor_overlap_seconds
-        )
-
-    def _advance(self, resource: Resource, high_water: object, full: bool) -> None:
-        if high_water is not None:
-            self.state.set_meta(_hw_key(resource), encode_high_water(high_water))
-        if full:
-            self.state.set_meta(_full_key(resource), repr(self.clock()))
-        self.state.set_meta(_mapping_key(resource), self._mapping_fingerprint(resource))
-
-    def _held(self, resource: Resource, rep: ResourceReport) -> bool:
-        """A mapping edit that would resend many records waits for `resync --confirm`."""
-        applied = self.state.get_meta(_mapping_key(resource))
-        if applied is None or applied == self._mapping_fingerprint(resource):
-            return False
-        preview = CycleReport(kind="sync", dry_run=True)
-        self._run_resource(resource, CycleOptions(dry_run=True, full=True), preview)
-        counts = preview.for_resource(resource).counts
-        would_send = counts.new + counts.changed
+    def _mapping_check(
+        self, resource: Resource, options: CycleOptions, rep: ResourceReport
+    ) -> tuple[bool, bool]:
+        """(held, changed): a mapping edit that would resend many records waits for a confirm."""
+        if not self.marks.mapping_changed(resource):
+            return False, False
+        if options.dry_run or options.accept_mapping:
+            rep.notes.append("the mapping changed since the last sync; these counts include "
+                             "every record the change touches")
+            return False, True
         limit = self.mapping.spec.sync.hold_changes_over
-        rep.samples = preview.for_resource(resource).samples
-        if would_send <= limit:
-            rep.notes.append(f"mapping changed: {would_send} records change; sending them")
-            return False
+        held = self.marks.held(resource)
+        if held is None:
+            preview = CycleReport(kind="sync", dry_run=True)
+            self._run_resource(
+                resource, CycleOptions(dry_run=True, full=True, ignore_forced=True), preview
+            )
+            counts = preview.for_resource(resource).counts
+            would_send = counts.new + counts.changed
+            rep.samples = preview.for_resource(resource).samples
+            rep.counts = counts
+            if would_send <= limit:
+                rep.notes.append(f"mapping changed: {would_send} records change; sending them")
+                rep.counts = ResourceCounts()
+                return False, True
+            held = self.marks.hold(resource, would_send)
         rep.mode = "held"
-        rep.counts = counts
         rep.notes.append(
-            f"mapping changed: {would_send} records would be resent (more than "
-            f"sync.hold_changes_over={limit}); held until `cdc-sync resync {resource} --confirm`"
+            f"mapping changed: {held.would_send} records would be resent (more than "
+            f"sync.hold_changes_over={limit}); held until `cdc-sync resync {resource} --confirm` "
+            f"or `cdc-sync sync --accept-mapping` (`cdc-sync sync --dry-run` shows samples)"
         )
         log.warning("%s: %s", resource, rep.notes[-1])
-        return True
-
-    def _mapping_fingerprint(self, resource: Resource) -> str:
-        names = {
-            Resource.GUEST_CUSTOMERS: ("customers", "orders", "guest_customers"),
-            Resource.DELETED_PRODUCTS: ("products", "orders", "deleted_products"),
-        }.get(resource, (resource.value,))
-        return ",".join(self.mapping.resource_fingerprint(n) for n in names)
+        return True, True
 
     # -- dependencies ---------------------------------------------------------------------
 
@@ -302,17 +325,15 @@ class SyncEngine:
             self.on_progress(resource, counts)
 
 
+def _remembered(
+    records: Iterable[SourceRecord], keys: set[str] | None
+) -> Iterator[SourceRecord]:
+    for record in records:
+        if keys is not None:
+            keys.add(record.key)
+        yield record
+
+
 def _reasoned(outcome: Outcome, reason: str) -> Outcome:
-    return Outcome(outcome.key, outcome.metrilo_id, outcome.fingerprint, outcome.tags, reason)
-
-
-def _hw_key(resource: Resource) -> str:
-    return f"high_water:{resource}"
-
-
-def _full_key(resource: Resource) -> str:
-    return f"last_full:{resource}"
-
-
-def _mapping_key(resource: Resource) -> str:
-    return f"mapping:{resource}"
+    return Outcome(outcome.key, outcome.metrilo_id, outcome.fingerprint, outcome.tags, reason,
+                   outcome.payload)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from cdc_sync.diff import Change, classify, fingerprint
+from cdc_sync.diff import Change, canonical_json, classify, fingerprint
 from cdc_sync.metrilo import Item
 from cdc_sync.report import ResourceReport, Sample
 from cdc_sync.resources import Resource, SourceRecord
@@ -75,27 +75,50 @@ class Planner:
     dependencies: Dependencies | None = None
     on_chunk: Callable[[], None] | None = None
     stop: threading.Event | None = None
+    # Keep each accepted record's payload in state (orders with `on_delete: status`).
+    keep_payloads: bool = False
+    # A dry-run resync: rows are not really forced, so count every known record as forced.
+    assume_forced: bool = False
+    # A mapping preview: what changed, whatever an unfinished resync forced.
+    ignore_forced: bool = False
     stopped: bool = False
     inflight: dict[str, InFlight] = field(default_factory=dict)
     seen_live: int = 0
     _last_key: str | None = None
+    _halted: bool = False
 
     def items(self, records: Iterable[SourceRecord]) -> Iterator[Item]:
-        """The records to send, lazily; each chunk's rejects and waits are written first."""
+        """The records to send, lazily; each chunk's rejects and waits are written first.
+
+        Call once per pass over a key-ordered stream (duplicate keys are found by order).
+        """
+        self._last_key = None
         for chunk in _chunks(records, self.chunk_size):
             if self.stop is not None and self.stop.is_set():
                 self.stopped = True
                 return
-            yield from self._plan_chunk(chunk)
+            for item in self._plan_chunk(chunk):
+                if self._halted:
+                    return
+                yield item
             if self.on_chunk is not None:
                 self.on_chunk()
 
+    def halt(self) -> None:
+        """Yield nothing more: Metrilo stopped taking records; the rest waits for next cycle."""
+        self._halted = True
+
     def _plan_chunk(self, chunk: list[SourceRecord]) -> Iterator[Item]:
+        if self._halted:
+            return
         counts = self.report.counts
         rows = self.state.lookup(self.resource, [r.key for r in chunk])
         rejects: list[Outcome] = []
+        backfill: list[Outcome] = []
         candidates: list[tuple[SourceRecord, Outcome, StateRow | None]] = []
         for record in chunk:
+            if record.key in self.inflight:
+                continue  # read again by a later pass while its first send is in flight
             counts.scanned += 1
             duplicate = record.key == self._last_key
             self._last_key = record.key
@@ -103,35 +126,51 @@ class Planner:
             if row is not None and row.status is not Status.GONE and not duplicate:
                 self.seen_live += 1
             outcome = self._outcome(record)
-            change = classify(outcome.fingerprint, row)
+            change = self._classify(outcome, row)
             counts.bump(_COUNT_OF_CHANGE[change])
             if change is Change.UNCHANGED and not duplicate:
+                if self.keep_payloads and row is not None and _lacks_payload(row):
+                    backfill.append(outcome)
                 continue
             reasons = self._reasons(record, duplicate)
             if reasons:
                 rejects.append(_with_reason(outcome, "; ".join(reasons)))
             else:
                 candidates.append((record, outcome, row))
-            self._sample(change, record)
+            self._sample(_COUNT_OF_CHANGE[change], record.key, record.payload)
         sendable, waiting = self._split_waiting(candidates)
         counts.rejected += len(rejects)
         counts.waiting += len(waiting)
         if not self.dry_run:
             self.state.mark_rejected(self.resource, rejects)
             self.state.mark_pending(self.resource, waiting)
+            self.state.keep_payloads(self.resource, backfill)
         for record, outcome, row in sendable:
             removed = _removed_tags(row, outcome.tags)
             if removed:
                 counts.untagged += 1
-            self.inflight[record.key] = InFlight(outcome, removed)
+                self._sample("untag", record.key, {"email": outcome.metrilo_id,
+                                                   "tags": list(removed)})
+            if not self.dry_run:
+                self.inflight[record.key] = InFlight(outcome, removed)
             yield Item(record.key, record.payload)
 
+    def _classify(self, outcome: Outcome, row: StateRow | None) -> Change:
+        if self.ignore_forced and row is not None and row.forced:
+            row = replace(row, forced=False)
+        change = classify(outcome.fingerprint, row)
+        if self.assume_forced and row is not None and row.status is not Status.GONE:
+            return Change.FORCED
+        return change
+
     def _outcome(self, record: SourceRecord) -> Outcome:
+        payload = canonical_json(record.payload).decode() if self.keep_payloads else None
         return Outcome(
             key=record.key,
             metrilo_id=metrilo_id(self.resource, record.payload),
             fingerprint=fingerprint(record.payload),
             tags=record_tags(record.payload),
+            payload=payload,
         )
 
     def _reasons(self, record: SourceRecord, duplicate: bool) -> list[str]:
@@ -147,7 +186,12 @@ class Planner:
     ) -> tuple[list[tuple[SourceRecord, Outcome, StateRow | None]], list[Outcome]]:
         if self.dependencies is None or not candidates:
             return candidates, []
-        blockers = _Blockers(self.state, self.dependencies, [c[0].payload for c in candidates])
+        blockers = _Blockers(
+            self.state, self.dependencies, [c[0].payload for c in candidates],
+            # A dry run sends nothing, so a customer new in this cycle is not in state yet;
+            # a real cycle would send it before the orders. Only a refused one blocks then.
+            only_refused=self.dry_run,
+        )
         sendable, waiting = [], []
         for candidate in candidates:
             why = blockers.why_waiting(candidate[0].payload)
@@ -157,19 +201,22 @@ class Planner:
                 sendable.append(candidate)
         return sendable, waiting
 
-    def _sample(self, change: Change, record: SourceRecord) -> None:
+    def _sample(self, change: str, key: str, payload: dict[str, Any]) -> None:
         if not self.dry_run:
             return
-        name = _COUNT_OF_CHANGE[change]
-        if sum(1 for s in self.report.samples if s.change == name) < SAMPLES_PER_CHANGE:
-            self.report.samples.append(Sample(name, record.key, record.payload))
+        if sum(1 for s in self.report.samples if s.change == change) < SAMPLES_PER_CHANGE:
+            self.report.samples.append(Sample(change, key, payload))
 
 
 class _Blockers:
     """The dependency status of one chunk of orders, fetched with two state queries."""
 
-    def __init__(self, state: StateStore, deps: Dependencies, orders: Sequence[dict[str, Any]]):
+    def __init__(
+        self, state: StateStore, deps: Dependencies, orders: Sequence[dict[str, Any]],
+        *, only_refused: bool = False,
+    ) -> None:
         self.deps = deps
+        self.only_refused = only_refused
         emails = {str(o["email"]) for o in orders if o.get("email")}
         products = {
             str(line["productId"])
@@ -185,28 +232,35 @@ class _Blockers:
     def why_waiting(self, order: dict[str, Any]) -> str | None:
         email = order.get("email")
         if email:
-            why = _blocked("customer", str(email), self.customers, self.deps.customers_complete)
+            why = self._blocked("customer", str(email), self.customers,
+                                self.deps.customers_complete)
             if why:
                 return why
         for line in order.get("products") or ():
             if isinstance(line, dict) and line.get("productId") is not None:
-                why = _blocked(
-                    "product", str(line["productId"]), self.products, self.deps.products_complete
-                )
+                why = self._blocked("product", str(line["productId"]), self.products,
+                                    self.deps.products_complete)
                 if why:
                     return why
         return None
 
-
-def _blocked(kind: str, ident: str, statuses: dict[str, Status], complete: bool) -> str | None:
-    status = statuses.get(ident)
-    if status is Status.SYNCED:
-        return None
-    if status is None:
-        if not complete:
+    def _blocked(
+        self, kind: str, ident: str, statuses: dict[str, Status], complete: bool
+    ) -> str | None:
+        status = statuses.get(ident)
+        if status is Status.SYNCED:
             return None
-        return f"waiting for {kind} {ident!r}, which Metrilo has not received yet"
-    return f"waiting for {kind} {ident!r}, which is {status.value} (see `cdc-sync status`)"
+        if self.only_refused and status is not Status.REJECTED:
+            return None
+        if status is None:
+            if not complete:
+                return None
+            return f"waiting for {kind} {ident!r}, which Metrilo has not received yet"
+        return f"waiting for {kind} {ident!r}, which is {status.value} (see `cdc-sync status`)"
+
+
+def _lacks_payload(row: StateRow) -> bool:
+    return row.status is Status.SYNCED and not row.has_payload
 
 
 def _removed_tags(row: StateRow | None, tags: tuple[str, ...]) -> tuple[str, ...]:
@@ -217,7 +271,8 @@ def _removed_tags(row: StateRow | None, tags: tuple[str, ...]) -> tuple[str, ...
 
 
 def _with_reason(outcome: Outcome, reason: str) -> Outcome:
-    return Outcome(outcome.key, outcome.metrilo_id, outcome.fingerprint, outcome.tags, reason)
+    return Outcome(outcome.key, outcome.metrilo_id, outcome.fingerprint, outcome.tags, reason,
+                   outcome.payload)
 
 
 def _chunks(records: Iterable[SourceRecord], size: int) -> Iterator[list[SourceRecord]]:

@@ -1,9 +1,12 @@
 """Full resync: send everything whatever the fingerprints say, resumably.
 
 A resync marks every state row of the chosen resources as forced (one UPDATE) and records
-that a resync is under way. Each batch Metrilo accepts clears its rows' flag, so a resync
-killed halfway goes on where it stopped: the next `resync` (or any cycle) sends only the rows
-still forced, plus records never sent at all.
+which resources a resync is under way for. Each batch Metrilo accepts clears its rows' flag,
+so a resync killed halfway goes on where it stopped: the next `resync` (or any full read)
+sends only the rows still forced, plus records never sent at all; resources already finished
+in it are not forced again. The resync is over once none of its rows is forced any more; a
+forced row that fails becomes pending instead, and pending rows are retried by every cycle,
+so nothing is left behind. `--restart` forces everything again.
 """
 
 from __future__ import annotations
@@ -14,16 +17,22 @@ from collections.abc import Sequence
 from cdc_sync.engine import CycleOptions, SyncEngine
 from cdc_sync.report import CycleReport
 from cdc_sync.resources import Resource
+from cdc_sync.state import StateStore
 
 ACTIVE_KEY = "resync:active"
 
 
 def active_resync(engine: SyncEngine) -> list[Resource] | None:
     """The resources of an unfinished resync, or None."""
-    stored = engine.state.get_meta(ACTIVE_KEY)
+    return unfinished_resync(engine.state)
+
+
+def unfinished_resync(state: StateStore) -> list[Resource] | None:
+    """The resources of an unfinished resync recorded in `state`, or None."""
+    stored = state.get_meta(ACTIVE_KEY)
     if not stored:
         return None
-    return [Resource(name) for name in json.loads(stored)]
+    return [Resource(name) for name in json.loads(stored)] or None
 
 
 def run_resync(
@@ -36,15 +45,29 @@ def run_resync(
 ) -> CycleReport:
     """Resync the named resources (all mapped ones when empty), resuming an unfinished one."""
     chosen = list(resources) or engine.mapped_resources()
-    active = active_resync(engine)
-    if not dry_run and (active is None or restart or set(chosen) - set(active)):
-        engine.state.force([r.value for r in chosen])
-        engine.state.set_meta(ACTIVE_KEY, json.dumps(sorted({*chosen, *(active or [])})))
+    active = set(active_resync(engine) or ())
+    if not dry_run:
+        # Resources already under way resume where they stopped; the others start now.
+        starting = chosen if restart else [r for r in chosen if r not in active]
+        if starting:
+            engine.state.force([r.value for r in starting])
+        active |= set(chosen)
+        _store_active(engine, active)
     options = CycleOptions(
         kind="resync", resources=tuple(chosen), dry_run=dry_run, full=True,
-        accept_mapping=confirm,
+        accept_mapping=confirm, assume_forced=dry_run,
     )
     report = engine.run(options)
-    if report.ok and not dry_run and not any(engine.state.forced_count(r) for r in chosen):
-        engine.state.set_meta(ACTIVE_KEY, "")
+    if not dry_run and all(_finished(engine, r) for r in active):
+        _store_active(engine, set())
     return report
+
+
+def _finished(engine: SyncEngine, resource: Resource) -> bool:
+    if resource not in engine.mapped_resources():
+        return True  # unmapped or disabled: nothing of it will ever be sent
+    return engine.state.forced_count(resource.value) == 0
+
+
+def _store_active(engine: SyncEngine, resources: set[Resource]) -> None:
+    engine.state.set_meta(ACTIVE_KEY, json.dumps(sorted(r.value for r in resources)))

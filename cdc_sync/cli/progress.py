@@ -24,9 +24,11 @@ def progress_callback(*, interactive: bool | None = None) -> ProgressCallback:
     def show(resource: Resource, counts: ResourceCounts) -> None:
         now = time.monotonic()
         begun = started.setdefault(resource, now)
-        rate = counts.scanned / max(now - begun, 1e-6)
+        elapsed = now - begun
+        # A rate over the first instants says nothing (the first chunk arrives at once).
+        rate = f", {counts.scanned / elapsed:,.0f} records/s" if elapsed >= 1.0 else ""
         text = (f"{resource}: {counts.scanned:,} read, {counts.sent:,} sent, "
-                f"{counts.rejected:,} rejected, {rate:,.0f} records/s")
+                f"{counts.rejected:,} rejected{rate}")
         if live:
             sys.stderr.write(f"\r\x1b[2K{text}")
             sys.stderr.flush()

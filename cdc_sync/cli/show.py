@@ -7,12 +7,14 @@ from typing import Any
 
 import click
 
-from cdc_sync.report import CycleReport
+from cdc_sync.marks import held_changes
+from cdc_sync.report import COUNT_NAMES, CycleReport
 from cdc_sync.resources import Resource
-from cdc_sync.state import StateStore, Status
+from cdc_sync.resync import unfinished_resync
+from cdc_sync.state import RunRow, StateStore, Status
 
-_REPORT_COLUMNS = ("scanned", "new", "changed", "unchanged", "retried", "forced", "gone",
-                   "sent", "rejected", "pending", "waiting", "untagged")
+_REPORT_COLUMNS = COUNT_NAMES
+_RUNS_SEARCHED_FOR_AN_ERROR = 50
 
 
 def print_report(report: CycleReport) -> None:
@@ -31,6 +33,8 @@ def print_report(report: CycleReport) -> None:
         for sample in rep.samples:
             body = json.dumps(sample.payload, ensure_ascii=False, default=str)
             click.echo(f"  sample {resource} {sample.change} {sample.key}: {body[:300]}")
+    if report.stopped:
+        click.echo("  stopped early on request; the next cycle goes on")
     for error in report.errors():
         click.echo(f"error: {error}", err=True)
 
@@ -44,16 +48,33 @@ def status_data(state: StateStore) -> dict[str, Any]:
             continue
         resources[resource.value] = {
             "counts": {s.value: counts.get(s, 0) for s in Status},
-            "top_rejections": [
-                {"reason": reason, "count": n} for reason, n in state.top_reasons(resource.value)
-            ],
+            "top_rejections": _reasons(state, resource, Status.REJECTED),
+            "top_pending": _reasons(state, resource, Status.PENDING),
         }
-    runs = [
-        {"id": r.id, "kind": r.kind, "status": r.status, "started_at": str(r.started_at),
-         "finished_at": str(r.finished_at), "counts": r.counts, "error": r.error}
-        for r in state.last_runs(5)
-    ]
-    return {"resources": resources, "last_runs": runs}
+    runs = state.last_runs(_RUNS_SEARCHED_FOR_AN_ERROR)
+    failed = next((r for r in runs if r.error), None)
+    return {
+        "resources": resources,
+        "last_runs": [_run(r) for r in runs[:5]],
+        "last_error": None if failed is None else _run(failed),
+        "held_mapping_changes": {r.value: n for r, n in held_changes(state).items()},
+        "unfinished_resync": [r.value for r in unfinished_resync(state) or ()],
+    }
+
+
+def _reasons(state: StateStore, resource: Resource, status: Status) -> list[dict[str, Any]]:
+    return [{"reason": reason, "count": n}
+            for reason, n in state.top_reasons(resource.value, status=status)]
+
+
+def _run(run: RunRow) -> dict[str, Any]:
+    seconds = None
+    if run.finished_at is not None:
+        seconds = round((run.finished_at - run.started_at).total_seconds(), 1)
+    finished = None if run.finished_at is None else run.finished_at.isoformat(timespec="seconds")
+    return {"id": run.id, "kind": run.kind, "status": run.status,
+            "started_at": run.started_at.isoformat(timespec="seconds"), "finished_at": finished,
+            "seconds": seconds, "counts": run.counts, "error": run.error}
 
 
 def print_status(state: StateStore, *, as_json: bool) -> None:
@@ -68,8 +89,32 @@ def print_status(state: StateStore, *, as_json: bool) -> None:
         click.echo(f"  {name:<17}" + "".join(f"{info['counts'][s.value]:>10}" for s in Status))
         for top in info["top_rejections"]:
             click.echo(f"      rejected {top['count']}x: {top['reason']}")
-    for run in data["last_runs"][:1]:
-        click.echo(f"last cycle: #{run['id']} {run['kind']} {run['status']} "
-                   f"started {run['started_at']} finished {run['finished_at']}")
-        if run["error"]:
-            click.echo(f"last error: {run['error']}")
+        for top in info["top_pending"]:
+            click.echo(f"      pending {top['count']}x: {top['reason']}")
+    for name, would_send in data["held_mapping_changes"].items():
+        click.echo(f"held: the {name} mapping changed ({would_send} records would be resent); "
+                   f"release it with `cdc-sync resync {name} --confirm`")
+    if data["unfinished_resync"]:
+        click.echo(f"unfinished resync of {', '.join(data['unfinished_resync'])}: "
+                   "`cdc-sync resync` goes on where it stopped")
+    _print_last_cycle(data)
+
+
+def _print_last_cycle(data: dict[str, Any]) -> None:
+    if not data["last_runs"]:
+        return
+    run = data["last_runs"][0]
+    took = "still running" if run["seconds"] is None else f"took {run['seconds']}s"
+    click.echo(f"last cycle: #{run['id']} {run['kind']} {run['status']}, started "
+               f"{run['started_at']}, {took}")
+    for resource in Resource:  # in import order
+        counts = run["counts"].get(resource.value)
+        if counts is not None:
+            shown = ", ".join(f"{counts[n]} {n}" for n in COUNT_NAMES if counts.get(n))
+            click.echo(f"  {resource}: {shown or 'nothing to do'}")
+    failed = data["last_error"]
+    if failed is None:
+        click.echo("last error: none")
+    else:
+        click.echo(f"last error: #{failed['id']} {failed['kind']} at {failed['started_at']}: "
+                   f"{failed['error']}")

@@ -118,11 +118,17 @@ def rejected(resource: str, limit: int, as_json: bool, **kwargs: Any) -> None:
         state.close()
     for row in rows:
         if as_json:
-            click.echo(json.dumps({"key": row.key, "id": row.metrilo_id, "reason": row.last_error}))
+            click.echo(json.dumps({"key": row.key, "id": row.metrilo_id, "reason": row.last_error,
+                                   "attempts": row.attempts}))
         else:
-            click.echo(f"{row.key}\t{row.last_error}")
-    if not rows and not as_json:
+            click.echo(f"{row.key}\t{row.metrilo_id or ''}\t{row.last_error}")
+    if as_json:
+        return
+    if not rows:
         click.echo(f"no rejected {resource}")
+    else:
+        click.echo(f"{len(rows)} shown (key, Metrilo id, reason); fix the shop data or the "
+                   f"mapping, then `cdc-sync retry {resource}`", err=True)
 
 
 COMMANDS: list[click.Command] = [sync, resync, retry, status, rejected]

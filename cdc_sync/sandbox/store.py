@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cdc_sync.diff import canonical_json
 from cdc_sync.errors import CdcSyncError
 from cdc_sync.resources import Payload
-from cdc_sync.sandbox.semantics import OPERATIONS, RESOURCES, Operation
+from cdc_sync.sandbox.semantics import OPERATIONS, RESOURCES
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sandbox_records (
@@ -35,6 +36,7 @@ _UPSERT = (
     "ON CONFLICT (resource, id) DO UPDATE SET body = excluded.body, dropped = excluded.dropped"
 )
 RECENT = 20
+_KEYS_PER_QUERY = 500  # under SQLite's oldest limit of 999 parameters per statement
 
 
 class SandboxStoreError(CdcSyncError):
@@ -43,7 +45,7 @@ class SandboxStoreError(CdcSyncError):
 
 def canonical(record: Payload) -> str:
     """One text per distinct record, so identical re-sends compare equal."""
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return canonical_json(record).decode("utf-8")
 
 
 class SandboxStore:
@@ -78,47 +80,58 @@ class SandboxStore:
     # --- writing ---------------------------------------------------------------------------
 
     def apply(self, path: str, items: Sequence[Payload]) -> None:
-        """Fold validated `items` sent to contract `path` ("order/batch") into the store."""
+        """Fold validated `items` sent to contract `path` ("order/batch") into the store.
+
+        Set-based, as a benchmark needs it: one query for the records held, one per kind of
+        dependency of the orders, one executemany for the writes; items apply in order.
+        """
         operation = OPERATIONS[path]
+        resource = operation.resource
         with self._lock:
+            keys = [str(item[operation.key]) for item in items]
+            held = self._bodies(resource, keys)
+            written: dict[str, tuple[str, Payload]] = {}
+            for key, item in zip(keys, items, strict=True):
+                held_text = held.get(key)
+                record = operation.merge(None if held_text is None else _load(held_text), item)
+                if record is None:
+                    self._ignored[path] += 1  # tagging a customer Metrilo does not know
+                    continue
+                text = canonical(record)
+                if text == held_text:
+                    self._duplicates[resource] += 1
+                held[key] = text
+                written[key] = (text, record)
+                self._recent.appendleft((resource, key))
+            dropped = self._why_dropped(written) if resource == "orders" else {}
+            rows = [(resource, key, text, dropped.get(key)) for key, (text, _) in written.items()]
             self._db.execute("BEGIN")
             try:
-                for item in items:
-                    self._apply_one(path, operation, item)
+                self._db.executemany(_UPSERT, rows)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
-            self._items[operation.resource] += len(items)
+            self._items[resource] += len(items)
 
-    def _apply_one(self, path: str, operation: Operation, item: Payload) -> None:
-        key = str(item[operation.key])
-        held_text = self._body(operation.resource, key)
-        held = json.loads(held_text) if held_text is not None else None
-        record = operation.merge(held, item)
-        if record is None:
-            self._ignored[path] += 1  # tagging a customer Metrilo does not know: no effect
-            return
-        text = canonical(record)
-        if text == held_text:
-            self._duplicates[operation.resource] += 1
-        dropped = self._why_dropped(record) if operation.resource == "orders" else None
-        self._db.execute(_UPSERT, (operation.resource, key, text, dropped))
-        self._recent.appendleft((operation.resource, key))
-
-    def _why_dropped(self, order: Payload) -> str | None:
-        """Why Metrilo would silently drop this order: a customer or product it never got."""
-        missing: list[str] = []
-        email = order.get("email")
-        if email is not None and self._body("customers", email) is None:
-            missing.append(f"customer {email!r}")
-        for line in order.get("products", ()):
-            product_id = line["productId"]
-            if self._body("products", product_id) is None:
-                missing.append(f"product {product_id!r}")
-        if not missing:
-            return None
-        return "never received " + ", ".join(dict.fromkeys(missing))
+    def _why_dropped(self, orders: dict[str, tuple[str, Payload]]) -> dict[str, str]:
+        """Why Metrilo would silently drop each order: a customer or product it never got."""
+        emails = {order.get("email") for _, order in orders.values()} - {None}
+        product_ids = {line["productId"] for _, order in orders.values()
+                       for line in order.get("products", ())}
+        customers = set(self._bodies("customers", [str(e) for e in emails]))
+        products = set(self._bodies("products", [str(p) for p in product_ids]))
+        reasons = {}
+        for key, (_, order) in orders.items():
+            missing: list[str] = []
+            email = order.get("email")
+            if email is not None and email not in customers:
+                missing.append(f"customer {email!r}")
+            missing += [f"product {line['productId']!r}" for line in order.get("products", ())
+                        if line["productId"] not in products]
+            if missing:
+                reasons[key] = "never received " + ", ".join(dict.fromkeys(missing))
+        return reasons
 
     def count_request(self, path: str, status: int | str) -> None:
         """Count one request to `path` by its outcome (an HTTP status, or "dropped")."""
@@ -136,6 +149,19 @@ class SandboxStore:
             self._db.close()
 
     # --- reading ---------------------------------------------------------------------------
+
+    def _bodies(self, resource: str, keys: Sequence[str]) -> dict[str, str]:
+        """The bodies held for these keys (absent ones are not held), a few queries at most."""
+        found: dict[str, str] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), _KEYS_PER_QUERY):
+            chunk = unique[start:start + _KEYS_PER_QUERY]
+            marks = ",".join("?" * len(chunk))
+            found.update(self._db.execute(
+                f"SELECT id, body FROM sandbox_records WHERE resource = ? AND id IN ({marks})",
+                (resource, *chunk),
+            ).fetchall())
+        return found
 
     def _body(self, resource: str, key: str) -> str | None:
         row = self._db.execute(

@@ -42,7 +42,8 @@ def child_select(plan: ResourcePlan, child: ChildPlan, dialect: str, *, since: A
     """All of one child collection's rows (for every parent at once), in parent-key order."""
     parent_labels = [c.label(f"{PARENT_KEY_PREFIX}{i}") for i, c in enumerate(child.parent_key)]
     values = [column.label(label) for label, column in child.values.items()]
-    stmt = sa.select(*parent_labels, *values).select_from(child.relation.from_clause)
+    # The parent key goes last: the merge zips the value labels with a row and stops there.
+    stmt = sa.select(*values, *parent_labels).select_from(child.relation.from_clause)
     stmt = stmt.where(*(c.is_not(None) for c in child.parent_key))
     if child.where is not None:
         stmt = stmt.where(child.where)

@@ -3,100 +3,143 @@
 One query for the parents and one per child collection, each on its own connection (MySQL's
 unbuffered cursors allow one open result per connection), all in the same key order. The merge
 walks them together, so memory holds one parent's children, never a table.
+
+This is the hot path of a full cycle (a million orders, three million order lines): rows stay
+plain tuples until the merge turns each into a dict once, and the key of a row is computed
+by a function chosen up front for the key's shape (one integer column is a plain index).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+import itertools
+import operator
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
 from cdc_sync.errors import SourceError
 from cdc_sync.mapping.labels import key_string
 from cdc_sync.source.connect import source_error
-from cdc_sync.source.keys import KeyKind, KeyTuple, normalize
-from cdc_sync.source.query import PARENT_KEY_PREFIX
+from cdc_sync.source.keys import KeyKind, normalize
+from cdc_sync.source.prefetch import prefetched
 
 DEFAULT_BATCH = 1000
 
-Row = Mapping[Any, Any]
+Row = Sequence[Any]
+Key = Any
+"""A key as Python compares it (see keys.normalize): one value, or a tuple for composite keys."""
 
 _READ_FIX = (
     "check that the shop database is reachable and that the mapping still fits its schema "
     "(run `cdc-sync check`)"
 )
+_END: Any = object()
 
 
-@dataclass(frozen=True)
-class SourceRow:
+class SourceRow(NamedTuple):
     """A parent row, its state key, and its children by collection name."""
 
     key: str
     values: dict[str, Any]
-    children: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    children: dict[str, list[dict[str, Any]]]
 
 
-def stream(engine: sa.Engine, stmt: sa.Executable, *, doing: str,
-           batch: int = DEFAULT_BATCH) -> Iterator[Row]:
-    """Rows of `stmt`, fetched `batch` at a time from a server-side cursor."""
+@dataclass(frozen=True)
+class Rows:
+    """The rows of one statement, as tuples, with the label of each position."""
+
+    labels: tuple[str, ...]
+    rows: Iterator[Row]
+    source: Generator[Any, None, None] | None = None  # closed to release the connection
+
+    def close(self) -> None:
+        if self.source is not None:
+            self.source.close()
+
+
+def stream(engine: sa.Engine, stmt: sa.Select[Any], *, doing: str,
+           batch: int = DEFAULT_BATCH) -> Rows:
+    """Rows of `stmt`, fetched `batch` at a time from a server-side cursor (lazily).
+
+    From a database server, the next batches are fetched by a thread while the caller works
+    on this one, so the server's time (sorting, scanning) overlaps ours instead of adding to it.
+    """
+    labels = tuple(stmt.selected_columns.keys())
+    batches = _fetch(engine, stmt, doing, batch)
+    if engine.dialect.name != "sqlite":  # SQLite has no server to overlap with
+        batches = prefetched(batches)
+    return Rows(labels, itertools.chain.from_iterable(batches), batches)
+
+
+def _fetch(engine: sa.Engine, stmt: sa.Select[Any], doing: str,
+           batch: int) -> Generator[Sequence[Row], None, None]:
     try:
         with engine.connect() as conn:
             result = conn.execution_options(yield_per=batch).execute(stmt)
-            yield from result.mappings()
+            yield from result.partitions()
     except sa.exc.SQLAlchemyError as exc:
         raise source_error(exc, doing, _READ_FIX, engine) from None
 
 
-@dataclass
+def key_reader(positions: Sequence[int], kinds: Sequence[KeyKind]) -> Callable[[Row], Key]:
+    """The function giving a row's comparable key from the values at `positions`."""
+    if len(positions) == 1:
+        position = positions[0]
+        if kinds[0] is KeyKind.NUMBER:
+            return operator.itemgetter(position)
+        return lambda row: _text(row[position])
+    return lambda row: normalize([row[p] for p in positions], kinds)
+
+
+def _text(value: Any) -> str:
+    return value if type(value) is str else normalize([value], (KeyKind.TEXT,))[0]
+
+
 class _ChildCursor:
-    """A child stream, read ahead by one row, handing out each parent's rows in turn."""
+    """A child stream grouped by parent key, handing out each parent's rows in turn."""
 
-    name: str
-    rows: Iterator[Row]
-    kinds: tuple[KeyKind, ...]
-    _pending: tuple[KeyTuple, Row] | None = None
-    _last: KeyTuple | None = None
-    _done: bool = False
+    def __init__(self, name: str, rows: Rows, width: int, kinds: Sequence[KeyKind]) -> None:
+        self.name = name
+        # child_select puts the parent key last, so zip(values, row) stops before it
+        self.values = rows.labels[: len(rows.labels) - width]
+        key_of = key_reader(range(len(self.values), len(rows.labels)), kinds)
+        self.groups = itertools.groupby(rows.rows, key_of)
+        self.key: Key = _END
+        self.group: Iterator[Row] = iter(())
+        self._next_group()
 
-    def take(self, key: KeyTuple) -> list[dict[str, Any]]:
-        taken: list[dict[str, Any]] = []
-        while True:
-            head = self._peek()
-            if head is None or _less(key, head[0], self.name):
-                return taken
-            if head[0] == key:
-                taken.append(_child_values(head[1]))
-            self._pending = None  # a row of an earlier parent: an orphan, skipped
+    def take(self, key: Key) -> list[dict[str, Any]]:
+        """The rows of the parent with this key (orphans of earlier keys are skipped)."""
+        try:
+            while self.key is not _END:
+                if self.key == key:
+                    values = self.values
+                    # zip stops at the parent key; no strict= (a keyword costs 35% here)
+                    taken = [dict(zip(values, row)) for row in self.group]  # noqa: B905
+                    self._next_group()
+                    return taken
+                if key < self.key:
+                    return []
+                self._next_group()
+        except TypeError:
+            raise _incomparable(f"child {self.name!r}", key, self.key) from None
+        return []
 
-    def _peek(self) -> tuple[KeyTuple, Row] | None:
-        if self._pending is None and not self._done:
-            row = next(self.rows, None)
-            if row is None:
-                self._done = True
-                return None
-            width = len(self.kinds)
-            key = normalize([row[f"{PARENT_KEY_PREFIX}{i}"] for i in range(width)], self.kinds)
-            if self._last is not None and _less(key, self._last, self.name):
-                raise _out_of_order(f"child {self.name!r}")
-            self._last = key
-            self._pending = (key, row)
-        return self._pending
-
-
-def _child_values(row: Row) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if not k.startswith(PARENT_KEY_PREFIX)}
+    def _next_group(self) -> None:
+        key, self.group = next(self.groups, (_END, self.group))
+        # Groups of one key must come in increasing order; a key seen again is out of order.
+        if key is not _END and self.key is not _END and not self.key < key:
+            raise _out_of_order(f"child {self.name!r}")
+        self.key = key
 
 
-def _less(a: KeyTuple, b: KeyTuple, what: str) -> bool:
-    try:
-        return a < b
-    except TypeError:
-        raise SourceError(
-            f"keys of {what} cannot be compared with its parent's ({a!r} vs {b!r}); fix: give "
-            "parent_key columns of the same type as the key columns (cast one side in a query:)"
-        ) from None
+def _incomparable(what: str, a: Key, b: Key) -> SourceError:
+    return SourceError(
+        f"keys of {what} cannot be compared with its parent's ({a!r} vs {b!r}); fix: give "
+        "parent_key columns of the same type as the key columns (cast one side in a query:)"
+    )
 
 
 def _out_of_order(what: str) -> SourceError:
@@ -106,32 +149,51 @@ def _out_of_order(what: str) -> SourceError:
     )
 
 
-def merge(parents: Iterator[Row], key_labels: Sequence[str], kinds: tuple[KeyKind, ...],
-          children: Mapping[str, Iterator[Row]], *, resource: str) -> Iterator[SourceRow]:
+def merge(parents: Rows, key_labels: Sequence[str], kinds: tuple[KeyKind, ...],
+          children: Mapping[str, Rows], *, resource: str) -> Iterator[SourceRow]:
     """Each parent with its children; parents must arrive in strictly increasing key order."""
-    cursors = [_ChildCursor(name, rows, kinds) for name, rows in children.items()]
     try:
+        cursors = [_ChildCursor(name, rows, len(kinds), kinds) for name, rows in children.items()]
         yield from _merged(parents, key_labels, kinds, cursors, resource)
     finally:
         # Release every connection now, even when the caller stopped early.
         for rows in (parents, *children.values()):
-            close = getattr(rows, "close", None)
-            if close is not None:
-                close()
+            rows.close()
 
 
-def _merged(parents: Iterator[Row], key_labels: Sequence[str], kinds: tuple[KeyKind, ...],
+def _merged(parents: Rows, key_labels: Sequence[str], kinds: tuple[KeyKind, ...],
             cursors: list[_ChildCursor], resource: str) -> Iterator[SourceRow]:
-    previous: KeyTuple | None = None
-    for row in parents:
-        raw = [row[label] for label in key_labels]
-        key = normalize(raw, kinds)
-        if previous is not None and not _less(previous, key, resource):
-            if previous == key:
-                raise SourceError(
-                    f"{resource}: key {key_string(raw)!r} appears on more than one row; fix: set "
-                    "key: to columns that identify one row, or make each join match at most one row"
-                )
-            raise _out_of_order(resource)
+    labels = parents.labels
+    positions = [labels.index(label) for label in key_labels]
+    key_of = key_reader(positions, kinds)
+    text_of = _key_text(positions)
+    previous: Key = _END
+    for row in parents.rows:
+        key = key_of(row)
+        if previous is not _END:
+            try:
+                ordered = previous < key
+            except TypeError:
+                raise _incomparable(resource, previous, key) from None
+            if not ordered:
+                raise _duplicate(resource, [row[p] for p in positions]) if previous == key \
+                    else _out_of_order(resource)
         previous = key
-        yield SourceRow(key_string(raw), dict(row), {c.name: c.take(key) for c in cursors})
+        yield SourceRow(
+            text_of(row, key), dict(zip(labels, row)),  # noqa: B905 - one select, same length
+            {cursor.name: cursor.take(key) for cursor in cursors},
+        )
+
+
+def _key_text(positions: Sequence[int]) -> Callable[[Row, Key], str]:
+    """The state key (labels.key_string) of a row whose comparable key is already known."""
+    if len(positions) == 1:
+        return lambda _row, key: str(key)  # key_string of one value: its text, as normalized
+    return lambda row, _key: key_string([row[p] for p in positions])
+
+
+def _duplicate(resource: str, raw: list[Any]) -> SourceError:
+    return SourceError(
+        f"{resource}: key {key_string(raw)!r} appears on more than one row; fix: set "
+        "key: to columns that identify one row, or make each join match at most one row"
+    )

@@ -30,6 +30,7 @@ class StateRow:
     attempts: int
     last_error: str | None
     synced_at: datetime | None
+    has_payload: bool = False  # state keeps the accepted record (see Outcome.payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,9 @@ class Outcome:
     fingerprint: str
     tags: tuple[str, ...] = ()
     reason: str | None = None
+    # Canonical JSON of the record, kept with a synced row only where an on_delete action
+    # needs to send it again later (orders with `on_delete: status`); None keeps nothing.
+    payload: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,3 +69,5 @@ class ResyncRequest:
     requested_at: datetime
     requested_by: str | None
     started_at: datetime | None
+    confirm: bool = False  # also send a held mapping change (`resync --confirm`)
+    restart: bool = False  # start over instead of resuming (`resync --restart`)

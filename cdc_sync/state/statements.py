@@ -27,8 +27,9 @@ ROW_COLUMNS = (
     _c.attempts,
     _c.last_error,
     _c.synced_at,
+    _c.payload.is_not(None).label("has_payload"),
 )
-"""The columns a StateRow is built from, in its field order."""
+"""The columns a StateRow is built from, in its field order (never the payload itself)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,8 @@ class HotStatements:
     synced: sa.Insert
     failed: sa.Insert
     gone: sa.Update
+    gone_tagged: sa.Update
+    keep_payload: sa.Update
 
 
 def build(dialect_name: str) -> HotStatements:
@@ -48,6 +51,8 @@ def build(dialect_name: str) -> HotStatements:
         synced=_upsert_synced(dialect_name),
         failed=_upsert_failed(dialect_name),
         gone=_gone(),
+        gone_tagged=_gone().values(tags=sa.bindparam("b_tags")),
+        keep_payload=_keep_payload(),
     )
 
 
@@ -105,4 +110,18 @@ def _gone() -> sa.Update:
         sa.update(sync_state)
         .where(_c.resource == sa.bindparam("b_resource"), _c.key == sa.bindparam("b_key"))
         .values(status="gone", forced=False, updated_at=sa.bindparam("b_now"))
+    )
+
+
+def _keep_payload() -> sa.Update:
+    # Only a row Metrilo holds at exactly this fingerprint may take the payload: then the
+    # payload is what Metrilo accepted, though it was not sent in this cycle.
+    return (
+        sa.update(sync_state)
+        .where(
+            _c.resource == sa.bindparam("b_resource"),
+            _c.key == sa.bindparam("b_key"),
+            _c.synced_fingerprint == sa.bindparam("b_fingerprint"),
+        )
+        .values(payload=sa.bindparam("b_payload"))
     )

@@ -43,10 +43,10 @@ def _tags(text: str) -> tuple[str, ...]:
 
 
 def _state_row(row: Sequence[Any]) -> StateRow:
-    key, metrilo_id, status, synced_fp, attempt_fp, tags, forced, attempts, error, at = row
+    key, metrilo_id, status, synced_fp, attempt_fp, tags, forced, attempts, error, at, kept = row
     return StateRow(
         key, metrilo_id, _STATUS[status], synced_fp, attempt_fp, _tags(tags), bool(forced),
-        attempts, error, at,
+        attempts, error, at, bool(kept),
     )
 
 
@@ -122,7 +122,7 @@ class StateStore:
                 "status": "synced", "synced_fingerprint": o.fingerprint,
                 "attempt_fingerprint": o.fingerprint, "tags": _tags_json(o.tags),
                 "forced": False, "attempts": 0, "last_error": None,
-                "synced_at": now, "updated_at": now,
+                "synced_at": now, "updated_at": now, "payload": o.payload,
             }
             for o in _unique(outcomes)
         ]
@@ -160,6 +160,36 @@ class StateStore:
         params = [{"b_resource": resource, "b_key": key, "b_now": now} for key in set(keys)]
         self._write(f"record {len(params)} gone {resource}", self._hot.gone, params)
 
+    def mark_gone_tagged(self, resource: str, tags: Mapping[str, Sequence[str]]) -> None:
+        """Gone, and Metrilo now holds these tags for them (an on_delete tag was added)."""
+        if not tags:
+            return
+        now = _now()
+        params = [
+            {"b_resource": resource, "b_key": key, "b_now": now, "b_tags": _tags_json(tuple(t))}
+            for key, t in tags.items()
+        ]
+        self._write(f"record {len(params)} gone {resource}", self._hot.gone_tagged, params)
+
+    def keep_payloads(self, resource: str, outcomes: Sequence[Outcome]) -> None:
+        """Store the payloads of rows Metrilo already holds at exactly these fingerprints."""
+        params = [
+            {"b_resource": resource, "b_key": o.key, "b_fingerprint": o.fingerprint,
+             "b_payload": o.payload}
+            for o in _unique(outcomes) if o.payload is not None
+        ]
+        if params:
+            self._write(f"keep {len(params)} {resource} payloads", self._hot.keep_payload, params)
+
+    def payloads(self, resource: str, keys: Sequence[str]) -> dict[str, str]:
+        """The kept payloads (canonical JSON) of these keys, where kept; pass <= 1000 keys."""
+        if not keys:
+            return {}
+        stmt = sa.select(_c.key, _c.payload).where(
+            _c.resource == resource, _c.key.in_(list(keys)), _c.payload.is_not(None)
+        )
+        return {str(key): str(text) for key, text in self._fetch(f"read {resource} payloads", stmt)}
+
     def _write(self, action: str, stmt: sa.Executable, params: list[dict[str, Any]]) -> None:
         with self._errors(action), self._engine.begin() as conn:
             conn.execute(stmt, params)
@@ -185,16 +215,41 @@ class StateStore:
 
     def iter_live_keys(self, resource: str, chunk: int = 1000) -> Iterator[list[str]]:
         """Keys of `resource` not gone, in key order, `chunk` at a time (keyset pagination)."""
-        base = (
+        return self._iter_keys(resource, _c.status != "gone", chunk)
+
+    def iter_pending_keys(
+        self, resource: str, chunk: int = 1000, *, untouched_since: datetime | None = None
+    ) -> Iterator[list[str]]:
+        """Keys of `resource` waiting to be sent again (and not written since `untouched_since`,
+        when given), in key order, `chunk` at a time."""
+        which = _c.status == "pending"
+        if untouched_since is not None:
+            which = sa.and_(which, _c.updated_at < untouched_since)
+        return self._iter_keys(resource, which, chunk)
+
+    def sample_live_keys(self, resource: str, size: int) -> list[str]:
+        """Up to `size` keys of `resource` not gone, chosen at random (one query)."""
+        stmt = (
             sa.select(_c.key)
             .where(_c.resource == resource, _c.status != "gone")
+            .order_by(sa.func.random())
+            .limit(size)
+        )
+        return [row[0] for row in self._fetch(f"sample live {resource} keys", stmt)]
+
+    def _iter_keys(
+        self, resource: str, which: sa.ColumnElement[bool], chunk: int
+    ) -> Iterator[list[str]]:
+        base = (
+            sa.select(_c.key)
+            .where(_c.resource == resource, which)
             .order_by(_c.key)
             .limit(chunk)
         )
         last: str | None = None
         while True:
             stmt = base if last is None else base.where(_c.key > last)
-            keys = [row[0] for row in self._fetch(f"list live {resource} keys", stmt)]
+            keys = [row[0] for row in self._fetch(f"list {resource} keys", stmt)]
             if keys:
                 yield keys
             if len(keys) < chunk:
@@ -253,19 +308,21 @@ class StateStore:
         )
         return [_state_row(row) for row in self._fetch(f"list rejected {resource}", stmt)]
 
-    def top_reasons(self, resource: str, limit: int = 5) -> list[tuple[str, int]]:
-        """The commonest rejection reasons of `resource` with their counts, commonest first."""
+    def top_reasons(
+        self, resource: str, limit: int = 5, status: Status = Status.REJECTED
+    ) -> list[tuple[str, int]]:
+        """Why rows of `resource` are in `status` (rejected: default), commonest reasons first."""
         count = sa.func.count().label("n")
         stmt = (
             sa.select(_c.last_error, count)
-            .where(_c.resource == resource, _c.status == "rejected")
+            .where(_c.resource == resource, _c.status == status.value)
             .group_by(_c.last_error)
             .order_by(count.desc(), _c.last_error)
             .limit(limit)
         )
         return [
             (reason or "(no reason recorded)", n)
-            for reason, n in self._fetch(f"summarise {resource} rejections", stmt)
+            for reason, n in self._fetch(f"summarise {resource} {status} reasons", stmt)
         ]
 
     # -- runs, meta, resync requests ----------------------------------------------------------
@@ -326,12 +383,22 @@ class StateStore:
         )
         self._write(f"write meta {name!r}", stmt, [{}])
 
-    def request_resync(self, resources: Sequence[str], requested_by: str) -> int:
+    def request_resync(
+        self, resources: Sequence[str], requested_by: str, *, confirm: bool = False,
+        restart: bool = False,
+    ) -> int:
         """Ask the daemon to resync `resources` (empty: all) at its next look; returns the id."""
         stmt = sa.insert(resync_requests).values(
-            resources=json.dumps(list(resources)), requested_at=_now(), requested_by=requested_by
+            resources=json.dumps(list(resources)), requested_at=_now(), requested_by=requested_by,
+            confirm=confirm, restart=restart,
         )
         return self._insert_returning_id("record a resync request", stmt)
+
+    def resync_requested(self) -> bool:
+        """Whether a resync request waits to be taken (one cheap query, for the daemon's poll)."""
+        rr = resync_requests.c
+        stmt = sa.select(rr.id).where(rr.started_at.is_(None)).limit(1)
+        return bool(self._fetch("look for resync requests", stmt))
 
     def take_resync_request(self) -> ResyncRequest | None:
         """The oldest request not started, marked started; each request is taken once only."""
@@ -345,7 +412,10 @@ class StateStore:
                 sa.update(resync_requests)
                 .where(rr.id == oldest, rr.started_at.is_(None))
                 .values(started_at=_now())
-                .returning(rr.id, rr.resources, rr.requested_at, rr.requested_by, rr.started_at)
+                .returning(
+                    rr.id, rr.resources, rr.requested_at, rr.requested_by, rr.started_at,
+                    rr.confirm, rr.restart,
+                )
             )
             with self._errors("take a resync request"), self._engine.begin() as conn:
                 row = conn.execute(stmt).first()
@@ -353,7 +423,8 @@ class StateStore:
                     return ResyncRequest(
                         id=row.id, resources=tuple(json.loads(row.resources)),
                         requested_at=row.requested_at, requested_by=row.requested_by,
-                        started_at=row.started_at,
+                        started_at=row.started_at, confirm=bool(row.confirm),
+                        restart=bool(row.restart),
                     )
                 if conn.execute(waiting).first() is None:
                     return None

@@ -70,6 +70,10 @@ sync_state = sa.Table(
     sa.Column("last_error", sa.Text(), nullable=True),
     sa.Column("synced_at", UtcDateTime(), nullable=True),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
+    # Canonical JSON of the record Metrilo last accepted, kept only where an on_delete action
+    # must send it again (orders with `on_delete: status`: Metrilo replaces every field, so a
+    # status alone cannot be sent). NULL everywhere else, to keep the state DB small.
+    sa.Column("payload", sa.Text(), nullable=True),
     sa.CheckConstraint(
         "status IN ('synced', 'pending', 'rejected', 'gone')", name="status"
     ),
@@ -108,4 +112,7 @@ resync_requests = sa.Table(
     sa.Column("started_at", UtcDateTime(), nullable=True),
     sa.Column("finished_at", UtcDateTime(), nullable=True),
     sa.Column("requested_by", sa.Text(), nullable=True),
+    # The `resync --confirm` / `--restart` flags, carried to the daemon (migration 0002).
+    sa.Column("confirm", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("restart", sa.Boolean(), nullable=False, server_default=sa.false()),
 )

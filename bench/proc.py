@@ -1,0 +1,67 @@
+"""Running a measurement in a subprocess of its own, and reading its memory.
+
+Every measured piece (a cycle, the reference read, the baseline, the sinks) runs in its own
+process, so one's memory and warm caches never flatter another, and its peak RSS is its own.
+The API secret reaches children through the environment, never their argv.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+TOKEN = "bench-token"
+SECRET = "bench-secret"
+ROOT = Path(__file__).resolve().parent.parent
+RESULT_PREFIX = "BENCH-RESULT "
+
+
+class BenchError(RuntimeError):
+    """A measurement subprocess failed; the message holds the end of its stderr."""
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"METRILO_API_TOKEN": TOKEN, "METRILO_API_SECRET": SECRET, "PYTHONPATH": str(ROOT)})
+    return env
+
+
+def run_module(module: str, *args: str) -> dict[str, Any]:
+    """Run `python -m module args`; returns the JSON it emitted with `emit`."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=ROOT, env=child_env(),
+        capture_output=True, text=True, check=False,
+    )
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX):
+            found: dict[str, Any] = json.loads(line.removeprefix(RESULT_PREFIX))
+            return found
+    tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+    raise BenchError(f"{module} {' '.join(args)} exited {done.returncode}:\n{tail}")
+
+
+def emit(result: dict[str, Any]) -> None:
+    """Hand a child's result to its parent (one line on stdout)."""
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb() -> float:
+    """This process's resident set size now, from /proc (0 where there is no /proc)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return 0.0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0

@@ -1,0 +1,181 @@
+"""The benchmark's figures, and the one Markdown table they are printed as."""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+Result = dict[str, Any]
+
+TARGET_RATIO = 1.5
+TARGET_ORDERS_PER_SECOND = 50_000
+TARGET_INCREMENTAL_SHARE = 0.02
+TARGET_PUSH_RATIO = 20
+TARGET_RSS_MB = 300
+TARGET_RSS_GROWTH_MB = 50
+
+
+@dataclass
+class Figures:
+    """Everything one run measured (each value is what a measuring subprocess emitted)."""
+
+    scale: dict[str, int] = field(default_factory=dict)
+    tables: dict[str, int] = field(default_factory=dict)
+    push: dict[str, Result] = field(default_factory=dict)
+    baseline: dict[str, Result] = field(default_factory=dict)
+    full: Result = field(default_factory=dict)
+    reference: Result = field(default_factory=dict)
+    incremental: Result = field(default_factory=dict)
+    changed: int = 0
+    small: dict[str, Any] = field(default_factory=dict)
+    machine: dict[str, str] = field(default_factory=dict)
+    command: str = ""
+    python: str = ""
+
+
+def machine(postgres: str, load_before: tuple[float, ...],
+            load_after: tuple[float, ...]) -> dict[str, str]:
+    """The machine the figures come from."""
+    memory = "unknown"
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        kib = int(meminfo.read_text().split("\n")[0].split()[1])
+        memory = f"{kib / 1024 / 1024:.1f} GiB"
+    return {
+        "cpus": str(os.cpu_count()), "cpu": platform.processor() or platform.machine(),
+        "memory": memory, "postgres": postgres, "system": platform.platform(),
+        "load": f"{load_before[0]:.2f} before, {load_after[0]:.2f} after (1-min average)",
+    }
+
+
+def scanned(result: Result, resource: str | None = None) -> int:
+    counts: dict[str, dict[str, int]] = result["counts"]
+    if resource is not None:
+        return counts.get(resource, {}).get("scanned", 0)
+    return sum(c["scanned"] for c in counts.values())
+
+
+def sent(result: Result) -> int:
+    return sum(c["sent"] for c in result["counts"].values())
+
+
+def _n(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def _full_row(figures: Figures) -> str:
+    full, ref = figures.full, figures.reference
+    records = scanned(full)
+    orders_rate = scanned(full, "orders") / full["resource_seconds"]["orders"]
+    ref_records = sum(ref["counts"].values())
+    ref_orders_rate = ref["counts"]["orders"] / ref["resource_seconds"]["orders"]
+    ratio = full["seconds"] / ref["seconds"]
+    verdicts = (f"{_verdict(ratio <= TARGET_RATIO)} (ratio), "
+                f"{_verdict(orders_rate >= TARGET_ORDERS_PER_SECOND)} (orders/s)")
+    return (
+        f"| 1 | no-change full reconciliation, every resource | {_n(records)} records in "
+        f"{full['seconds']:.1f} s: **{_n(records / full['seconds'])} records/s**; orders "
+        f"{_n(orders_rate)}/s | bare reference: {_n(ref_records)} records in "
+        f"{ref['seconds']:.1f} s: {_n(ref_records / ref['seconds'])} records/s; orders "
+        f"{_n(ref_orders_rate)}/s | **{ratio:.2f}x** the reference's time | "
+        f"<= {TARGET_RATIO}x and >= {_n(TARGET_ORDERS_PER_SECOND)} orders/s | {verdicts} |"
+    )
+
+
+def _incremental_row(figures: Figures) -> str:
+    inc, full = figures.incremental, figures.full
+    share = inc["seconds"] / full["seconds"]
+    return (
+        f"| 2 | incremental cycle (cursor mode) after {_n(figures.changed)} orders changed | "
+        f"**{inc['seconds']:.2f} s**: {_n(scanned(inc))} records read, {_n(sent(inc))} sent | "
+        f"the full cycle: {full['seconds']:.1f} s | **{share:.1%}** of it | "
+        f"<= {TARGET_INCREMENTAL_SHARE:.0%} | {_verdict(share <= TARGET_INCREMENTAL_SHARE)} |"
+    )
+
+
+def _push_row(label: str, name: str, figures: Figures) -> str:
+    push, base = figures.push[name], figures.baseline[name]
+    seconds = push["seconds"]
+    rate = sent(push) / seconds
+    base_rate = base["delivered"] / base["seconds"]
+    ratio = rate / base_rate
+    return (
+        f"| 3{label} | first full push -> {_sink_name(name)} | {_n(sent(push))} records in "
+        f"{seconds:.1f} s: **{_n(rate)} records/s**, {push['requests'] / seconds:,.1f} req/s, "
+        f"{push['bytes'] / seconds / 1e6:.2f} MB/s | plugin-style (50 a request, one at a "
+        f"time), {_n(base['delivered'])} records: {_n(base_rate)} records/s, "
+        f"{base['requests'] / base['seconds']:,.1f} req/s | **{ratio:.1f}x** | "
+        f">= {TARGET_PUSH_RATIO}x | {_verdict(ratio >= TARGET_PUSH_RATIO)} |"
+    )
+
+
+def _sink_name(name: str) -> str:
+    if name == "sandbox":
+        return "sandbox (strict: validates and stores every record)"
+    if name == "minimal":
+        return "minimal sink (reads the body, answers 200)"
+    latency = name.split("+", 1)[1]
+    return f"minimal sink + {latency} before each answer (a WAN round trip)"
+
+
+def _rss_row(figures: Figures) -> str:
+    small, big = figures.small, {"push": figures.push["sandbox"], "full": figures.full}
+    small_orders = small.get("scale", figures.scale)["orders"]
+    big_orders = figures.scale["orders"]
+    peaks = {k: (small[k]["peak_rss_mb"], big[k]["peak_rss_mb"]) for k in ("push", "full")}
+    worst_big = max(b for _, b in peaks.values())
+    worst_growth = max(b - s for s, b in peaks.values())
+    ok = worst_big <= TARGET_RSS_MB and worst_growth <= TARGET_RSS_GROWTH_MB
+    return (
+        f"| 4 | peak RSS of a cycle (first push / no-change full) | {_n(big_orders)} orders: "
+        f"**{peaks['push'][1]:.0f} / {peaks['full'][1]:.0f} MB** | {_n(small_orders)} orders: "
+        f"{peaks['push'][0]:.0f} / {peaks['full'][0]:.0f} MB | "
+        f"+{peaks['push'][1] - peaks['push'][0]:.0f} / "
+        f"+{peaks['full'][1] - peaks['full'][0]:.0f} MB | <= {TARGET_RSS_MB} MB, within "
+        f"{TARGET_RSS_GROWTH_MB} MB of 100k | {_verdict(ok)} |"
+    )
+
+
+def _per_resource(figures: Figures) -> list[str]:
+    lines = ["", "Seconds per resource (no-change full cycle / bare reference / first push "
+             "to the sandbox):", ""]
+    for name, seconds in figures.full["resource_seconds"].items():
+        reference = figures.reference["resource_seconds"].get(name, 0.0)
+        push = figures.push["sandbox"]["resource_seconds"].get(name, 0.0)
+        lines.append(f"- {name}: {_n(scanned(figures.full, name))} records: {seconds:.2f} / "
+                     f"{reference:.2f} / {push:.2f} s")
+    return lines
+
+
+def render(figures: Figures) -> str:
+    """The one table, with the scale, the machine and the command above and below it."""
+    scale, tables = figures.scale, figures.tables
+    lines = [
+        f"Shop: {_n(scale['customers'])} customers, {_n(scale['categories'])} categories, "
+        f"{_n(scale['products'])} products, {_n(scale['orders'])} orders with "
+        f"{_n(tables.get('order_lines', 0))} order lines (PostgreSQL).",
+        "",
+        "| # | measure | cdc-sync | beside it | ratio | target | verdict |",
+        "|---|---|---|---|---|---|---|",
+        _full_row(figures),
+        _incremental_row(figures),
+    ]
+    labels = iter("abcdefgh")
+    lines += [_push_row(next(labels), name, figures) for name in figures.push]
+    lines.append(_rss_row(figures))
+    lines += _per_resource(figures)
+    m = figures.machine
+    lines += [
+        "",
+        f"Machine: {m['cpus']} CPUs ({m['cpu']}), {m['memory']} memory, PostgreSQL "
+        f"{m['postgres']}, Python {figures.python}, {m['system']}; load {m['load']}.",
+        f"Command: `{figures.command}`",
+    ]
+    return "\n".join(lines)

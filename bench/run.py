@@ -1,0 +1,181 @@
+"""The benchmark: the demo shop at scale, every figure of issue 6, one table.
+
+    .venv/bin/python -m bench.run                 # 200k customers, 50k products, 1M orders
+    .venv/bin/python -m bench.run --scale 0.01    # a hundredth of that, to try it out
+
+Builds (or reuses) the shop in PostgreSQL, then measures, each in a process of its own, with a
+state DB of its own (SQLite in a temporary directory): the first full push, the plugin-style
+baseline, a no-change full cycle, the bare reference read, an incremental cycle after 1,000
+orders changed, the push against a minimal sink (with and without a simulated round trip), and
+peak RSS at this scale and at 100k orders. Prints one Markdown table (see bench/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from bench.proc import run_module
+from bench.report import Figures, machine, render
+from bench.shop import DEFAULT_ADMIN_URL, change_orders, ensure_shop, scaled, table_counts
+from bench.sinks import running_sink
+from cdc_sync.demo.generate import Scale
+
+RSS_SCALE = 0.1  # the 100k-order shop the peak RSS is compared with
+
+
+@dataclass
+class Bench:
+    """One benchmark run: where things are, and how to run each piece."""
+
+    admin_url: str
+    workdir: Path
+    latency: float
+    changes: int
+    baseline_fraction: float
+    log: Callable[[str], None]
+    states: int = 0
+    figures: Figures = field(default_factory=Figures)
+
+    def shop(self, scale: Scale) -> str:
+        self.log(f"shop at {scale.orders:,} orders: checking (built once, then reused)")
+        started = time.perf_counter()
+        url, built = ensure_shop(self.admin_url, scale)
+        if built:
+            self.log(f"  built in {time.perf_counter() - started:.0f} s")
+        return url
+
+    def fresh_state(self) -> str:
+        self.states += 1
+        return f"sqlite:///{self.workdir / f'state{self.states}.sqlite'}"
+
+    def cycle(self, what: str, shop: str, state: str, api_url: str, *,
+              full: bool = False) -> dict[str, Any]:
+        self.log(f"{what} ...")
+        args = ["--source", shop, "--state", state, "--api-url", api_url]
+        result = run_module("bench.cycle", *args, *(["--full"] if full else []))
+        if not result["ok"]:
+            raise RuntimeError(f"{what} failed: {result['errors']}")
+        self.log(f"  {result['seconds']:.1f} s, peak RSS {result['peak_rss_mb']:.0f} MB")
+        return result
+
+    def baseline(self, what: str, shop: str, api_url: str,
+                 push: dict[str, Any]) -> dict[str, Any]:
+        self.log(f"{what} ...")
+        limits = {name: max(1, math.ceil(counts["scanned"] * self.baseline_fraction))
+                  for name, counts in push["counts"].items() if counts["scanned"]}
+        spec = ",".join(f"{name}={n}" for name, n in limits.items())
+        result = run_module("bench.plugin", "--source", shop, "--api-url", api_url,
+                            "--limits", spec)
+        self.log(f"  {result['delivered']:,} records in {result['seconds']:.1f} s")
+        return result
+
+    def reference(self, shop: str) -> dict[str, Any]:
+        self.log("bare reference read (psycopg + json + sha256) ...")
+        result = run_module("bench.reference", "--source", shop)
+        self.log(f"  {result['seconds']:.1f} s")
+        return result
+
+    def run(self, scale: Scale) -> Figures:
+        shop = self.shop(scale)
+        figures = self.figures
+        figures.scale = asdict(scale)
+        figures.tables = table_counts(shop, "order_lines")
+        state = self.fresh_state()
+        with running_sink("sandbox") as sandbox:
+            figures.push["sandbox"] = self.cycle("first full push -> sandbox", shop, state,
+                                                 sandbox)
+            figures.baseline["sandbox"] = self.baseline(
+                "plugin-style baseline -> sandbox", shop, sandbox, figures.push["sandbox"])
+            figures.full = self.cycle("no-change full cycle", shop, state, sandbox, full=True)
+            figures.reference = self.reference(shop)
+            self.log(f"changing {self.changes:,} orders ...")
+            figures.changed = change_orders(shop, self.changes, seed=int(time.time()))
+            figures.incremental = self.cycle("incremental cycle", shop, state, sandbox)
+        self._minimal_sinks(shop)
+        self._rss_at_small_scale(scale)
+        return figures
+
+    def _minimal_sinks(self, shop: str) -> None:
+        latencies = [0.0] + ([self.latency] if self.latency else [])
+        for latency in latencies:
+            name = "minimal" if not latency else f"minimal+{latency * 1000:.0f}ms"
+            with running_sink("minimal", latency) as sink:
+                push = self.cycle(f"first full push -> {name} sink", shop, self.fresh_state(),
+                                  sink)
+                self.figures.push[name] = push
+                self.figures.baseline[name] = self.baseline(
+                    f"plugin-style baseline -> {name} sink", shop, sink, push)
+
+    def _rss_at_small_scale(self, scale: Scale) -> None:
+        small = scaled(RSS_SCALE)
+        if small == scale:
+            self.figures.small = {"push": self.figures.push["sandbox"], "full": self.figures.full}
+            return
+        shop = self.shop(small)
+        state = self.fresh_state()
+        with running_sink("sandbox") as sandbox:
+            push = self.cycle(f"first full push at {small.orders:,} orders", shop, state,
+                              sandbox)
+            full = self.cycle(f"no-change full cycle at {small.orders:,} orders", shop, state,
+                              sandbox, full=True)
+        self.figures.small = {"push": push, "full": full, "scale": asdict(small)}
+
+
+def _postgres_version(admin_url: str) -> str:
+    engine = sa.create_engine(admin_url)
+    try:
+        with engine.connect() as conn:
+            return str(conn.execute(sa.text("SHOW server_version")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="times the default shop (200k customers, 500 categories, 50k "
+                             "products, 1M orders with ~3M lines); default 1")
+    parser.add_argument("--admin-url", default=os.environ.get("CDC_BENCH_PG_URL",
+                                                              DEFAULT_ADMIN_URL),
+                        help="PostgreSQL URL allowed to create databases "
+                             "(env CDC_BENCH_PG_URL)")
+    parser.add_argument("--latency-ms", type=float, default=50.0,
+                        help="simulated round trip per request for the second minimal-sink "
+                             "comparison (0: skip it); default 50")
+    parser.add_argument("--changes", type=int, default=1000,
+                        help="orders changed before the incremental cycle; default 1000")
+    parser.add_argument("--baseline-fraction", type=float, default=0.01,
+                        help="share of each resource the plugin-style baseline sends; "
+                             "default 0.01")
+    args = parser.parse_args()
+
+    def log(line: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+    scale = scaled(args.scale)
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="cdc-bench-") as workdir:
+        bench = Bench(args.admin_url, Path(workdir), args.latency_ms / 1000, args.changes,
+                      args.baseline_fraction, log)
+        figures = bench.run(scale)
+    figures.machine = machine(_postgres_version(args.admin_url), load_before, os.getloadavg())
+    figures.command = " ".join([".venv/bin/python -m bench.run", *sys.argv[1:]])
+    figures.python = platform.python_version()
+    print(render(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""What the state DB remembers about each resource between cycles (its meta table).
+
+- the cursor's high-water mark: an incremental read starts there, minus the overlap;
+- when the last full read ended: a full reconciliation is due every
+  `sync.full_reconcile_minutes`;
+- the fingerprint of the mapping last applied: an edit is noticed;
+- a held mapping change: so that a held resource is not previewed again every cycle.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cdc_sync.cursor import decode_high_water, encode_high_water
+from cdc_sync.mapping.loader import LoadedMapping
+from cdc_sync.resources import Resource
+from cdc_sync.state import StateStore
+
+# The mapping sections a resource's records depend on: a derived resource changes with both.
+_MAPPING_PARTS = {
+    Resource.GUEST_CUSTOMERS: ("customers", "orders", "guest_customers"),
+    Resource.DELETED_PRODUCTS: ("products", "orders", "deleted_products"),
+}
+
+
+@dataclass(frozen=True)
+class Held:
+    """A mapping change that waits for `resync --confirm` / `sync --accept-mapping`."""
+
+    fingerprint: str
+    would_send: int
+
+
+class ResourceMarks:
+    """Reads and writes the per-resource meta values; knows nothing of records."""
+
+    def __init__(
+        self, state: StateStore, mapping: LoadedMapping, clock: Callable[[], float]
+    ) -> None:
+        self.state = state
+        self.mapping = mapping
+        self.clock = clock
+
+    # -- incremental reads ------------------------------------------------------------------
+
+    def cursor(self, resource: Resource) -> str | None:
+        """The cursor column (derived resources follow the orders' cursor), or None."""
+        spec = self.mapping.spec
+        if resource in (Resource.GUEST_CUSTOMERS, Resource.DELETED_PRODUCTS):
+            return spec.orders.cursor if spec.orders else None
+        rspec = getattr(spec, resource.value)
+        return rspec.cursor if rspec is not None else None
+
+    def full_due(self, resource: Resource) -> bool:
+        """No cursor, no mark yet, or the last full read is older than full_reconcile_minutes."""
+        if self.cursor(resource) is None or self.state.get_meta(_hw_key(resource)) is None:
+            return True
+        last_full = self.state.get_meta(_full_key(resource))
+        every = self.mapping.spec.sync.full_reconcile_minutes * 60
+        return last_full is None or self.clock() - float(last_full) >= every
+
+    def since(self, resource: Resource) -> Any:
+        """Where an incremental read starts: the high-water mark moved back by the overlap."""
+        stored = self.state.get_meta(_hw_key(resource))
+        if stored is None:
+            raise LookupError(f"{resource} has no high-water mark yet; read it fully first")
+        return decode_high_water(
+            stored, overlap_seconds=self.mapping.spec.sync.cursor_overlap_seconds
+        )
+
+    def advance(self, resource: Resource, high_water: Any, *, full: bool) -> None:
+        """After a completed read: new mark, time of the full read, mapping applied."""
+        if high_water is not None:
+            self.state.set_meta(_hw_key(resource), encode_high_water(high_water))
+        if full:
+            self.state.set_meta(_full_key(resource), repr(self.clock()))
+        self.state.set_meta(_mapping_key(resource), self.fingerprint(resource))
+        if self.state.get_meta(_held_key(resource)):
+            self.state.set_meta(_held_key(resource), "")
+
+    # -- mapping changes --------------------------------------------------------------------
+
+    def fingerprint(self, resource: Resource) -> str:
+        """The fingerprint of the mapping sections this resource's records come from."""
+        names = _MAPPING_PARTS.get(resource, (resource.value,))
+        return ",".join(self.mapping.resource_fingerprint(n) for n in names)
+
+    def mapping_changed(self, resource: Resource) -> bool:
+        """Whether the mapping differs from the one the last completed read applied."""
+        applied = self.state.get_meta(_mapping_key(resource))
+        return applied is not None and applied != self.fingerprint(resource)
+
+    def held(self, resource: Resource) -> Held | None:
+        """The hold recorded for the current mapping of `resource`, if any."""
+        stored = self.state.get_meta(_held_key(resource))
+        if not stored:
+            return None
+        held = Held(**json.loads(stored))
+        return held if held.fingerprint == self.fingerprint(resource) else None
+
+    def hold(self, resource: Resource, would_send: int) -> Held:
+        held = Held(self.fingerprint(resource), would_send)
+        self.state.set_meta(_held_key(resource), json.dumps(held.__dict__))
+        return held
+
+
+def held_changes(state: StateStore) -> dict[Resource, int]:
+    """Resources whose mapping change is held, with how many records it would resend."""
+    found = {}
+    for resource in Resource:
+        stored = state.get_meta(_held_key(resource))
+        if stored:
+            found[resource] = Held(**json.loads(stored)).would_send
+    return found
+
+
+def _hw_key(resource: Resource) -> str:
+    return f"high_water:{resource}"
+
+
+def _full_key(resource: Resource) -> str:
+    return f"last_full:{resource}"
+
+
+def _mapping_key(resource: Resource) -> str:
+    return f"mapping:{resource}"
+
+
+def _held_key(resource: Resource) -> str:
+    return f"held:{resource}"

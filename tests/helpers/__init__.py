@@ -1,0 +1,1 @@
+"""Shared test helpers: a demo shop, the sandbox and an engine wired together."""

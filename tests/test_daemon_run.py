@@ -1,0 +1,428 @@
+"""`cdc-sync run` as a real process: cycles, SIGTERM, resync requests, refusal, health, webhook.
+
+Each test runs the daemon in a subprocess against a SQLite demo shop, the real sandbox (in this
+process, so the test can look inside it and inject faults) and a SQLite state DB.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from cdc_sync.demo import mutate
+from cdc_sync.demo.generate import SMALL, generate
+from cdc_sync.resources import Resource
+from cdc_sync.sandbox import Sandbox
+from cdc_sync.state import StateStore, Status
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN, SECRET = "daemon-token", "daemon-secret-value"
+# `cdc-sync run`, whether or not the command is registered in cdc_sync.cli yet.
+RUN = [sys.executable, "-c",
+       "import sys; from cdc_sync.cli import cli; from cdc_sync.cli.common import run_guarded; "
+       "from cdc_sync.cli.daemon_cmds import COMMANDS; [cli.add_command(c) for c in COMMANDS]; "
+       "sys.exit(run_guarded(cli))", "run"]
+SANDBOX_OF = {"customers": ("customers", "guest_customers"), "categories": ("categories",),
+              "products": ("products", "deleted_products"), "orders": ("orders",)}
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@dataclass(eq=False)
+class Daemon:
+    """One `cdc-sync run` process, its output in a file."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def wait_for(self, pattern: str, timeout: float = 20, count: int = 1) -> re.Match[str]:
+        def found() -> re.Match[str] | None:
+            matches = list(re.finditer(pattern, self.log()))
+            if self.process.poll() is not None and len(matches) < count:
+                raise AssertionError(f"the daemon exited ({self.process.returncode}):\n"
+                                     f"{self.log()}")
+            return matches[count - 1] if len(matches) >= count else None
+        return wait_until(found, timeout, f"{pattern!r} in the daemon's log")  # type: ignore[no-any-return]
+
+    def health_url(self) -> str:
+        return self.wait_for(r"health endpoint at (http://\S+)/healthz").group(1)
+
+    def stop(self, timeout: float = 20) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+
+@dataclass
+class World:
+    tmp: Path
+    sandbox: Sandbox
+    shop_path: Path
+    state_url: str
+    daemons: list[Daemon] = field(default_factory=list)
+
+    @property
+    def shop_url(self) -> str:
+        return f"sqlite:///{self.shop_path}"
+
+    def seed(self) -> None:
+        engine = sa.create_engine(self.shop_url)
+        try:
+            generate(engine, customers=SMALL.customers, categories=SMALL.categories,
+                     products=SMALL.products, orders=SMALL.orders, seed=1)
+        finally:
+            engine.dispose()
+
+    def shop(self) -> sa.Engine:
+        return sa.create_engine(self.shop_url)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        base = {k: v for k, v in os.environ.items()
+                if not k.startswith(("CDC_SYNC_", "METRILO_"))}
+        return base | {
+            "METRILO_API_URL": self.sandbox.url, "METRILO_API_TOKEN": TOKEN,
+            "METRILO_API_SECRET": SECRET, "CDC_SYNC_SOURCE_URL": self.shop_url,
+            "CDC_SYNC_STATE_URL": self.state_url,
+            "CDC_SYNC_MAPPINGS": str(ROOT / "mappings.yaml"),
+            "CDC_SYNC_INTERVAL": "1", "CDC_SYNC_POLL_SECONDS": "0.2",
+            "CDC_SYNC_MAX_ATTEMPTS": "2", "CDC_SYNC_MAX_RETRY_SECONDS": "1",
+            "CDC_SYNC_BACKOFF_MAX": "1",
+        } | extra
+
+    def start(self, *args: str, **env: str) -> Daemon:
+        log_path = self.tmp / f"daemon-{len(self.daemons)}.log"
+        with log_path.open("wb") as out:
+            process = subprocess.Popen([*RUN, *args], cwd=self.tmp, env=self.env(**env),
+                                       stdout=out, stderr=subprocess.STDOUT)
+        daemon = Daemon(process, log_path)
+        self.daemons.append(daemon)
+        return daemon
+
+    def state(self) -> StateStore:
+        return StateStore.open(self.state_url)
+
+    def synced(self) -> dict[str, int]:
+        """Synced state rows per sandbox resource."""
+        with self.state() as state:
+            return {name: sum(state.count_by_status(r)[Status.SYNCED] for r in members)
+                    for name, members in SANDBOX_OF.items()}
+
+    def held(self, resource: str, key: str) -> dict[str, Any]:
+        """The record the sandbox holds, or {} when it holds none."""
+        return self.sandbox.store.get(resource, key) or {}
+
+    def requests(self, path: str) -> int:
+        return sum(self.sandbox.store.stats()["requests"].get(path, {}).values())
+
+
+def _world(tmp_path: Path, state_url: str) -> Iterator[World]:
+    with Sandbox(token=TOKEN, secret=SECRET) as sandbox:
+        found = World(tmp_path, sandbox, tmp_path / "shop.sqlite", state_url)
+        try:
+            yield found
+        finally:
+            for daemon in found.daemons:
+                if daemon.process.poll() is None:
+                    daemon.process.kill()
+                    daemon.process.wait(10)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    yield from _world(tmp_path, f"sqlite:///{tmp_path}/state.sqlite")
+
+
+@pytest.fixture
+def pg_world(tmp_path: Path, pg_url: str) -> Iterator[World]:
+    yield from _world(tmp_path, pg_url)
+
+
+FIRST_CYCLE = r"sync cycle ok in \S+: customers 40 sent"
+
+
+def test_daemon_runs_cycles_on_its_interval_and_exits_0_on_sigterm(world: World) -> None:
+    world.seed()
+    daemon = world.start()
+    daemon.wait_for(FIRST_CYCLE)
+    new_status = "refunded" if world.held("orders", "1")["status"] != "refunded" else "completed"
+    mutate.set_order_status(world.shop(), 1, {"refunded": 5, "completed": 3}[new_status])
+    mutate.rename_customer(world.shop(), 2, "Renamed")
+    wait_until(lambda: world.held("orders", "1")["status"] == new_status and
+               world.held("customers", _email(world, 2))["firstName"] == "Renamed",
+               15, "the changes to reach the sandbox")
+    idle = r"sync cycle ok in \S+: nothing to send"
+    daemon.wait_for(idle, count=len(re.findall(idle, daemon.log())) + 1)  # and it goes on
+
+    assert daemon.stop() == 0
+    assert daemon.log().rstrip().endswith("stopped")
+    assert "Traceback" not in daemon.log()
+    assert world.synced() == world.sandbox.store.counts()
+    with world.state() as state:
+        runs = state.last_runs(100)
+        assert len(runs) >= 3  # the first sync, the changes, an idle cycle
+        assert {run.status for run in runs} == {"ok"}
+        assert all(state.count_by_status(r.value)[Status.PENDING] == 0 for r in Resource)
+
+
+def test_sigterm_mid_cycle_commits_the_acknowledged_batches_and_nothing_else(
+        world: World) -> None:
+    world.seed()
+    world.sandbox.faults.update({"delay_rate": 1.0, "delay": 0.25})
+    daemon = world.start(CDC_SYNC_BATCH_SIZE="5", CDC_SYNC_CONCURRENCY="1")
+    wait_until(lambda: world.requests("customer/batch") >= 2, 15, "customer batches")
+    assert daemon.stop() == 0
+
+    assert "sync cycle stopped early" in daemon.log()
+    held = world.sandbox.store.counts()
+    assert held["customers"] > 0
+    assert held["orders"] == 0
+    assert world.synced() == held  # every acknowledged batch committed, nothing more
+
+
+def test_resync_request_from_another_process_is_picked_up_at_once(world: World) -> None:
+    from cdc_sync.daemon import resync_or_hand_over
+
+    world.seed()
+    daemon = world.start(CDC_SYNC_INTERVAL="60")
+    daemon.wait_for(FIRST_CYCLE)
+    before = world.requests("category/batch")
+
+    with resync_or_hand_over(world.state_url, [Resource.CATEGORIES]) as handed:
+        asked = time.monotonic()
+        assert handed is not None, "a daemon is running: the request must be handed over"
+        assert f"pid {daemon.process.pid}" in handed.daemon
+    daemon.wait_for(r"resync cycle ok in \S+: categories 6 sent")
+    assert time.monotonic() - asked < 5
+    assert world.requests("category/batch") == before + 1
+    assert world.requests("order/batch") == 1  # only what was asked for
+    with world.state() as state:
+        assert state.last_runs(1)[0].kind == "resync"
+        assert state.take_resync_request() is None
+    assert daemon.stop() == 0
+
+
+def test_second_daemon_on_the_same_sqlite_state_refuses_to_start(world: World) -> None:
+    world.seed()
+    first = world.start()
+    first.wait_for(FIRST_CYCLE)
+
+    second = world.start()
+    assert second.process.wait(20) == 4
+    refusal = second.log()
+    assert "another cdc-sync process already holds the state DB" in refusal
+    assert f"pid {first.process.pid}" in refusal
+    assert "use a PostgreSQL state DB" in refusal
+    assert first.process.poll() is None
+    assert first.stop() == 0
+
+
+def test_healthz_and_metrics_follow_the_cycles_and_a_metrilo_outage(world: World) -> None:
+    world.seed()
+    daemon = world.start("--http-port", "0", CDC_SYNC_HEALTH_STALE_SECONDS="2")
+    base = daemon.health_url()
+    assert base.startswith("http://127.0.0.1:")
+    daemon.wait_for(FIRST_CYCLE)
+
+    health = httpx.get(f"{base}/healthz")
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok"
+    assert health.json()["last_success_age_seconds"] < 2
+    metrics = httpx.get(f"{base}/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert 'cdc_sync_records_sent_total{resource="orders"} 120\n' in metrics.text
+    assert 'cdc_sync_state_records{resource="orders",status="pending"} 0\n' in metrics.text
+    assert re.search(r'cdc_sync_metrilo_responses_total\{code="200"\} [1-9]', metrics.text)
+    assert re.search(r"cdc_sync_last_success_timestamp_seconds \d", metrics.text)
+    assert "cdc_sync_active 1\n" in metrics.text
+
+    world.sandbox.faults.update({"error_rate": 1.0})
+    mutate.rename_customer(world.shop(), 3, "Outage")
+    stale = wait_until(lambda: (r := httpx.get(f"{base}/healthz")).status_code == 503 and r,
+                       15, "/healthz to turn 503")
+    assert stale.json()["status"] == "degraded"
+    assert "Metrilo" in stale.json()["last_error"]
+    failing = httpx.get(f"{base}/metrics").text
+    assert 'cdc_sync_state_records{resource="customers",status="pending"} 1\n' in failing
+    assert re.search(r'cdc_sync_metrilo_responses_total\{code="50[02]"\} [1-9]', failing)
+    assert re.search(r'cdc_sync_cycles_total\{kind="sync",result="failed"\} [1-9]', failing)
+
+    world.sandbox.faults.clear()
+    wait_until(lambda: httpx.get(f"{base}/healthz").json()["status"] == "ok", 15, "recovery")
+    assert world.held("customers", _email(world, 3))["firstName"] == "Outage"
+    assert daemon.stop() == 0
+    assert daemon.process.returncode == 0
+
+
+def _email(world: World, customer_id: int) -> str:
+    with world.shop().connect() as conn:
+        return str(conn.execute(sa.text("SELECT email FROM customers WHERE id = :i"),
+                                {"i": customer_id}).scalar_one())
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]]
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    received: list[dict[str, Any]] = []
+    handler = type("Receiver", (_Receiver,), {"received": received})
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/hook/secret-token", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_shop_outage_calls_the_webhook_and_the_daemon_carries_on(
+        world: World, webhook: tuple[str, list[dict[str, Any]]]) -> None:
+    url, received = webhook
+    daemon = world.start(CDC_SYNC_WEBHOOK_URL=url)  # the shop file does not exist yet
+
+    failed = wait_until(lambda: [m for m in received if m["event"] == "cycle_failed"], 15,
+                        "a cycle_failed webhook")[0]
+    assert failed["result"] == "failed"
+    assert "shop" in failed["text"] or "unable to open" in failed["text"]
+    assert daemon.process.poll() is None
+    daemon.wait_for(r"sync cycle failed .*next attempt in", count=2)
+
+    world.seed()  # the shop is back
+    wait_until(lambda: any(m["event"] == "recovered" for m in received), 15, "recovered")
+    assert world.sandbox.store.counts()["orders"] == 120
+    assert daemon.stop() == 0
+    assert "secret-token" not in daemon.log()
+
+
+def _metric(url: str, line_start: str) -> float | None:
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith(line_start + " "):
+            return float(line.split()[-1])
+    return None
+
+
+def test_two_daemons_on_postgresql_state_one_pushes_and_the_standby_takes_over(
+        pg_world: World) -> None:
+    world = pg_world
+    world.seed()
+    first, second = world.start("--http-port", "0"), world.start("--http-port", "0")
+    urls = {first: first.health_url(), second: second.health_url()}
+    wait_until(lambda: sorted(_metric(u, "cdc_sync_active") or 0 for u in urls.values())
+               == [0, 1], 20, "one active daemon and one standby")
+    active = next(d for d, u in urls.items() if _metric(u, "cdc_sync_active") == 1)
+    standby = second if active is first else first
+    active.wait_for(FIRST_CYCLE)
+    active.wait_for(r"nothing to send", count=3)
+
+    assert httpx.get(f"{urls[standby]}/healthz").json()["status"] == "standby"
+    assert httpx.get(f"{urls[standby]}/healthz").status_code == 200
+    assert f"pid {active.process.pid}" in standby.wait_for(r"standby: .* holds the lease").group(0)
+    assert "cycle" not in standby.log()
+    assert _metric(urls[standby], 'cdc_sync_metrilo_responses_total{code="200"}') is None
+    assert world.requests("order/batch") == 1  # one first sync, by one daemon
+    with world.state() as state:
+        runs = state.last_runs(100)
+    assert all(a.finished_at is not None and a.finished_at <= b.started_at
+               for a, b in zip(reversed(runs[1:]), reversed(runs[:-1]), strict=True))
+
+    active.process.kill()
+    killed = time.monotonic()
+    standby.wait_for(r"active: this daemon holds the lease")
+    takeover = time.monotonic() - killed
+    assert takeover < 5, f"took over after {takeover:.1f}s"
+    mutate.rename_customer(world.shop(), 4, "FailedOver")
+    wait_until(lambda: world.held("customers", _email(world, 4)).get("firstName") == "FailedOver",
+               15, "the new active daemon to push the change")
+    assert standby.stop() == 0
+
+
+def test_a_second_sigterm_stops_at_once_with_128_plus_the_signal(world: World) -> None:
+    world.seed()
+    world.sandbox.faults.update({"delay_rate": 1.0, "delay": 1.0})
+    daemon = world.start(CDC_SYNC_BATCH_SIZE="5", CDC_SYNC_CONCURRENCY="1")
+    wait_until(lambda: world.requests("customer/batch") >= 1, 15, "a first slow batch")
+    daemon.process.send_signal(signal.SIGTERM)
+    daemon.wait_for(r"stop requested")
+    daemon.process.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    assert daemon.process.wait(10) == 128 + signal.SIGTERM
+    assert time.monotonic() - signalled < 1  # not after the 7 batches still to send
+    assert "second stop signal: exiting now" in daemon.log()
+
+
+def test_per_resource_intervals_run_each_resource_on_its_own_clock(world: World) -> None:
+    world.seed()
+    daemon = world.start("--log-json", CDC_SYNC_INTERVAL="60", CDC_SYNC_INTERVALS="orders=1")
+    daemon.wait_for(r'"sent": 120')
+    new_status = "refunded" if world.held("orders", "2")["status"] != "refunded" else "completed"
+    mutate.set_order_status(world.shop(), 2, {"refunded": 5, "completed": 3}[new_status])
+    mutate.rename_customer(world.shop(), 5, "NotYet")
+    wait_until(lambda: world.held("orders", "2")["status"] == new_status, 10, "the order")
+    time.sleep(1.5)
+    assert world.held("customers", _email(world, 5))["firstName"] != "NotYet"  # its turn: 60 s
+    assert daemon.stop() == 0
+
+    cycles = [json.loads(line) for line in daemon.log().splitlines() if '"cycle"' in line]
+    assert all(entry["level"] in ("info", "error") for entry in cycles)
+    later = [set(entry["counts"]) for entry in cycles[1:] if entry["result"] == "ok"]
+    assert later
+    assert all(names <= {"guest_customers", "deleted_products", "orders"} for names in later)
+
+
+def test_state_db_connections_dropping_fail_one_cycle_then_the_daemon_carries_on(
+        pg_world: World) -> None:
+    world = pg_world
+    world.seed()
+    daemon = world.start()
+    daemon.wait_for(FIRST_CYCLE)
+    database = sa.make_url(world.state_url).database
+    admin = sa.create_engine(world.state_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:  # what a restart of the state DB's server does to sessions
+        conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                             "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": database})
+    admin.dispose()
+    daemon.wait_for(r"lost the lease")
+    daemon.wait_for(r"active: this daemon holds the lease", count=2)
+    mutate.rename_customer(world.shop(), 6, "AfterRestart")
+    wait_until(lambda: world.held("customers", _email(world, 6)).get("firstName")
+               == "AfterRestart", 15, "the change after the reconnection")
+    assert daemon.stop() == 0

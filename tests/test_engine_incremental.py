@@ -1,0 +1,122 @@
+"""Incremental mode: cursor reads with an overlap, and the periodic full reconciliation."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from helpers.backends import COMBINATIONS, database_urls
+from helpers.world import World, demo_world
+
+from cdc_sync.demo import mutate, schema
+from cdc_sync.resources import Resource
+from cdc_sync.state import Status
+
+HOUR_LATER = 3700.0  # past sync.full_reconcile_minutes (60) of the demo mapping
+
+
+def _later(seconds: float) -> float:
+    return time.time() + seconds
+
+
+@pytest.fixture
+def world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
+    shop_url, state_url = database_urls(request, tmp_path, "sqlite", "sqlite")
+    with demo_world(tmp_path, shop_url, state_url) as built:
+        yield built
+
+
+@pytest.fixture(params=COMBINATIONS)
+def any_world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
+    shop_url, state_url = database_urls(request, tmp_path, *request.param)
+    with demo_world(tmp_path, shop_url, state_url) as built:
+        yield built
+
+
+def _write_order(world: World, order_id: int, *, status: int, updated_at: datetime) -> None:
+    """A change written by a writer whose clock is behind (or that forgot updated_at)."""
+    with world.shop.begin() as conn:
+        conn.execute(schema.orders.update().where(schema.orders.c.id == order_id)
+                     .values(status=status, updated_at=updated_at))
+
+
+def _updated_at(world: World, order_id: int) -> datetime:
+    with world.shop.connect() as conn:
+        value = conn.execute(sa.select(schema.orders.c.updated_at)
+                             .where(schema.orders.c.id == order_id)).scalar_one()
+    assert isinstance(value, datetime)
+    return value
+
+
+def test_an_incremental_cycle_reads_only_what_changed_and_overlaps_the_mark(
+    any_world: World,
+) -> None:
+    world = any_world
+    world.sync()
+    mutate.set_order_status(world.shop, 1, 5)
+    second = world.sync()
+    orders = second.resources[Resource.ORDERS]
+    assert orders.mode == "incremental"
+    assert orders.counts.changed == 1
+    assert orders.counts.scanned <= 2  # the change, and the old mark's row inside the overlap
+    assert world.held("orders", "1")["status"] == "refunded"
+
+    mark = _updated_at(world, 1)
+    _write_order(world, 2, status=5, updated_at=mark - timedelta(seconds=60))  # inside overlap
+    _write_order(world, 3, status=5, updated_at=mark - timedelta(hours=2))  # beyond it
+    third = world.sync()
+    assert third.resources[Resource.ORDERS].mode == "incremental"
+    assert world.held("orders", "2")["status"] == "refunded"
+    assert world.held("orders", "3")["status"] != "refunded", "read beyond the overlap"
+
+    reconciled = world.sync(clock=lambda: _later(HOUR_LATER))
+    assert reconciled.resources[Resource.ORDERS].mode == "full"
+    assert world.held("orders", "3")["status"] == "refunded"
+    assert world.differences() == []
+
+
+def test_a_child_only_change_is_caught_by_the_full_reconciliation(world: World) -> None:
+    world.sync()
+    with world.shop.begin() as conn:  # an order line edited, the order's updated_at untouched
+        line = conn.execute(sa.select(sa.func.min(schema.order_lines.c.id))
+                            .where(schema.order_lines.c.order_id == 9)).scalar_one()
+        conn.execute(schema.order_lines.update().where(schema.order_lines.c.id == line)
+                     .values(quantity=77))
+    incremental = world.sync()
+    assert incremental.resources[Resource.ORDERS].counts.sent == 0
+    assert 77 not in [p["quantity"] for p in world.held("orders", "9")["products"]]
+
+    full = world.sync(clock=lambda: _later(HOUR_LATER))
+    assert full.resources[Resource.ORDERS].counts.changed == 1
+    assert 77 in [p["quantity"] for p in world.held("orders", "9")["products"]]
+    assert world.differences() == []
+
+
+def test_deletes_wait_for_the_full_reconciliation(world: World) -> None:
+    world.sync()
+    mutate.delete_order(world.shop, 4)
+    incremental = world.sync()
+    assert incremental.resources[Resource.ORDERS].counts.gone == 0
+    assert world.rows(Resource.ORDERS, ["4"])["4"].status is Status.SYNCED
+
+    full = world.sync(clock=lambda: _later(HOUR_LATER))
+    assert full.resources[Resource.ORDERS].counts.gone == 1
+    assert world.rows(Resource.ORDERS, ["4"])["4"].status is Status.GONE
+
+
+def test_a_guest_customer_keeps_its_first_order_date_in_incremental_cycles(world: World) -> None:
+    world.sync()
+    first = mutate.add_order(world.shop, email="repeat@example.org", lines=[(1, 1)])
+    world.sync()
+    created = world.held("customers", "repeat@example.org")["createdAt"]
+    mutate.add_order(world.shop, email="repeat@example.org", lines=[(2, 1)],
+                     created_at=datetime.now().replace(microsecond=0) + timedelta(minutes=1))
+    again = world.sync()
+    assert again.resources[Resource.GUEST_CUSTOMERS].mode == "incremental"
+    assert again.resources[Resource.GUEST_CUSTOMERS].counts.sent == 0
+    assert world.held("customers", "repeat@example.org")["createdAt"] == created
+    assert world.sandbox.store.why_dropped(str(first)) is None
