@@ -8,8 +8,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
+import sqlalchemy as sa
+
 from cdc_sync import __version__
 from cdc_sync.engine import ProgressCallback, SyncEngine
+from cdc_sync.errors import MappingError
 from cdc_sync.mapping.loader import LoadedMapping, load_mapping
 from cdc_sync.metrilo import MetriloClient
 from cdc_sync.retry import RetryPolicy
@@ -41,6 +44,19 @@ def open_state(settings: Settings) -> StateStore:
     return StateStore.open(settings.state_url.get_secret_value())
 
 
+def checked_source(shop: sa.Engine, mapping: LoadedMapping) -> ShopSource:
+    """The shop source, once the mapping fits the shop's schema exactly as `check` says.
+
+    Checked before anything is read or sent, so a mistake in a later resource cannot let the
+    earlier ones go out and then stop halfway.
+    """
+    source = ShopSource(shop, mapping)
+    problems = source.check()
+    if problems:
+        raise MappingError(problems, title=f"{mapping.path} does not fit the shop")
+    return source
+
+
 @contextmanager
 def open_engine(
     settings: Settings,
@@ -55,6 +71,7 @@ def open_engine(
     with ExitStack() as stack:
         shop = connect_shop(settings.source_url.get_secret_value())
         stack.callback(shop.dispose)
+        source = checked_source(shop, loaded)
         state = open_state(settings)
         stack.callback(state.close)
         client = None
@@ -63,7 +80,7 @@ def open_engine(
             stack.callback(client.close)
         yield SyncEngine(
             mapping=loaded,
-            source=ShopSource(shop, loaded),
+            source=source,
             state=state,
             client=client,
             on_progress=on_progress,

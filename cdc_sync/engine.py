@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 
 from cdc_sync.deletes import DeleteHandler
 from cdc_sync.errors import (
+    CdcSyncError,
     DeleteGuardError,
-    MetriloFatalError,
     MetriloRejectedError,
     MetriloUnavailableError,
     SourceError,
@@ -112,11 +112,11 @@ class SyncEngine:
                     report.stopped = True
                     break
                 self._run_resource(resource, options, report)
-        except MetriloFatalError as exc:
-            report.error = str(exc)
-            raise
         except MetriloUnavailableError as exc:
             report.error = f"{exc}; the cycle stopped, unsent records stay pending"
+        except CdcSyncError as exc:  # fatal Metrilo answers, a lost state DB...: recorded, raised
+            report.error = str(exc)
+            raise
         finally:
             report.finished = time.monotonic()
             if run_id is not None:

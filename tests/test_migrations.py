@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -56,8 +57,10 @@ def test_upgrade_twice_is_harmless_and_current_is_head(state_url: str) -> None:
         engine.dispose()
 
 
-def test_head_is_the_initial_revision_until_another_is_added() -> None:
-    assert migrate.head() == "0001"
+def test_head_is_the_newest_revision_file() -> None:
+    versions = Path(migrate.__file__).resolve().parents[2] / "migrations" / "versions"
+    newest = max(p.name.split("_")[0] for p in versions.glob("0*.py"))
+    assert migrate.head() == newest
 
 
 def test_db_cli_upgrades_then_reports_newest(state_url: str) -> None:
@@ -68,10 +71,10 @@ def test_db_cli_upgrades_then_reports_newest(state_url: str) -> None:
 
     result = runner.invoke(db, ["upgrade", "--state-url", state_url])
     assert result.exit_code == 0, result.output
-    assert "revision 0001 (newest)" in result.output
+    assert f"revision {migrate.head()} (newest)" in result.output
 
     after = runner.invoke(db, ["current", "--state-url", state_url])
-    assert "revision 0001 (newest)" in after.output
+    assert f"revision {migrate.head()} (newest)" in after.output
 
 
 def test_processes_upgrading_at_once_do_not_collide(state_url: str) -> None:

@@ -77,3 +77,4 @@ def setup_logging(*, json_lines: bool = False, level: int = logging.INFO) -> Non
     root.setLevel(level)
     # httpx logs every request at INFO; our own lines already say what matters.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)

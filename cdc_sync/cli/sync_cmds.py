@@ -3,24 +3,36 @@
 from __future__ import annotations
 
 import json
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import click
 
 from cdc_sync.app import open_engine, open_state
 from cdc_sync.cli.common import settings_from, settings_options, setup_logging
+from cdc_sync.cli.daemon_cmds import hand_resync_to_daemon
 from cdc_sync.cli.progress import progress_callback
 from cdc_sync.cli.show import print_report, print_status
+from cdc_sync.daemon.handoff import foreground_lease
 from cdc_sync.engine import CycleOptions
 from cdc_sync.report import CycleReport
 from cdc_sync.resources import Resource
 from cdc_sync.resync import run_resync
+from cdc_sync.settings import Settings
 
 RESOURCE_NAMES = [r.value for r in Resource]
 
 
 def _exit_code(report: CycleReport) -> int:
     return 0 if report.ok else 1
+
+
+def _pushing(settings: Settings, command: str, *, dry_run: bool) -> AbstractContextManager[None]:
+    """Hold the daemon lease while pushing, so a foreground cycle never races a running daemon
+    (DaemonRunningError says so); a dry run reads only and needs none."""
+    if dry_run:
+        return nullcontext()
+    return foreground_lease(settings.state_url.get_secret_value(), command)
 
 
 @click.command()
@@ -44,7 +56,8 @@ def sync(dry_run: bool, full: bool, accept_mapping: bool, resources: tuple[str, 
         kind="sync", resources=tuple(Resource(r) for r in resources), dry_run=dry_run,
         full=full, accept_mapping=accept_mapping,
     )
-    with open_engine(settings, send=not dry_run, on_progress=progress_callback()) as engine:
+    with (_pushing(settings, "sync", dry_run=dry_run),
+          open_engine(settings, send=not dry_run, on_progress=progress_callback()) as engine):
         report = engine.run(options)
     print_report(report)
     raise click.exceptions.Exit(_exit_code(report))
@@ -61,15 +74,22 @@ def resync(dry_run: bool, confirm: bool, restart: bool, resources: tuple[str, ..
            **kwargs: Any) -> None:
     """Send every record (or those of RESOURCES) again, whatever was sent before.
 
-    Resumable: killed halfway, the next `resync` goes on where it stopped.
+    Resumable: killed halfway, the next `resync` goes on where it stopped. With a daemon
+    running on the same state DB, the resync is handed to it and starts there at once.
     """
     settings = settings_from(kwargs)
     setup_logging()
-    with open_engine(settings, send=not dry_run, on_progress=progress_callback()) as engine:
-        report = run_resync(
-            engine, [Resource(r) for r in resources], confirm=confirm, restart=restart,
-            dry_run=dry_run,
-        )
+    chosen = [Resource(r) for r in resources]
+    if dry_run:
+        with open_engine(settings, send=False, on_progress=progress_callback()) as engine:
+            report = run_resync(engine, chosen, dry_run=True)
+        print_report(report)
+        raise click.exceptions.Exit(_exit_code(report))
+    with hand_resync_to_daemon(settings, chosen, confirm=confirm, restart=restart) as handed:
+        if handed:
+            raise click.exceptions.Exit(0)
+        with open_engine(settings, on_progress=progress_callback()) as engine:
+            report = run_resync(engine, chosen, confirm=confirm, restart=restart)
     print_report(report)
     raise click.exceptions.Exit(_exit_code(report))
 
@@ -82,7 +102,8 @@ def retry(resources: tuple[str, ...], **kwargs: Any) -> None:
     settings = settings_from(kwargs)
     setup_logging()
     chosen = [Resource(r) for r in resources]
-    with open_engine(settings, on_progress=progress_callback()) as engine:
+    with (_pushing(settings, "retry", dry_run=False),
+          open_engine(settings, on_progress=progress_callback()) as engine):
         for resource in chosen or engine.mapped_resources():
             engine.state.retry_rejected(resource.value)
         report = engine.run(CycleOptions(kind="retry", resources=tuple(chosen)))
