@@ -30,13 +30,21 @@ from cdc_sync.settings import Settings
                    "Anything else exposes health and counts to the network.")
 @click.option("--log-json", is_flag=True,
               help="Log JSON lines instead of readable lines [env CDC_SYNC_LOG_JSON].")
+@click.option("--mapping-changes", type=click.Choice(["hold", "apply"]),
+              help="An edit of mappings.yaml that changes more than sync.hold_changes_over "
+                   "records: hold it for `cdc-sync resync --confirm`, or apply it at once "
+                   "[env CDC_SYNC_MAPPING_CHANGES; default hold].")
 def run(interval: float | None, http_port: int | None, http_host: str | None, log_json: bool,
-        **kwargs: Any) -> None:
+        mapping_changes: str | None, **kwargs: Any) -> None:
     """Run as a daemon: a cycle every interval, until SIGTERM or Ctrl-C.
 
     Never two cycles at once; an outage of the shop DB, the state DB or Metrilo is logged and
     retried with a growing delay, never fatal. SIGTERM/Ctrl-C lets the batches in flight finish,
     commits what Metrilo acknowledged, and exits 0 (a second signal exits at once).
+
+    An edit of mappings.yaml is noticed within a second (at once on SIGHUP), checked against
+    the shop like `cdc-sync check`, and applied from the next cycle; a broken edit is logged,
+    shown by `cdc-sync status` and /healthz, and the daemon goes on with the last good mapping.
 
     `cdc-sync resync` from another shell hands the resync to this daemon. With a PostgreSQL
     state DB a second `run` waits as a standby and takes over when this one dies; with SQLite
@@ -45,13 +53,14 @@ def run(interval: float | None, http_port: int | None, http_host: str | None, lo
     settings = settings_from(kwargs)
     options = load_daemon_settings(
         {"interval": interval, "http_port": http_port, "http_host": http_host,
-         "log_json": log_json or None}
+         "log_json": log_json or None, "mapping_changes": mapping_changes}
     )
     setup_logging(json_lines=options.log_json)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every job run at INFO
     daemon = Daemon(settings, options, load_mapping(settings.mappings),
                     on_progress=progress_callback(interactive=False))
     signals.install(daemon.request_stop)
+    signals.install_reload(daemon.request_reload)
     daemon.run()
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from cdc_sync.daemon.mapping_meta import last_refused_edit
 from cdc_sync.marks import held_changes
 from cdc_sync.report import COUNT_NAMES, CycleReport
 from cdc_sync.resources import Resource
@@ -53,12 +54,14 @@ def status_data(state: StateStore) -> dict[str, Any]:
         }
     runs = state.last_runs(_RUNS_SEARCHED_FOR_AN_ERROR)
     failed = next((r for r in runs if r.error), None)
+    refused = last_refused_edit(state)
     return {
         "resources": resources,
         "last_runs": [_run(r) for r in runs[:5]],
         "last_error": None if failed is None else _run(failed),
         "held_mapping_changes": {r.value: n for r, n in held_changes(state).items()},
         "unfinished_resync": [r.value for r in unfinished_resync(state) or ()],
+        "refused_mapping_edit": None if refused is None else refused.as_dict(),
     }
 
 
@@ -94,10 +97,25 @@ def print_status(state: StateStore, *, as_json: bool) -> None:
     for name, would_send in data["held_mapping_changes"].items():
         click.echo(f"held: the {name} mapping changed ({would_send} records would be resent); "
                    f"release it with `cdc-sync resync {name} --confirm`")
+    _print_refused_edit(data["refused_mapping_edit"])
     if data["unfinished_resync"]:
         click.echo(f"unfinished resync of {', '.join(data['unfinished_resync'])}: "
                    "`cdc-sync resync` goes on where it stopped")
     _print_last_cycle(data)
+
+
+def _print_refused_edit(refused: dict[str, Any] | None) -> None:
+    if refused is None:
+        return
+    problems = refused["problems"]
+    click.echo(f"mapping: {refused['file']}: {refused['summary']} (noticed at "
+               f"{refused['noticed_at']}, {len(problems)} problem"
+               f"{'' if len(problems) == 1 else 's'}); the daemon goes on with the last good "
+               "mapping:")
+    for problem in problems:
+        click.echo(f"  - {problem['where']}: {problem['what']}")
+        if problem["fix"]:
+            click.echo(f"      fix: {problem['fix']}")
 
 
 def _print_last_cycle(data: dict[str, Any]) -> None:

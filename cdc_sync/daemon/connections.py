@@ -57,6 +57,11 @@ class Connections:
             stop=stop,
         )
 
+    def use_mapping(self, mapping: LoadedMapping) -> None:
+        """Work with `mapping` from the next engine on (between cycles); the shop stays open."""
+        self._mapping = mapping
+        self._source = None  # plans and reflection belong to the old mapping
+
     def reset(self) -> None:
         """Drop the shop engine and the Metrilo client; the next cycle makes new ones."""
         shop, self._shop, self._source = self._shop, None, None

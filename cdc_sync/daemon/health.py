@@ -4,7 +4,10 @@ Healthy (200) means: a standby replica, waiting its turn; or an active daemon wh
 cycle that got records through (fully, or partly: one resource failing while the others go
 on) is younger than `stale_after`, or whose current cycle is still making progress (a first
 sync or a resync may run for hours). Otherwise 503: cycles keep failing, or it is stuck.
-The status says more: ok, degraded (the last cycle had errors) or standby.
+The status says more: ok, degraded (the last cycle had errors, an edit of the mapping was
+refused, or a mapping change is held) or standby. A refused edit or a held change leaves the
+code at 200: the daemon still works, on its last good mapping, and restarting it would not
+help (it would refuse to start on the broken file); the body lists the problems and the holds.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ class Health:
         self._failures = 0
         self._last_error: str | None = None
         self._standby_error: str | None = None
+        self._mapping_problems: list[str] = []
+        self._held: dict[str, int] = {}
 
     def set_active(self, active: bool) -> None:
         with self._lock:
@@ -50,6 +55,16 @@ class Health:
         """A standby could not even try for the lease (state DB unreachable): unhealthy."""
         with self._lock:
             self._standby_error = error
+
+    def mapping_refused(self, problems: list[str] | None) -> None:
+        """The problems of a refused mapping edit (None: the mapping in force is fine)."""
+        with self._lock:
+            self._mapping_problems = list(problems or ())
+
+    def mapping_held(self, held: dict[str, int]) -> None:
+        """Held mapping changes: records each would resend, per resource."""
+        with self._lock:
+            self._held = dict(held)
 
     def cycle_started(self, kind: str) -> None:
         with self._lock:
@@ -85,7 +100,8 @@ class Health:
         with self._lock:
             now = self._clock()
             fresh = self._fresh(now)
-            status = "ok" if self._failures == 0 else "degraded"
+            troubled = self._failures or self._mapping_problems or self._held
+            status = "degraded" if troubled else "ok"
             if not self._active:
                 status = "standby"
             body = {
@@ -98,6 +114,8 @@ class Health:
                 "cycle_running": self._running,
                 "cycle_seconds": round(now - self._running_since, 3) if self._running else None,
                 "last_cycle": self._last_cycle(),
+                "mapping_problems": list(self._mapping_problems),
+                "held_mapping_changes": dict(self._held),
                 "stale_after_seconds": self.stale_after,
                 "pid": os.getpid(),
             }

@@ -72,6 +72,17 @@ def identity() -> str:
     return f"cdc-sync pid {os.getpid()} ({user}@{socket.gethostname()})"
 
 
+def refusal(lease: Lease, state_url: str) -> str:
+    """Why a second daemon may not start while `lease` is held by another process."""
+    where = f" (lock file {lease.path})" if isinstance(lease, FileLease) else ""
+    return (
+        f"another cdc-sync process already holds the state DB {redact_url(state_url)}: "
+        f"{lease.holder() or 'a daemon or a foreground sync'}{where}; fix: stop it "
+        "first (two processes must never push at once); for a standby replica that takes "
+        "over automatically, use a PostgreSQL state DB"
+    )
+
+
 def open_lease(state_url: str, *, session_timeout: float | None = None) -> Lease:
     """The lease that fits the state DB at `state_url`.
 

@@ -33,6 +33,8 @@ class Metrics:
         self._last_success: float | None = None
         self._responses: Counter[str] = Counter()
         self._state: dict[tuple[str, str], int] = {}
+        self._mapping_problems = 0
+        self._held: dict[str, int] = {}
 
     def set_active(self, active: bool) -> None:
         with self._lock:
@@ -56,6 +58,16 @@ class Metrics:
         with self._lock:
             for status, n in counts.items():
                 self._state[(resource, str(status))] = n
+
+    def set_mapping_problems(self, count: int) -> None:
+        """Problems of a refused edit of the mapping (0: the mapping in force is fine)."""
+        with self._lock:
+            self._mapping_problems = count
+
+    def set_mapping_held(self, held: Mapping[str, int]) -> None:
+        """Held mapping changes: records each would resend, per resource."""
+        with self._lock:
+            self._held = dict(held)
 
     def count_response(self, code: str) -> None:
         with self._lock:
@@ -95,6 +107,12 @@ class Metrics:
             yield from _metric("last_success_timestamp_seconds", "gauge",
                                "Unix time of the latest successful cycle",
                                [({}, self._last_success)])
+        yield from _metric("mapping_problems", "gauge",
+                           "Problems of a refused edit of mappings.yaml (the daemon runs on "
+                           "its last good mapping while above 0)", [({}, self._mapping_problems)])
+        yield from _metric("mapping_held_records", "gauge",
+                           "Records a held mapping change would resend, per resource",
+                           [({"resource": r}, n) for r, n in sorted(self._held.items())])
         yield from _metric("metrilo_responses_total", "counter",
                            "HTTP attempts to Metrilo by status code "
                            "(timeout, error: no answer)",

@@ -6,7 +6,9 @@ Threads and who does what:
 - an APScheduler BackgroundScheduler keeps time: interval jobs mark resources due (coalesced,
   one instance each), and a watch job, every poll, keeps the lease (or, on standby, tries to
   take it) and looks for resync requests, cutting a running sync short when one waits;
-- the optional health endpoint serves /healthz and /metrics from its own thread.
+- the optional health endpoint serves /healthz and /metrics from its own thread;
+- the watch job also looks at mappings.yaml; an edit is checked in a thread of its own and
+  a good one swapped in by the worker between cycles (reload.py, live_mapping.py).
 
 Failures of the shop, the state DB or Metrilo end the cycle, never the daemon: the error is
 logged (and sent to the webhook), the shop and Metrilo connections are made again, and the
@@ -28,9 +30,11 @@ from cdc_sync.daemon.backoff import Backoff
 from cdc_sync.daemon.connections import Connections
 from cdc_sync.daemon.endpoint import Endpoint
 from cdc_sync.daemon.health import Health
-from cdc_sync.daemon.lease import DaemonRunningError, FileLease, open_lease
+from cdc_sync.daemon.lease import DaemonRunningError, open_lease, refusal
+from cdc_sync.daemon.live_mapping import LiveMapping
 from cdc_sync.daemon.metrics import Metrics
 from cdc_sync.daemon.outcome import CycleOutcome
+from cdc_sync.daemon.reload import CheckedEdit, MappingWatcher
 from cdc_sync.daemon.resyncs import ResyncJob, job_for
 from cdc_sync.daemon.settings import DaemonSettings
 from cdc_sync.daemon.webhook import Webhook
@@ -60,7 +64,14 @@ class Daemon:
         self._on_progress = on_progress
         self.metrics = Metrics()
         self.health = Health(stale_after=options.stale_seconds())
-        self.connections = Connections(settings, mapping, self.metrics)
+        self.live = LiveMapping(mapping, policy=options.mapping_changes, health=self.health,
+                                metrics=self.metrics)
+        self.connections = Connections(settings, self.live.for_engine(), self.metrics)
+        self._watcher = MappingWatcher(
+            settings.mappings, settings.source_url.get_secret_value(),
+            current=lambda: self.live.loaded, on_checked=self._mapping_checked,
+            retry_seconds=options.tick_seconds(),
+        )
         self.lease = open_lease(self._state_url, session_timeout=max(
             MIN_SESSION_TIMEOUT, 5 * options.poll_seconds))
         hook = options.webhook_url.get_secret_value()
@@ -93,6 +104,11 @@ class Daemon:
         self._interrupt()
         self._wake.set()
 
+    def request_reload(self) -> None:
+        """Check mappings.yaml now (SIGHUP); a good edit applies from the next cycle."""
+        log.info("reload requested: checking %s against the shop", self._watcher.path)
+        self._watcher.request()
+
     def run(self) -> None:
         """Work until `request_stop`; raises only for what a restart cannot fix."""
         try:
@@ -111,7 +127,7 @@ class Daemon:
                                       self.health, self.metrics).start()
         if not self.lease.allows_standby:
             if not self.lease.acquire():
-                raise DaemonRunningError(self._refusal())
+                raise DaemonRunningError(refusal(self.lease, self._state_url))
             self._promote()
         self._open_state()
         for seconds, resources in _groups(self._options.intervals()).items():
@@ -143,19 +159,11 @@ class Daemon:
         if self._endpoint is not None:
             self._endpoint.stop()
         self.lease.release()
+        self._watcher.close()
         self.connections.close()
         if self._webhook is not None:
             self._webhook.close()
         log.info("stopped")
-
-    def _refusal(self) -> str:
-        where = f" (lock file {self.lease.path})" if isinstance(self.lease, FileLease) else ""
-        return (
-            f"another cdc-sync process already holds the state DB {redact_url(self._state_url)}: "
-            f"{self.lease.holder() or 'a daemon or a foreground sync'}{where}; fix: stop it "
-            "first (two processes must never push at once); for a standby replica that takes "
-            "over automatically, use a PostgreSQL state DB"
-        )
 
     # -- the worker (main thread) ---------------------------------------------------------
 
@@ -165,6 +173,7 @@ class Daemon:
             return
         if self._resume.is_set():
             self._resume_unfinished()
+        self._between_cycles()
         if self._resync is None and self._resync_waiting.is_set():
             self._resync_waiting.clear()
             self._take_request()
@@ -179,11 +188,24 @@ class Daemon:
     def _sync(self, due: set[Resource]) -> None:
         every = due >= set(Resource)
         options = CycleOptions(
-            kind="sync", resources=() if every else tuple(r for r in IMPORT_ORDER if r in due)
+            kind="sync", resources=() if every else tuple(r for r in IMPORT_ORDER if r in due),
+            accept_mapping=self.live.accept_held(),
         )
         outcome = self._cycle("sync", lambda engine: engine.run(options))
         if outcome.result in ("failed", "stopped"):
             self._mark_due(due)  # after the backoff, or right after the resync that cut in
+
+    def _between_cycles(self) -> None:
+        """Swap in a checked mapping edit; a changed one makes every resource due at once."""
+        swap = self.live.between_cycles(self.connections.state)
+        if swap is not None:
+            self.connections.use_mapping(swap.mapping)
+            if swap.changed:
+                self._mark_due(Resource)  # added resources import in order, before their users
+
+    def _mapping_checked(self, edit: CheckedEdit) -> None:
+        self.live.checked(edit)
+        self._wake.set()
 
     def _take_request(self) -> None:
         try:
@@ -273,6 +295,7 @@ class Daemon:
                      "stopped early" if result == "stopped" else "ok", outcome.seconds,
                      outcome.summary(), extra=outcome.log_fields())
         self._count_state(outcome)
+        self.live.after_cycle(outcome.report, self.connections.state)
         if self._webhook is not None:
             self._webhook.cycle_finished(outcome)
 
@@ -321,6 +344,7 @@ class Daemon:
             self._resync_waiting.set()
             self._interrupt(only="sync")  # the resync reads everything anyway
             self._wake.set()
+        self._watcher.poll()  # last: a slow file system must not delay the lease
 
     def _resync_requested(self) -> bool:
         try:
@@ -356,6 +380,7 @@ class Daemon:
         self.health.set_active(True)
         self.metrics.set_active(True)
         self._resume.set()
+        self.live.republish()
         log.info("active: this daemon holds the lease on %s", redact_url(self._state_url))
         self._mark_due(Resource)
 

@@ -7,7 +7,7 @@ Same conventions as `cdc_sync.settings`: flags override the environment, which o
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +27,10 @@ _FIXES = {
     ),
     "CDC_SYNC_HTTP_PORT": "use a port number from 1 to 65535 (0 picks a free one)",
     "CDC_SYNC_WEBHOOK_URL": "use an http(s) URL that accepts a JSON POST",
+    "CDC_SYNC_MAPPING_CHANGES": (
+        "use hold (an edit of mappings.yaml that changes more than sync.hold_changes_over "
+        "records waits for `cdc-sync resync --confirm`) or apply (send it at once)"
+    ),
 }
 
 
@@ -53,6 +57,9 @@ class DaemonSettings(BaseSettings):
     webhook_url: SecretStr = Field(default=SecretStr(""), validation_alias="CDC_SYNC_WEBHOOK_URL")
     webhook_rejections: int = Field(default=1, ge=1, validation_alias="CDC_SYNC_WEBHOOK_REJECTIONS")
     log_json: bool = Field(default=False, validation_alias="CDC_SYNC_LOG_JSON")
+    mapping_changes: Literal["hold", "apply"] = Field(
+        default="hold", validation_alias="CDC_SYNC_MAPPING_CHANGES"
+    )
 
     @field_validator("resource_intervals")
     @classmethod

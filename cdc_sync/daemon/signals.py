@@ -1,4 +1,5 @@
-"""SIGTERM / SIGINT: the first asks for a clean stop, a second one stops at once.
+"""SIGTERM / SIGINT: the first asks for a clean stop, a second one stops at once. SIGHUP:
+check mappings.yaml now (see reload.py).
 
 A clean stop lets the running cycle finish the batches in flight and commit what Metrilo
 acknowledged. A second signal (an impatient Ctrl-C) ends the process right away with 128 + the
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from types import FrameType
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+RELOAD_SIGNAL = signal.SIGHUP
 
 
 def install(request_stop: Callable[[], None]) -> None:
@@ -33,3 +35,12 @@ def install(request_stop: Callable[[], None]) -> None:
 
     for signum in STOP_SIGNALS:
         signal.signal(signum, handle)
+
+
+def install_reload(request_reload: Callable[[], None]) -> None:
+    """Route SIGHUP to `request_reload` (from a short thread, as above); call from main."""
+
+    def handle(_signum: int, _frame: FrameType | None) -> None:
+        threading.Thread(target=request_reload, name="cdc-sync-sighup", daemon=True).start()
+
+    signal.signal(RELOAD_SIGNAL, handle)
