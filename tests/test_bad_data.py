@@ -236,11 +236,6 @@ def test_non_utf8_bytes_in_a_binary_column_reject_that_record_only(shop: Shop) -
     assert "not valid UTF-8" in reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sqlite3 raises on fetching invalid UTF-8 TEXT, so the whole resource fails; "
-           "fix in cdc_sync/source/connect.py (text_factory), see issue 7 notes",
-)
 def test_non_utf8_bytes_in_a_sqlite_text_column_reject_that_record_only(
     sqlite_shop: Shop,
 ) -> None:
@@ -411,11 +406,6 @@ DUPLICATING = """
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="source.stream.merge raises SourceError on a repeated key, failing the whole "
-           "resource; fix in cdc_sync/source/stream.py, see issue 7 notes",
-)
 def test_duplicate_keys_from_a_query_reject_that_key_only(shop: Shop) -> None:
     shop.add_person()
     cycle = sync_once(shop, DUPLICATING)

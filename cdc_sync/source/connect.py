@@ -30,7 +30,9 @@ def connect_shop(url: str | URL) -> sa.Engine:
         ) from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return sa.create_engine(_sqlite_read_only(parsed))
+        engine = sa.create_engine(_sqlite_read_only(parsed))
+        sa.event.listen(engine, "connect", _sqlite_lenient_text)
+        return engine
     if backend == "postgresql":
         return sa.create_engine(
             parsed, pool_pre_ping=True, connect_args={"options": _PG_READ_ONLY}
@@ -46,6 +48,19 @@ def _sqlite_read_only(url: URL) -> URL:
     if database in ("", ":memory:") or database.startswith("file:"):
         return url  # in-memory databases are private to the process; URI files set their own mode
     return url.set(database=f"file:{database}", query={**url.query, "mode": "ro", "uri": "true"})
+
+
+def _sqlite_lenient_text(dbapi_connection: Any, _record: Any) -> None:
+    # sqlite3 raises on TEXT that is not UTF-8, failing the whole read; bytes instead let
+    # compose reject just that record ("not valid UTF-8").
+    dbapi_connection.text_factory = _text_or_bytes
+
+
+def _text_or_bytes(raw: bytes) -> str | bytes:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
 
 
 def _mysql_read_only(dbapi_connection: Any, _record: Any) -> None:

@@ -78,14 +78,18 @@ class ShopSource:
 
     # -- check ------------------------------------------------------------------------
 
-    def check(self) -> list[Problem]:
-        """Every problem of the mapping against this database, at once. Reads only."""
-        with reading("checking the mapping against the shop database", _FIX, self._engine):
-            return self._check()
+    def check(self, *, data: bool = True) -> list[Problem]:
+        """Every problem of the mapping against this database, at once. Reads only.
 
-    def _check(self) -> list[Problem]:
+        `data=False` leaves out what depends on the rows rather than the mapping (key
+        uniqueness, a full scan): the check `sync` runs before every start.
+        """
+        with reading("checking the mapping against the shop database", _FIX, self._engine):
+            return self._check(data)
+
+    def _check(self, data: bool) -> list[Problem]:
         problems = list(spec_problems(self._mapping))
-        checker = Checker(self._engine, self._mapping)
+        checker = Checker(self._engine, self._mapping, data)
         for resource in Resource:
             if self.spec(resource) is not None:
                 plan, found = self._plan(resource.value)

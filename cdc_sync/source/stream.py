@@ -44,6 +44,9 @@ class SourceRow(NamedTuple):
     key: str
     values: dict[str, Any]
     children: dict[str, list[dict[str, Any]]]
+    # More than 1 when a query or join gave several rows one key: which row is right is
+    # anybody's guess, so the record is rejected (not the resource stopped).
+    repeats: int = 1
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,7 @@ def _merged(parents: Rows, key_labels: Sequence[str], kinds: tuple[KeyKind, ...]
     key_of = key_reader(positions, kinds)
     text_of = _key_text(positions)
     previous: Key = _END
+    held: SourceRow | None = None
     for row in parents.rows:
         key = key_of(row)
         if previous is not _END:
@@ -175,14 +179,20 @@ def _merged(parents: Rows, key_labels: Sequence[str], kinds: tuple[KeyKind, ...]
                 ordered = previous < key
             except TypeError:
                 raise _incomparable(resource, previous, key) from None
+            if held is not None and previous == key:
+                held = held._replace(repeats=held.repeats + 1)
+                continue
             if not ordered:
-                raise _duplicate(resource, [row[p] for p in positions]) if previous == key \
-                    else _out_of_order(resource)
+                raise _out_of_order(resource)
         previous = key
-        yield SourceRow(
+        if held is not None:
+            yield held
+        held = SourceRow(
             text_of(row, key), dict(zip(labels, row)),  # noqa: B905 - one select, same length
             {cursor.name: cursor.take(key) for cursor in cursors},
         )
+    if held is not None:
+        yield held
 
 
 def _key_text(positions: Sequence[int]) -> Callable[[Row, Key], str]:
@@ -191,9 +201,3 @@ def _key_text(positions: Sequence[int]) -> Callable[[Row, Key], str]:
         return lambda _row, key: str(key)  # key_string of one value: its text, as normalized
     return lambda row, _key: key_string([row[p] for p in positions])
 
-
-def _duplicate(resource: str, raw: list[Any]) -> SourceError:
-    return SourceError(
-        f"{resource}: key {key_string(raw)!r} appears on more than one row; fix: set "
-        "key: to columns that identify one row, or make each join match at most one row"
-    )
