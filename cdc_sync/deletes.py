@@ -82,7 +82,7 @@ class DeleteHandler:
         sample = state.sample_live_keys(resource, SAMPLE_SIZE)
         existing = source.existing_keys(resource, sample)
         missing = sum(1 for key in sample if key not in existing)
-        if _sample_trips(missing, len(sample), live, self._share()):
+        if _sample_trips(missing, len(sample), live, self._share(), self._floor()):
             seen = f"{missing} of {len(sample)} keys sampled from state are gone from the shop"
             raise DeleteGuardError(self._guard_message(resource, live, seen))
 
@@ -96,7 +96,7 @@ class DeleteHandler:
         """
         if seen_live >= live_before:
             return
-        limit = int(live_before * self._share())
+        limit = guard_limit(live_before, self._share(), self._floor())
         gone = self._find_gone(limit, live_before)
         if not gone:
             return
@@ -125,15 +125,18 @@ class DeleteHandler:
     def _share(self) -> float:
         return self.engine.mapping.spec.sync.delete_guard
 
+    def _floor(self) -> int:
+        return self.engine.mapping.spec.sync.delete_guard_min
+
     def _guard_message(self, resource: Resource, live: int, evidence: str) -> str:
         share = self._share()
         whose = "" if resource is self.resource else f" ({self.resource} are derived from them)"
         return (
             f"{resource}: {evidence}{whose}; more than sync.delete_guard={share:.0%} of the "
-            f"{live} records Metrilo holds would be gone at once, so nothing of {self.resource} "
-            f"was sent or marked gone. Check the source (an emptied table, a broken `where:` or "
-            f"query) or, if the deletions are real, raise sync.delete_guard in mappings.yaml for "
-            f"one cycle"
+            f"{live} records Metrilo holds would be gone at once, so none of {self.resource} is "
+            f"marked gone (nor tagged or sent a status). Check the source (an emptied table, a "
+            f"broken `where:` or query) or, if the deletions are real, raise sync.delete_guard "
+            f"in mappings.yaml for one cycle"
         )
 
     # -- on_delete actions ------------------------------------------------------------------
@@ -209,11 +212,22 @@ class DeleteHandler:
             )
 
 
-def _sample_trips(missing: int, sampled: int, live: int, share: float) -> bool:
-    """Whether `missing` of `sampled` keys say more than `share` of `live` are gone."""
+def guard_limit(live: int, share: float, floor: int) -> int:
+    """How many of `live` records may be treated as gone in one cycle.
+
+    The share, but at least `floor` so that one deletion in a small resource is not refused;
+    never all of them: an emptied source must not look like a mass deletion.
+    """
+    return min(max(int(live * share), floor), max(live - 1, 0))
+
+
+def _sample_trips(missing: int, sampled: int, live: int, share: float, floor: int) -> bool:
+    """Whether `missing` of `sampled` keys say more than the guard allows of `live` are gone."""
     if sampled == 0:
         return False
     if sampled >= live:  # the sample is everything: exact, as after the read
-        return missing > int(live * share)
+        return missing > guard_limit(live, share, floor)
+    if missing * live <= floor * sampled:  # the estimate is within what may always go
+        return False
     error = math.sqrt(max(share * (1 - share), 1e-9) / sampled)
     return missing / sampled > share + _SAMPLE_MARGIN * error

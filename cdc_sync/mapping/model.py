@@ -219,6 +219,10 @@ class SyncOptions(_Strict):
     delete_guard: float = Field(
         default=0.2, ge=0, le=1, description="Largest share of a resource treated as gone at once."
     )
+    delete_guard_min: int = Field(
+        default=10, ge=0, description="This many records may go in one cycle whatever their "
+        "share (small resources); every record of a resource going still trips the guard.",
+    )
     cursor_overlap_seconds: int = Field(
         default=300, ge=0, description="Re-read this much before the high-water mark."
     )
