@@ -103,7 +103,10 @@ class SyncEngine:
         """One cycle; Metrilo trouble ends it early, recorded in the report and the run history."""
         report = CycleReport(kind=options.kind, dry_run=options.dry_run)
         wanted = set(options.resources)
-        run_id = None if options.dry_run else self.state.start_run(options.kind)
+        run_id = None
+        if not options.dry_run:
+            self.state.interrupt_unfinished_runs()
+            run_id = self.state.start_run(options.kind)
         try:
             for resource in self.mapped_resources():
                 if wanted and resource not in wanted:
@@ -112,6 +115,8 @@ class SyncEngine:
                     report.stopped = True
                     break
                 self._run_resource(resource, options, report)
+                if run_id is not None:
+                    self.state.record_run_progress(run_id, report.counts())
         except MetriloUnavailableError as exc:
             report.error = f"{exc}; the cycle stopped, unsent records stay pending"
         except CdcSyncError as exc:  # fatal Metrilo answers, a lost state DB...: recorded, raised

@@ -348,3 +348,16 @@ def test_close_leaves_a_handed_in_engine_alone(engine: sa.Engine) -> None:
     store.close()
     assert engine.pool is pool_before  # dispose() would have replaced the pool
     assert StateStore(engine).get_meta("x") == "1"
+
+
+def test_a_run_left_running_by_a_dead_process_is_marked_interrupted_with_its_progress(
+    store: StateStore,
+) -> None:
+    killed = store.start_run("sync")
+    store.record_run_progress(killed, {"customers": {"sent": 7}})
+    assert store.interrupt_unfinished_runs() == 1
+    store.finish_run(store.start_run("sync"), status="ok", counts={})
+    older = store.last_runs(2)[1]
+    assert (older.id, older.status) == (killed, "interrupted")
+    assert older.counts == {"customers": {"sent": 7}}
+    assert older.finished_at is not None

@@ -332,6 +332,20 @@ class StateStore:
         stmt = sa.insert(runs).values(kind=kind, started_at=_now(), status="running")
         return self._insert_returning_id("record the start of a run", stmt)
 
+    def record_run_progress(self, run_id: int, counts: Mapping[str, Mapping[str, int]]) -> None:
+        """The counts so far of a run still going, so a killed run still accounts for its work."""
+        stmt = sa.update(runs).where(runs.c.id == run_id).values(counts=_counts_json(counts))
+        self._update(f"record the progress of run {run_id}", stmt)
+
+    def interrupt_unfinished_runs(self) -> int:
+        """Runs left `running` by a process that died (SIGKILL, power loss) become `interrupted`.
+
+        Only the holder of the daemon lease runs cycles, so it may call this before its own.
+        """
+        stmt = (sa.update(runs).where(runs.c.status == "running")
+                .values(status="interrupted", finished_at=_now()))
+        return self._update("mark runs of dead processes interrupted", stmt)
+
     def finish_run(
         self,
         run_id: int,
@@ -346,7 +360,7 @@ class StateStore:
             .where(runs.c.id == run_id)
             .values(
                 finished_at=_now(), status=status, error=error,
-                counts=json.dumps({r: dict(c) for r, c in counts.items()}, sort_keys=True),
+                counts=_counts_json(counts),
             )
         )
         if self._update(f"record the end of run {run_id}", stmt) != 1:
@@ -459,3 +473,7 @@ class StateStore:
     def _update(self, action: str, stmt: sa.Update) -> int:
         with self._errors(action), self._engine.begin() as conn:
             return int(conn.execute(stmt).rowcount)
+
+
+def _counts_json(counts: Mapping[str, Mapping[str, int]]) -> str:
+    return json.dumps({r: dict(c) for r, c in counts.items()}, sort_keys=True)
