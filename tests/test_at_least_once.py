@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.backends import COMBINATIONS, database_urls
-from helpers.cli import cli_env, command, run_cli
-from helpers.world import ShopSize, World, demo_world
 
 from cdc_sync.demo import mutate
 from cdc_sync.diff import fingerprint
 from cdc_sync.resources import Resource
 from cdc_sync.retry import RetryPolicy
 from cdc_sync.state import Status
+from helpers.backends import COMBINATIONS, database_urls
+from helpers.cli import cli_env, command, run_cli
+from helpers.world import ShopSize, World, demo_world
 
 THOUSANDS = ShopSize(customers=300, categories=6, products=60, orders=1500)
 KILLS = 3

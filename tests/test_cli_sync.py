@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from helpers.backends import database_urls
-from helpers.cli import run_cli
-from helpers.world import SECRET, World, demo_world
 
 from cdc_sync.demo import mutate, schema
 from cdc_sync.resources import Resource
 from cdc_sync.state import Status
+from helpers.backends import database_urls
+from helpers.cli import run_cli
+from helpers.world import SECRET, World, demo_world
 
 
 @pytest.fixture

@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from helpers.backends import database_urls
-from helpers.world import ShopSize, World, demo_world
 
 from cdc_sync.demo import mutate, schema
 from cdc_sync.engine import CycleOptions
 from cdc_sync.resources import Resource
 from cdc_sync.state import StateStore, Status
 from cdc_sync.state.engine import create_state_engine
+from helpers.backends import database_urls
+from helpers.world import ShopSize, World, demo_world
 
 FULL = CycleOptions(full=True)
 

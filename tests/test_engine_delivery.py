@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from helpers.backends import COMBINATIONS, database_urls
-from helpers.transports import Gatekeeper
-from helpers.world import World, demo_world
 
 from cdc_sync.demo import mutate, schema
 from cdc_sync.engine import CycleOptions
 from cdc_sync.errors import MetriloFatalError
 from cdc_sync.resources import Resource
 from cdc_sync.state import Status
+from helpers.backends import COMBINATIONS, database_urls
+from helpers.transports import Gatekeeper
+from helpers.world import World, demo_world
 
 
 @pytest.fixture

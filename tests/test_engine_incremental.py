@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from helpers.backends import COMBINATIONS, database_urls
-from helpers.world import World, demo_world
 
 from cdc_sync.demo import mutate, schema
 from cdc_sync.resources import Resource
 from cdc_sync.state import Status
+from helpers.backends import COMBINATIONS, database_urls
+from helpers.world import World, demo_world
 
 HOUR_LATER = 3700.0  # past sync.full_reconcile_minutes (60) of the demo mapping
 

@@ -8,8 +8,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from helpers.backends import database_urls
-from helpers.world import World, demo_world
 
 from cdc_sync.demo import mutate
 from cdc_sync.engine import CycleOptions, SyncEngine
@@ -18,6 +16,8 @@ from cdc_sync.resources import Resource
 from cdc_sync.resync import active_resync, run_resync
 from cdc_sync.state import Status
 from cdc_sync.state.engine import create_state_engine
+from helpers.backends import database_urls
+from helpers.world import World, demo_world
 
 DRY = CycleOptions(dry_run=True)
 

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from helpers.world import ShopSize, demo_world
 
 from cdc_sync.engine import CycleOptions
 from cdc_sync.resources import Resource
 from cdc_sync.state import StateStore
 from cdc_sync.state.engine import create_state_engine
+from helpers.world import ShopSize, demo_world
 
 N = 500
 CHUNK = 100  # records per state lookup

@@ -21,6 +21,13 @@ from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
+
+from cdc_sync.demo import mutate
+from cdc_sync.demo.generate import generate
+from cdc_sync.mapping.loader import load_mapping
+from cdc_sync.resources import Resource
+from cdc_sync.sandbox import Sandbox
+from cdc_sync.state import Status
 from helpers.backends import SHOP_FIXTURE
 from helpers.outages import (
     DaemonProcess,
@@ -33,13 +40,6 @@ from helpers.outages import (
     wait_until,
 )
 from helpers.world import SECRET, TOKEN, ShopSize, World, mapping_file
-
-from cdc_sync.demo import mutate
-from cdc_sync.demo.generate import generate
-from cdc_sync.mapping.loader import load_mapping
-from cdc_sync.resources import Resource
-from cdc_sync.sandbox import Sandbox
-from cdc_sync.state import Status
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.outages import DaemonProcess, wait_until
-from helpers.world import World, demo_world
 
 from cdc_sync.demo import mutate
 from cdc_sync.engine import CycleOptions
 from cdc_sync.resources import Resource
 from cdc_sync.state import Status
+from helpers.outages import DaemonProcess, wait_until
+from helpers.world import World, demo_world
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"
