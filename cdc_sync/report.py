@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from cdc_sync.resources import Resource
-
-COUNT_NAMES = (
-    "scanned", "new", "changed", "unchanged", "retried", "forced", "gone",
-    "sent", "rejected", "pending", "waiting", "untagged",
-)
 
 
 @dataclass
@@ -36,6 +31,10 @@ class ResourceCounts:
 
     def bump(self, name: str, by: int = 1) -> None:
         setattr(self, name, getattr(self, name) + by)
+
+
+COUNT_NAMES = tuple(f.name for f in fields(ResourceCounts))
+"""The counts in the order reports print them."""
 
 
 @dataclass
