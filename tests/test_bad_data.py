@@ -360,11 +360,6 @@ def test_mariadb_zero_date_rejects_that_customer_only(mariadb_shop: Shop) -> Non
     assert "createdAt: value '0000-00-00 00:00:00' is not a timestamp" in reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="psycopg cannot load 'infinity' timestamps and raises mid-stream, so the whole "
-           "resource fails; fix in cdc_sync/source/, see issue 7 notes",
-)
 def test_postgresql_infinite_timestamp_rejects_that_customer_only(pg_shop: Shop) -> None:
     shop = pg_shop
     shop.add_person()

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from cdc_sync.errors import SourceError
+from cdc_sync.source.pgtypes import register_lenient_dates
 
 _PG_READ_ONLY = "-c default_transaction_read_only=on"
 
@@ -34,9 +35,12 @@ def connect_shop(url: str | URL) -> sa.Engine:
         sa.event.listen(engine, "connect", _sqlite_lenient_text)
         return engine
     if backend == "postgresql":
-        return sa.create_engine(
+        engine = sa.create_engine(
             parsed, pool_pre_ping=True, connect_args={"options": _PG_READ_ONLY}
         )
+        if parsed.get_driver_name() == "psycopg":
+            sa.event.listen(engine, "connect", register_lenient_dates)
+        return engine
     engine = sa.create_engine(parsed, pool_pre_ping=True)
     if backend in ("mysql", "mariadb"):
         sa.event.listen(engine, "connect", _mysql_read_only)
