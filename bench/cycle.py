@@ -1,8 +1,9 @@
 """One cycle of the real engine, in a process of its own: `python -m bench.cycle ...`.
 
-Wired like `cdc_sync.app.open_engine` (same settings, same client parameters), except that
-the HTTP transport counts requests and bytes. Emits the cycle's time, per-resource times and
-counts, requests, bytes, and the process's RSS before the cycle and at its peak.
+Wired like `cdc_sync.app.open_engine` (same settings, the same checked source, the same client
+parameters), except that the HTTP transport counts requests and bytes. Emits the cycle's time
+(`SyncEngine.run`; the mapping check before it is timed apart), per-resource times and counts,
+requests, bytes, and the process's RSS before the cycle and at its peak.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import httpx
 
 from bench.proc import ROOT, current_rss_mb, emit, peak_rss_mb
 from cdc_sync import __version__
+from cdc_sync.app import checked_source
 from cdc_sync.engine import CycleOptions, SyncEngine
 from cdc_sync.mapping.loader import load_mapping
 from cdc_sync.metrilo import MetriloClient
@@ -24,9 +26,8 @@ from cdc_sync.report import ResourceCounts
 from cdc_sync.resources import Resource
 from cdc_sync.retry import RetryPolicy
 from cdc_sync.settings import Settings
-from cdc_sync.source import ShopSource, connect_shop
+from cdc_sync.source import connect_shop
 from cdc_sync.state import StateStore
-
 
 RSS_EVERY_SECONDS = 2.0
 
@@ -86,9 +87,12 @@ def run_cycle(settings: Settings, *, full: bool) -> dict[str, Any]:
                           max_elapsed=settings.max_retry_seconds),
         transport=transport,
     )
+    check_started = time.perf_counter()
+    source = checked_source(shop, mapping)  # as open_engine: reflects and checks the mapping
+    check_seconds = time.perf_counter() - check_started
     clock = ResourceClock()
-    engine = SyncEngine(mapping=mapping, source=ShopSource(shop, mapping), state=state,
-                        client=client, on_progress=clock)
+    engine = SyncEngine(mapping=mapping, source=source, state=state, client=client,
+                        on_progress=clock)
     rss_before = current_rss_mb()
     try:
         cpu_before = time.process_time()
@@ -103,6 +107,7 @@ def run_cycle(settings: Settings, *, full: bool) -> dict[str, Any]:
     return {
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
+        "check_seconds": check_seconds,
         "ok": report.ok,
         "errors": report.errors(),
         "modes": {str(r): rep.mode for r, rep in report.resources.items()},

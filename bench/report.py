@@ -94,7 +94,9 @@ def _incremental_row(figures: Figures) -> str:
     share = inc["seconds"] / full["seconds"]
     return (
         f"| 2 | incremental cycle (cursor mode) after {_n(figures.changed)} orders changed | "
-        f"**{inc['seconds']:.2f} s**: {_n(scanned(inc))} records read, {_n(sent(inc))} sent | "
+        f"**{inc['seconds']:.2f} s**: {_n(scanned(inc))} records read, {_n(sent(inc))} sent "
+        f"(and {inc.get('check_seconds', 0):.2f} s of mapping check before it, as in every "
+        f"`cdc-sync sync` process) | "
         f"the full cycle: {full['seconds']:.1f} s | **{share:.1%}** of it | "
         f"<= {TARGET_INCREMENTAL_SHARE:.0%} | {_verdict(share <= TARGET_INCREMENTAL_SHARE)} |"
     )
@@ -137,8 +139,8 @@ def _rss_row(figures: Figures) -> str:
         f"| 4 | peak RSS of a cycle (first push / no-change full) | {_n(big_orders)} orders: "
         f"**{peaks['push'][1]:.0f} / {peaks['full'][1]:.0f} MB** | {_n(small_orders)} orders: "
         f"{peaks['push'][0]:.0f} / {peaks['full'][0]:.0f} MB | "
-        f"+{peaks['push'][1] - peaks['push'][0]:.0f} / "
-        f"+{peaks['full'][1] - peaks['full'][0]:.0f} MB | <= {TARGET_RSS_MB} MB, within "
+        f"{peaks['push'][1] - peaks['push'][0]:+.0f} / "
+        f"{peaks['full'][1] - peaks['full'][0]:+.0f} MB | <= {TARGET_RSS_MB} MB, within "
         f"{TARGET_RSS_GROWTH_MB} MB of 100k | {_verdict(ok)} |"
     )
 

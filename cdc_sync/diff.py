@@ -69,7 +69,12 @@ def canonical_json(payload: Payload) -> bytes:
 
 def fingerprint(payload: Payload) -> str:
     """A short hex digest of the canonical JSON; it changes exactly when the record does."""
-    return hashlib.sha256(canonical_json(payload)).hexdigest()[:FINGERPRINT_LENGTH]
+    return fingerprint_json(canonical_json(payload))
+
+
+def fingerprint_json(canonical: bytes) -> str:
+    """The fingerprint of a payload already encoded by `canonical_json` (no second encoding)."""
+    return hashlib.sha256(canonical).hexdigest()[:FINGERPRINT_LENGTH]
 
 
 def classify(fp: str, row: PriorState | None) -> Change:

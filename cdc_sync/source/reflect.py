@@ -95,14 +95,27 @@ class ShopSchema:
         return Relation("query", subquery, is_query=True)
 
     def _reflect(self, name: str) -> sa.Table | None:
+        # Columns and the primary key are all a read needs. A full reflection also reads
+        # indexes, foreign keys, constraints and comments: several catalog queries more per
+        # table (about 4x the time on PostgreSQL) at the start of every `cdc-sync sync`.
         schema, _, bare = name.rpartition(".")
         try:
             with self._engine.connect() as conn:
-                if schema and schema not in sa.inspect(conn).get_schema_names():
+                inspector = sa.inspect(conn)
+                if schema and schema not in inspector.get_schema_names():
                     return None  # SQLite and others fail on an unknown schema, not return
-                return sa.Table(bare, self._metadata, schema=schema or None, autoload_with=conn)
+                columns = inspector.get_columns(bare, schema or None)
+                primary_key = inspector.get_pk_constraint(bare, schema or None)
         except sa.exc.NoSuchTableError:
             return None
+        if not columns:
+            return None
+        return sa.Table(
+            bare, self._metadata,
+            *(sa.Column(column["name"], column["type"]) for column in columns),
+            sa.PrimaryKeyConstraint(*(primary_key.get("constrained_columns") or ())),
+            schema=schema or None,
+        )
 
     def _table_names(self, schema: str | None) -> list[str]:
         if schema not in self._names:

@@ -23,7 +23,6 @@ from cdc_sync.errors import SourceError
 from cdc_sync.mapping.labels import key_string
 from cdc_sync.source.connect import source_error
 from cdc_sync.source.keys import KeyKind, normalize
-from cdc_sync.source.prefetch import prefetched
 
 DEFAULT_BATCH = 1000
 
@@ -66,13 +65,12 @@ def stream(engine: sa.Engine, stmt: sa.Select[Any], *, doing: str,
            batch: int = DEFAULT_BATCH) -> Rows:
     """Rows of `stmt`, fetched `batch` at a time from a server-side cursor (lazily).
 
-    From a database server, the next batches are fetched by a thread while the caller works
-    on this one, so the server's time (sorting, scanning) overlaps ours instead of adding to it.
+    Fetched in this thread on purpose: a thread reading ahead let the database work while we
+    compose, but it took the GIL each time the state DB's SQLite calls released it, and the
+    cycle came out slower (measured: bench/README.md).
     """
     labels = tuple(stmt.selected_columns.keys())
     batches = _fetch(engine, stmt, doing, batch)
-    if engine.dialect.name != "sqlite":  # SQLite has no server to overlap with
-        batches = prefetched(batches)
     return Rows(labels, itertools.chain.from_iterable(batches), batches)
 
 
