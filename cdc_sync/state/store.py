@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from cdc_sync.errors import StateError
 from cdc_sync.state import migrate, statements
@@ -263,7 +264,7 @@ class StateStore:
         if not metrilo_ids or not resources:
             return {}
         stmt = sa.select(_c.metrilo_id, _c.status).where(
-            _c.resource.in_(list(resources)), _c.metrilo_id.in_(list(metrilo_ids))
+            _c.resource.in_(list(resources)), self._one_parameter_in(_c.metrilo_id, metrilo_ids)
         )
         found: dict[str, Status] = {}
         for metrilo_id, raw in self._fetch("check dependencies", stmt):
@@ -272,6 +273,19 @@ class StateStore:
             if known is None or _DEPENDENCY_RANK[status] < _DEPENDENCY_RANK[known]:
                 found[metrilo_id] = status
         return found
+
+    def _one_parameter_in(
+        self, column: sa.ColumnElement[str], values: Collection[str]
+    ) -> sa.ColumnElement[bool]:
+        """`column IN values` as ONE bound parameter: an IN list whose length changes per call
+        makes a new statement each time (SQLite's statement cache grew by 40 MB over 1M orders,
+        and each variant is planned afresh)."""
+        if self._engine.dialect.name == "postgresql":
+            return column == sa.any_(sa.literal(list(values), postgresql.ARRAY(sa.String())))
+        members: sa.Select[str] = sa.select(sa.column("value", sa.String())).select_from(
+            sa.func.json_each(sa.literal(json.dumps(list(values))))
+        )
+        return column.in_(members.scalar_subquery())
 
     def force(self, resources: Sequence[str]) -> int:
         """Mark every live row of `resources` (empty: all) to be sent whatever its fingerprint."""
