@@ -76,11 +76,21 @@ def stream(engine: sa.Engine, stmt: sa.Select[Any], *, doing: str,
 
 def _fetch(engine: sa.Engine, stmt: sa.Select[Any], doing: str,
            batch: int) -> Generator[Sequence[Row], None, None]:
+    abandoned = False
     try:
         with engine.connect() as conn:
             result = conn.execution_options(yield_per=batch).execute(stmt)
-            yield from result.partitions()
+            try:
+                yield from result.partitions()
+            except GeneratorExit:
+                abandoned = True
+                raise
     except sa.exc.SQLAlchemyError as exc:
+        if abandoned:
+            # The caller stopped reading (another stream of the cycle failed, or a stop): a
+            # dead connection that fails to close now is no news, and raising here would only
+            # print "Exception ignored" noise.
+            return
         raise source_error(exc, doing, _READ_FIX, engine) from None
 
 
