@@ -143,7 +143,9 @@ class SyncEngine:
         rep.mode = ("full" if full else "incremental") + (" dry-run" if options.dry_run else "")
         cursor = self.marks.cursor(resource)
         high_water = self.source.cursor_high_water(resource) if cursor else None
-        live_before = self.state.live_count(resource)
+        # Only a full read looks for deletions; an incremental one skips the count (a scan of
+        # the resource's state rows, every cycle).
+        live_before = self.state.live_count(resource) if full else 0
         planner = self._planner(resource, options, rep)
         deletes = DeleteHandler(self, resource, rep, dry_run=options.dry_run)
         try:
