@@ -232,8 +232,8 @@ class SyncEngine:
         rep: ResourceReport,
     ) -> None:
         synced, pending, rejected = self._untag_removed(result.delivered, inflight)
-        rejected += [_reasoned(inflight.pop(i.key).outcome, why) for i, why in result.rejected]
-        pending += [_reasoned(inflight.pop(i.key).outcome, why) for i, why in result.pending]
+        rejected += [inflight.pop(i.key).outcome.with_reason(why) for i, why in result.rejected]
+        pending += [inflight.pop(i.key).outcome.with_reason(why) for i, why in result.pending]
         self.state.mark_synced(resource, synced)
         self.state.mark_rejected(resource, rejected)
         self.state.mark_pending(resource, pending)
@@ -256,11 +256,11 @@ class SyncEngine:
                 try:
                     self.client.untag(entry.outcome.metrilo_id, entry.removed_tags)
                 except MetriloRejectedError as exc:
-                    rejected.append(_reasoned(entry.outcome, f"untag refused: {exc.reason}"))
+                    rejected.append(entry.outcome.with_reason(f"untag refused: {exc.reason}"))
                     continue
                 except MetriloUnavailableError as exc:
                     # Not synced: state keeps the old tags, so the next cycle untags again.
-                    pending.append(_reasoned(entry.outcome, f"untag failed: {exc}"))
+                    pending.append(entry.outcome.with_reason(f"untag failed: {exc}"))
                     continue
             synced.append(entry.outcome)
         return synced, pending, rejected
@@ -340,7 +340,3 @@ def _remembered(
             keys.add(record.key)
         yield record
 
-
-def _reasoned(outcome: Outcome, reason: str) -> Outcome:
-    return Outcome(outcome.key, outcome.metrilo_id, outcome.fingerprint, outcome.tags, reason,
-                   outcome.payload)

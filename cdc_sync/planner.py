@@ -134,7 +134,7 @@ class Planner:
                 continue
             reasons = self._reasons(record, duplicate)
             if reasons:
-                rejects.append(_with_reason(outcome, "; ".join(reasons)))
+                rejects.append(outcome.with_reason("; ".join(reasons)))
             else:
                 candidates.append((record, outcome, row))
             self._sample(_COUNT_OF_CHANGE[change], record.key, record.payload)
@@ -196,7 +196,7 @@ class Planner:
         for candidate in candidates:
             why = blockers.why_waiting(candidate[0].payload)
             if why:
-                waiting.append(_with_reason(candidate[1], why))
+                waiting.append(candidate[1].with_reason(why))
             else:
                 sendable.append(candidate)
         return sendable, waiting
@@ -269,10 +269,6 @@ def _removed_tags(row: StateRow | None, tags: tuple[str, ...]) -> tuple[str, ...
     current = set(tags)
     return tuple(t for t in row.tags if t not in current)
 
-
-def _with_reason(outcome: Outcome, reason: str) -> Outcome:
-    return Outcome(outcome.key, outcome.metrilo_id, outcome.fingerprint, outcome.tags, reason,
-                   outcome.payload)
 
 
 def _chunks(records: Iterable[SourceRecord], size: int) -> Iterator[list[SourceRecord]]:

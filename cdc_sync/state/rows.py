@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -45,6 +45,10 @@ class Outcome:
     # Canonical JSON of the record, kept with a synced row only where an on_delete action
     # needs to send it again later (orders with `on_delete: status`); None keeps nothing.
     payload: str | None = None
+
+    def with_reason(self, reason: str) -> Outcome:
+        """The same outcome, with why it was rejected or left pending."""
+        return replace(self, reason=reason)
 
 
 @dataclass(frozen=True, slots=True)
