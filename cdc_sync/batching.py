@@ -1,7 +1,8 @@
 """Turning a stream of records into Metrilo request bodies that respect the size limits.
 
-Each record is serialized exactly once, here; a request body is the envelope's bytes around
-the records' bytes, so retries and bisection re-join bytes instead of re-encoding payloads.
+Each record is serialized exactly once, here (or by the caller, who hands its bytes over in
+`Item.body`); a request body is the envelope's bytes around the records' bytes, so retries and
+bisection re-join bytes instead of re-encoding payloads.
 """
 
 from __future__ import annotations
@@ -17,10 +18,17 @@ from cdc_sync.resources import Payload
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """One record to send; `key` is the caller's state key (opaque to the client)."""
+    """One record to send; `key` is the caller's state key (opaque to the client).
+
+    `body` is the payload's JSON when the caller already has it, so it is not encoded a second
+    time: the planner fingerprints every record from `diff.canonical_json`, which is compact
+    UTF-8 JSON too (keys sorted: Metrilo does not care). The caller vouches that it is the
+    payload's JSON and finite (a validated record is); None: encoded here, NaN refused.
+    """
 
     key: str
     payload: Payload
+    body: bytes | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +95,8 @@ class Envelope:
 
 def encode(item: Item) -> EncodedItem | tuple[Item, str]:
     """The item with its JSON bytes, or the item with why it cannot be serialized."""
+    if item.body is not None:
+        return EncodedItem(item, item.body)
     try:
         return EncodedItem(item, to_json(item.payload))
     except (TypeError, ValueError) as exc:

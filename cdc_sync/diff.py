@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from enum import StrEnum
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any, Protocol
@@ -75,6 +75,35 @@ def fingerprint(payload: Payload) -> str:
 def fingerprint_json(canonical: bytes) -> str:
     """The fingerprint of a payload already encoded by `canonical_json` (no second encoding)."""
     return hashlib.sha256(canonical).hexdigest()[:FINGERPRINT_LENGTH]
+
+
+def source_seed(*parts: str) -> bytes:
+    """The key for `source_fingerprint`: everything besides a row's values that shapes its
+    record (the mapping's fingerprint, cdc-sync's version), so a change there recomposes."""
+    return hashlib.sha256("\x00".join(parts).encode("utf-8")).digest()
+
+
+def source_fingerprint(
+    seed: bytes, raw: Sequence[Any], children: Sequence[Sequence[Sequence[Any]]]
+) -> str | None:
+    """A digest of a source row's raw values and child rows, as the database driver gave them;
+    None when they cannot be fingerprinted safely.
+
+    Under the same seed, equal raw values compose into the same record, so a row whose source
+    fingerprint matches the one state keeps for its synced record is unchanged without being
+    composed (in a no-change cycle, that is nearly every row). `repr` of what the drivers give
+    (int, str, Decimal, float, date/datetime/time/timedelta, bytes, None, UUID, JSON values)
+    is exact and stable across processes, unlike `hash()`. A value whose repr is only an
+    address ("<memory at 0x...>") would say nothing of its content, and the address can be
+    reused: such rows get no fingerprint and are always composed (safe, only slower).
+    """
+    # Rows become plain tuples first: the repr of a driver's or SQLAlchemy's row class may be
+    # slow Python code (SQLAlchemy's Row: 3x the cost of composing the record).
+    text = repr((tuple(raw), [[tuple(row) for row in rows] for rows in children]))
+    if " at 0x" in text:
+        return None
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16, key=seed)
+    return digest.hexdigest()
 
 
 def classify(fp: str, row: PriorState | None) -> Change:

@@ -15,7 +15,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from cdc_sync import __version__
 from cdc_sync.deletes import DeleteHandler
+from cdc_sync.diff import source_seed
 from cdc_sync.errors import (
     CdcSyncError,
     DeleteGuardError,
@@ -29,8 +31,8 @@ from cdc_sync.marks import ResourceMarks
 from cdc_sync.metrilo import BatchResult, Item, MetriloClient
 from cdc_sync.planner import Dependencies, InFlight, Planner
 from cdc_sync.report import CycleReport, ResourceCounts, ResourceReport
-from cdc_sync.resources import IMPORT_ORDER, Resource, SourceRecord
-from cdc_sync.source import ShopSource
+from cdc_sync.resources import IMPORT_ORDER, Resource
+from cdc_sync.source import ShopSource, SourceRow
 from cdc_sync.state import Outcome, StateStore
 
 log = logging.getLogger(__name__)
@@ -177,6 +179,7 @@ class SyncEngine:
             keep_payloads=self.keeps_payloads(resource),
             assume_forced=options.assume_forced,
             ignore_forced=options.ignore_forced,
+            source_seed=source_seed(self.marks.fingerprint(resource), __version__),
         )
 
     def keeps_payloads(self, resource: Resource) -> bool:
@@ -187,23 +190,22 @@ class SyncEngine:
 
     def _items(self, resource: Resource, planner: Planner, full: bool) -> Iterator[Item]:
         if full:
-            yield from planner.items(self.source.records(resource))
+            everything = self.source.readings(resource)
+            yield from planner.items(everything.rows, everything.compose)
             return
         started = datetime.now(UTC)
-        changed = self.source.records(resource, since=self.marks.since(resource))
+        changed = self.source.readings(resource, since=self.marks.since(resource))
         # A dry run writes nothing, so "not written this cycle" cannot tell which pending
         # records the first pass already counted: remember them (as many as changed rows).
         counted: set[str] | None = set() if planner.dry_run else None
-        yield from planner.items(_remembered(changed, counted))
+        yield from planner.items(_remembered(changed.rows, counted), changed.compose)
         # Pending records are retried every cycle even if their cursor did not move (a failed
         # send, an order that waited for its customer); not those this cycle just wrote.
-        pending = self._pending_records(resource, started)
-        yield from planner.items(r for r in pending if counted is None or r.key not in counted)
-
-    def _pending_records(self, resource: Resource, started: datetime) -> Iterator[SourceRecord]:
         pages = self.state.iter_pending_keys(resource, self.chunk_size, untouched_since=started)
         for keys in pages:
-            yield from self.source.records(resource, keys=keys)
+            pending = self.source.readings(resource, keys=keys)
+            rows = (r for r in pending.rows if counted is None or r.key not in counted)
+            yield from planner.items(rows, pending.compose)
 
     # -- delivery -------------------------------------------------------------------------
 
@@ -332,11 +334,9 @@ class SyncEngine:
             self.on_progress(resource, counts)
 
 
-def _remembered(
-    records: Iterable[SourceRecord], keys: set[str] | None
-) -> Iterator[SourceRecord]:
-    for record in records:
+def _remembered(rows: Iterable[SourceRow], keys: set[str] | None) -> Iterator[SourceRow]:
+    for row in rows:
         if keys is not None:
-            keys.add(record.key)
-        yield record
+            keys.add(row.key)
+        yield row
 

@@ -1,7 +1,9 @@
 """Decide, chunk by chunk, what each composed record needs: nothing, sending, rejecting, waiting.
 
-The stream of records is compared with the state DB one chunk at a time (one state query per
-chunk, never one per record, never the whole state in memory). Records that fail local
+The stream of source rows is compared with the state DB one chunk at a time (one state query per
+chunk, never one per record, never the whole state in memory). A row whose raw values have the
+source fingerprint state keeps for its synced record is unchanged and is not even composed; the
+others are composed, fingerprinted as records and classified. Records that fail local
 validation are rejected with their reasons; orders whose customer or products Metrilo has not
 accepted wait (as pending) instead of being sent and silently dropped by Metrilo.
 """
@@ -13,10 +15,17 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from cdc_sync.diff import Change, canonical_json, classify, fingerprint
+from cdc_sync.diff import (
+    Change,
+    canonical_json,
+    classify,
+    fingerprint_json,
+    source_fingerprint,
+)
 from cdc_sync.metrilo import Item
 from cdc_sync.report import ResourceReport, Sample
 from cdc_sync.resources import Resource, SourceRecord
+from cdc_sync.source.stream import SourceRow
 from cdc_sync.state import Outcome, StateRow, StateStore, Status
 from cdc_sync.validate import validate
 
@@ -63,6 +72,19 @@ class Dependencies:
     products_complete: bool = False
 
 
+_Candidate = tuple[SourceRecord, Outcome, "StateRow | None", bytes]
+"""A record to send (or to wait): itself, its outcome-to-be, its state row, its JSON."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Composed:
+    """A record composed this cycle, with what the planner learnt of its source row."""
+
+    record: SourceRecord
+    source_fingerprint: str | None
+    duplicate: bool  # its key equals the previous row's: only one row may have a key
+
+
 @dataclass
 class Planner:
     """Turns composed records into the items to send, recording rejects and waits as it goes."""
@@ -81,23 +103,27 @@ class Planner:
     assume_forced: bool = False
     # A mapping preview: what changed, whatever an unfinished resync forced.
     ignore_forced: bool = False
+    # The key of source fingerprints (diff.source_seed); None composes every row.
+    source_seed: bytes | None = None
     stopped: bool = False
     inflight: dict[str, InFlight] = field(default_factory=dict)
     seen_live: int = 0
     _last_key: str | None = None
     _halted: bool = False
 
-    def items(self, records: Iterable[SourceRecord]) -> Iterator[Item]:
+    def items(
+        self, rows: Iterable[SourceRow], compose: Callable[[SourceRow], SourceRecord]
+    ) -> Iterator[Item]:
         """The records to send, lazily; each chunk's rejects and waits are written first.
 
         Call once per pass over a key-ordered stream (duplicate keys are found by order).
         """
         self._last_key = None
-        for chunk in _chunks(records, self.chunk_size):
+        for chunk in _chunks(rows, self.chunk_size):
             if self.stop is not None and self.stop.is_set():
                 self.stopped = True
                 return
-            for item in self._plan_chunk(chunk):
+            for item in self._plan_chunk(self._compose_changed(chunk, compose)):
                 if self._halted:
                     return
                 yield item
@@ -108,35 +134,65 @@ class Planner:
         """Yield nothing more: Metrilo stopped taking records; the rest waits for next cycle."""
         self._halted = True
 
-    def _plan_chunk(self, chunk: list[SourceRecord]) -> Iterator[Item]:
+    def _compose_changed(
+        self, chunk: list[SourceRow], compose: Callable[[SourceRow], SourceRecord]
+    ) -> list[_Composed]:
+        """Compose the rows of a chunk that may have changed; count the others as unchanged.
+
+        One state query for the chunk's source fingerprints: in a no-change cycle that is all
+        the state work, and nothing is composed or encoded.
+        """
         if self._halted:
+            return []
+        seed = None if self.assume_forced else self.source_seed
+        marks = {} if seed is None else self.state.source_marks(
+            self.resource, [row.key for row in chunk])
+        counts = self.report.counts
+        composed: list[_Composed] = []
+        for row in chunk:
+            if row.key in self.inflight:
+                continue  # read again by a later pass while its first send is in flight
+            duplicate = row.key == self._last_key
+            self._last_key = row.key
+            fp = None if seed is None else source_fingerprint(seed, row.raw, row.kids)
+            mark = marks.get(row.key)
+            if (mark is not None and fp == mark.source_fingerprint and row.repeats == 1
+                    and not duplicate and (mark.has_payload or not self.keep_payloads)):
+                counts.scanned += 1
+                counts.unchanged += 1
+                self.seen_live += 1
+                continue
+            composed.append(_Composed(compose(row), fp, duplicate))
+        return composed
+
+    def _plan_chunk(self, chunk: list[_Composed]) -> Iterator[Item]:
+        if self._halted or not chunk:
             return
         counts = self.report.counts
-        rows = self.state.lookup(self.resource, [r.key for r in chunk])
+        rows = self.state.lookup(self.resource, [c.record.key for c in chunk])
         rejects: list[Outcome] = []
         backfill: list[Outcome] = []
-        candidates: list[tuple[SourceRecord, Outcome, StateRow | None]] = []
-        for record in chunk:
-            if record.key in self.inflight:
-                continue  # read again by a later pass while its first send is in flight
+        candidates: list[_Candidate] = []
+        for record, source_fp, duplicate in ((c.record, c.source_fingerprint, c.duplicate)
+                                             for c in chunk):
             counts.scanned += 1
-            duplicate = record.key == self._last_key
-            self._last_key = record.key
             row = rows.get(record.key)
             if row is not None and row.status is not Status.GONE and not duplicate:
                 self.seen_live += 1
-            outcome = self._outcome(record)
+            outcome, canonical = self._outcome(record, source_fp)
             change = self._classify(outcome, row)
             counts.bump(_COUNT_OF_CHANGE[change])
             if change is Change.UNCHANGED and not duplicate:
-                if self.keep_payloads and row is not None and _lacks_payload(row):
+                # Unchanged as a record: remember its source fingerprint (and, where kept,
+                # its payload), so the next cycle need not compose it.
+                if source_fp is not None or (self.keep_payloads and _lacks_payload(row)):
                     backfill.append(outcome)
                 continue
             reasons = self._reasons(record, duplicate)
             if reasons:
                 rejects.append(outcome.with_reason("; ".join(reasons)))
             else:
-                candidates.append((record, outcome, row))
+                candidates.append((record, outcome, row, canonical))
             self._sample(_COUNT_OF_CHANGE[change], record.key, record.payload)
         sendable, waiting = self._split_waiting(candidates)
         counts.rejected += len(rejects)
@@ -144,8 +200,8 @@ class Planner:
         if not self.dry_run:
             self.state.mark_rejected(self.resource, rejects)
             self.state.mark_pending(self.resource, waiting)
-            self.state.keep_payloads(self.resource, backfill)
-        for record, outcome, row in sendable:
+            self.state.record_unchanged(self.resource, backfill)
+        for record, outcome, row, canonical in sendable:
             removed = _removed_tags(row, outcome.tags)
             if removed:
                 counts.untagged += 1
@@ -153,7 +209,8 @@ class Planner:
                                                    "tags": list(removed)})
             if not self.dry_run:
                 self.inflight[record.key] = InFlight(outcome, removed)
-            yield Item(record.key, record.payload)
+            # The canonical JSON is the request body too: each record is encoded once.
+            yield Item(record.key, record.payload, body=canonical)
 
     def _classify(self, outcome: Outcome, row: StateRow | None) -> Change:
         if self.ignore_forced and row is not None and row.forced:
@@ -163,15 +220,18 @@ class Planner:
             return Change.FORCED
         return change
 
-    def _outcome(self, record: SourceRecord) -> Outcome:
-        payload = canonical_json(record.payload).decode() if self.keep_payloads else None
-        return Outcome(
+    def _outcome(self, record: SourceRecord, source_fp: str | None) -> tuple[Outcome, bytes]:
+        """The record's outcome-to-be, and its canonical JSON (fingerprint, body, kept payload)."""
+        canonical = canonical_json(record.payload)
+        outcome = Outcome(
             key=record.key,
             metrilo_id=metrilo_id(self.resource, record.payload),
-            fingerprint=fingerprint(record.payload),
+            fingerprint=fingerprint_json(canonical),
             tags=record_tags(record.payload),
-            payload=payload,
+            payload=canonical.decode() if self.keep_payloads else None,
+            source_fingerprint=source_fp,
         )
+        return outcome, canonical
 
     def _reasons(self, record: SourceRecord, duplicate: bool) -> list[str]:
         if duplicate:
@@ -182,8 +242,8 @@ class Planner:
         return [*record.problems, *validate(self.resource.endpoint, record.payload)]
 
     def _split_waiting(
-        self, candidates: list[tuple[SourceRecord, Outcome, StateRow | None]]
-    ) -> tuple[list[tuple[SourceRecord, Outcome, StateRow | None]], list[Outcome]]:
+        self, candidates: list[_Candidate]
+    ) -> tuple[list[_Candidate], list[Outcome]]:
         if self.dependencies is None or not candidates:
             return candidates, []
         blockers = _Blockers(
@@ -259,8 +319,8 @@ class _Blockers:
         return f"waiting for {kind} {ident!r}, which is {status.value} (see `cdc-sync status`)"
 
 
-def _lacks_payload(row: StateRow) -> bool:
-    return row.status is Status.SYNCED and not row.has_payload
+def _lacks_payload(row: StateRow | None) -> bool:
+    return row is not None and row.status is Status.SYNCED and not row.has_payload
 
 
 def _removed_tags(row: StateRow | None, tags: tuple[str, ...]) -> tuple[str, ...]:
@@ -271,10 +331,10 @@ def _removed_tags(row: StateRow | None, tags: tuple[str, ...]) -> tuple[str, ...
 
 
 
-def _chunks(records: Iterable[SourceRecord], size: int) -> Iterator[list[SourceRecord]]:
-    chunk: list[SourceRecord] = []
-    for record in records:
-        chunk.append(record)
+def _chunks(rows: Iterable[SourceRow], size: int) -> Iterator[list[SourceRow]]:
+    chunk: list[SourceRow] = []
+    for row in rows:
+        chunk.append(row)
         if len(chunk) >= size:
             yield chunk
             chunk = []

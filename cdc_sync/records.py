@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import replace
+from collections.abc import Generator, Iterator, Mapping
+from dataclasses import dataclass, replace
 
 from cdc_sync.compose import Composer
 from cdc_sync.mapping.model import ChildSpec, FieldSpec
@@ -11,20 +11,39 @@ from cdc_sync.resources import Resource, SourceRecord
 from cdc_sync.source.stream import SourceRow
 
 
-def compose_records(
-    resource: Resource,
-    fields: Mapping[str, FieldSpec],
-    children: Mapping[str, ChildSpec],
-    source_timezone: str,
-    rows: Iterable[SourceRow],
-) -> Iterator[SourceRecord]:
-    """Each row composed into its Metrilo record (the composer is built once, up front)."""
-    composer = Composer(resource, fields, children, source_timezone)
-    for row in rows:
-        record = composer.compose(row.key, row.values, row.children)
+class RowComposer:
+    """Composes one source row into its Metrilo record (the composer is built once)."""
+
+    def __init__(self, resource: Resource, fields: Mapping[str, FieldSpec],
+                 children: Mapping[str, ChildSpec], source_timezone: str) -> None:
+        self._composer = Composer(resource, fields, children, source_timezone)
+
+    def __call__(self, row: SourceRow) -> SourceRecord:
+        record = self._composer.compose(row.key, row.values, row.children)
         if row.repeats > 1:
             record = replace(record, problems=(*record.problems, _repeated(row)))
-        yield record
+        return record
+
+
+@dataclass(frozen=True)
+class Readings:
+    """Source rows in key order, and how to compose each into its record.
+
+    Kept apart so that a caller can skip composing rows it can tell are unchanged from their
+    raw values (the planner, with `diff.source_fingerprint`).
+    """
+
+    rows: Iterator[SourceRow]
+    compose: RowComposer
+
+    def records(self) -> Generator[SourceRecord, None, None]:
+        """Every row composed; closing this closes the stream (its connections go back)."""
+        try:
+            for row in self.rows:
+                yield self.compose(row)
+        finally:
+            if isinstance(self.rows, Generator):
+                self.rows.close()
 
 
 def _repeated(row: SourceRow) -> str:

@@ -5,10 +5,19 @@ from __future__ import annotations
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 
 import pytest
 
-from cdc_sync.diff import Change, canonical_json, classify, fingerprint
+from cdc_sync.diff import (
+    Change,
+    canonical_json,
+    classify,
+    fingerprint,
+    source_fingerprint,
+    source_seed,
+)
 
 
 @dataclass(frozen=True)
@@ -93,3 +102,51 @@ def test_diff_imports_no_database_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+# -- source fingerprints: raw rows, before composing ------------------------------------------
+
+_ROW = (7, datetime(2024, 5, 30, 16, 46, 22), "zoë@example.com", Decimal("10.40"), None)
+_KIDS = [[(5001, 2, 7), (101, 1, 7)], []]
+
+
+def test_source_fingerprint_depends_on_every_raw_value_and_child_row() -> None:
+    seed = source_seed("mapping-fp", "1.0")
+    base = source_fingerprint(seed, _ROW, _KIDS)
+    assert base is not None
+    assert len(base) == 32
+    assert source_fingerprint(seed, _ROW, [[(5001, 2, 7), (101, 1, 7)], []]) == base
+    assert source_fingerprint(seed, (*_ROW[:4], "x"), _KIDS) != base
+    # 10.40 and 10.4 are equal numbers but compose (and Metrilo) may tell them apart
+    assert source_fingerprint(seed, (*_ROW[:3], Decimal("10.4"), None), _KIDS) != base
+    assert source_fingerprint(seed, _ROW, [[(101, 1, 7), (5001, 2, 7)], []]) != base  # order
+    assert source_fingerprint(seed, _ROW, [[(5001, 2, 7)], [(101, 1, 7)]]) != base  # which child
+    assert source_fingerprint(seed, _ROW, [[(5001, 2, 7), (101, 1, 7)], [("SAVE",)]]) != base
+
+
+def test_source_fingerprint_changes_with_the_seed() -> None:
+    # A mapping edit or a new cdc-sync version must recompose every row once.
+    assert source_fingerprint(source_seed("a", "1"), _ROW, _KIDS) != source_fingerprint(
+        source_seed("b", "1"), _ROW, _KIDS)
+    assert source_fingerprint(source_seed("a", "1"), _ROW, _KIDS) != source_fingerprint(
+        source_seed("a", "2"), _ROW, _KIDS)
+
+
+def test_values_known_only_by_their_address_get_no_source_fingerprint() -> None:
+    # "<memory at 0x...>" says nothing of the bytes, and the address is reused: never trusted.
+    assert source_fingerprint(source_seed("a"), (1, memoryview(b"abc")), []) is None
+    assert source_fingerprint(source_seed("a"), (1, object()), []) is None
+
+
+def test_source_fingerprint_is_stable_across_processes() -> None:
+    code = (
+        "from datetime import datetime; from decimal import Decimal;"
+        "from cdc_sync.diff import source_fingerprint, source_seed;"
+        "print(source_fingerprint(source_seed('m', 'v'), (7, datetime(2024, 5, 30, 16, 46, 22),"
+        " 'zoë@example.com', Decimal('10.40'), None), [[(5001, 2, 7), (101, 1, 7)], []]))"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        env={"PYTHONHASHSEED": "123", "PYTHONIOENCODING": "utf-8"},
+    )
+    assert other.stdout.strip() == source_fingerprint(source_seed("m", "v"), _ROW, _KIDS)

@@ -231,6 +231,42 @@ def test_each_payload_is_serialized_once_despite_bisection_and_retries(sleeps: S
     assert sorted(serializations) == sorted(f"c{n}@shop.test" for n in range(6))
 
 
+def test_a_body_the_caller_already_encoded_is_sent_as_given_not_encoded_again() -> None:
+    serializations: list[str] = []
+
+    class CountingPayload(dict[str, Any]):
+        def items(self) -> Any:
+            serializations.append(self["email"])
+            return super().items()
+
+    seen = Seen()
+    canonical = b'{"createdAt":1700000000000,"email":"zo\xc3\xab@shop.test"}'  # keys sorted
+    payload = CountingPayload(email="zoë@shop.test", createdAt=1_700_000_000_000)
+    items = [Item("pre", payload, body=canonical), *customers(2)]
+    results = run(make_client(ok, seen), "customer/batch", items)
+
+    assert delivered_keys(results) == ["pre", "c0@shop.test", "c1@shop.test"]
+    assert serializations == []
+    (request,) = seen.requests
+    assert b'"batch":[' + canonical + b',{"email":"c0@shop.test"' in request.content
+    assert request.headers["X-Digest"] == hmac_hex(request.content)
+    assert seen.bodies()[0]["batch"][0] == {"email": "zoë@shop.test", "createdAt": 1700000000000}
+
+
+def test_a_given_body_counts_against_the_byte_limit_like_an_encoded_one() -> None:
+    huge = b'{"email":"huge@shop.test","firstName":"' + b"x" * 5000 + b'"}'
+    items = [*customers(2), Item("huge", {"email": "huge@shop.test"}, body=huge)]
+    results = run(make_client(ok, Seen(), max_bytes=2000), "customer/batch", items)
+
+    assert sorted(delivered_keys(results)) == ["c0@shop.test", "c1@shop.test"]
+    assert [item.key for r in results for item, _ in r.rejected] == ["huge"]
+
+
+def test_items_equal_whether_or_not_their_body_was_given() -> None:
+    assert Item("k", {"a": 1}, body=b'{"a":1}') == Item("k", {"a": 1})
+    assert "body" not in repr(Item("k", {"a": 1}, body=b'{"a":1}'))
+
+
 # ---- splitting ---------------------------------------------------------------------------
 
 

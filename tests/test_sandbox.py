@@ -255,6 +255,32 @@ def test_resent_order_is_no_longer_dropped_once_its_product_arrived(
     assert sandbox.store.dropped_orders() == {}
 
 
+def test_a_large_batch_checks_every_orders_customer_and_products(
+    sandbox: Sandbox, client: httpx.Client
+) -> None:
+    # More keys than one SQL IN list of the old store held (500), some repeated in the batch.
+    send(client, "customer/batch", *(customer(f"c{n}@example.com") for n in range(0, 700, 2)))
+    send(client, "product/batch", *(product(str(n)) for n in range(700)))
+    orders = [order(str(n), email=f"c{n % 800}@example.com",
+                     products=[{"productId": str(n % 900), "quantity": 1},
+                               {"productId": str(n % 7), "quantity": 2}])
+              for n in range(1200)]
+    send(client, "order/batch", *orders)
+    send(client, "order/batch", *orders[:10], order("0", email="c0@example.com"))
+
+    dropped = sandbox.store.dropped_orders()
+    expected = {
+        str(n) for n in range(1200)
+        if (n % 800) % 2 or n % 800 >= 700 or n % 900 >= 700
+    }
+    assert set(dropped) == expected
+    assert dropped["1"] == "never received customer 'c1@example.com'"
+    assert dropped["799"] == "never received customer 'c799@example.com', product '799'"
+    assert sandbox.store.counts()["orders"] == 1200
+    assert sandbox.store.get("orders", "0") == order("0", email="c0@example.com")
+    assert sandbox.store.stats()["duplicates"] == {"orders": 10}
+
+
 def test_identical_resend_counts_as_duplicate(sandbox: Sandbox, client: httpx.Client) -> None:
     send(client, "category/batch", {"id": "1", "name": "A"}, {"id": "2", "name": "B"})
     send(client, "category/batch", {"id": "1", "name": "A"}, {"id": "2", "name": "B2"})

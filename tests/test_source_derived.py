@@ -136,3 +136,24 @@ def test_derived_resources_check_clean(source: ShopSource) -> None:
     assert source.check() == []
     assert Resource.GUEST_CUSTOMERS in source.mapped_resources()
     assert Resource.DELETED_PRODUCTS in source.mapped_resources()
+
+
+def test_since_keeps_case_variants_blanks_and_customers_as_a_full_read_does(
+    source: ShopSource, shop_url: str,
+) -> None:
+    # Changed: a variant of a customer's email, a guest's later order (its earliest order, an
+    # unchanged variant, still names it), a missing and a blank email.
+    writer = sa.create_engine(shop_url)
+    orders = sa.table("orders", sa.column("id"), sa.column("changed"))
+    with writer.begin() as conn:
+        conn.execute(orders.update().where(orders.c.id.in_([1, 2, 5, 6])).values(changed=T1))
+    writer.dispose()
+    since = datetime(2024, 2, 1)
+    assert payloads(source, Resource.GUEST_CUSTOMERS, since=since) == {
+        "guest@x.com": {"email": "guest@x.com", "createdAt": ms(T0), "firstName": "Early"},
+        "other@x.com": {"email": "other@x.com", "createdAt": ms(T1), "firstName": "Solo"},
+    }
+    assert payloads(source, Resource.DELETED_PRODUCTS, since=since) == {
+        "8": {"id": "8", "name": "Old", "price": 3.5},
+        "9": {"id": "9", "name": "Gone v2", "price": 6},
+    }

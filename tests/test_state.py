@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,6 +14,7 @@ from cdc_sync.diff import Change, classify
 from cdc_sync.errors import StateError
 from cdc_sync.state import Outcome, StateStore, Status, migrate
 from cdc_sync.state.engine import create_state_engine
+from cdc_sync.state.tables import sync_state
 
 
 @pytest.fixture
@@ -95,8 +96,35 @@ def test_mark_synced_records_fingerprint_tags_and_time(store: StateStore) -> Non
     assert row.tags == ("vip", "é")
     assert row.metrilo_id == "a@example.com"
     assert (row.forced, row.attempts, row.last_error) == (False, 0, None)
-    assert row.synced_at is not None
-    assert row.synced_at.tzinfo is UTC
+    assert row.synced_at is None  # lookup leaves it out (see StateRow)
+
+
+def test_times_written_by_the_fast_path_read_back_as_aware_utc(
+    store: StateStore, engine: sa.Engine
+) -> None:
+    before = datetime.now(UTC)
+    store.mark_synced("customers", [Outcome("c1", "a@x", "f1")])
+    store.mark_rejected("customers", [Outcome("c2", "b@x", "f2", reason="bad")])
+    after = datetime.now(UTC)
+    with engine.connect() as conn:
+        synced_at, updated_at = conn.execute(
+            sa.select(sync_state.c.synced_at, sync_state.c.updated_at)
+            .where(sync_state.c.key == "c1")
+        ).one()
+    assert synced_at == updated_at
+    assert synced_at.tzinfo is UTC
+    assert before <= synced_at <= after
+    store.mark_rejected("customers", [Outcome("c1", "a@x", "f3", reason="bad")])
+    rejected = {row.key: row for row in store.rejected("customers")}
+    assert rejected["c1"].synced_at == synced_at  # kept: what Metrilo last accepted
+    assert rejected["c2"].synced_at is None
+    # The fast path's text sorts with SQLAlchemy's, so `updated_at < X` queries still work.
+    assert list(store.iter_pending_keys("customers")) == []
+    store.mark_pending("customers", [Outcome("c2", "b@x", "f2", reason="503")])
+    assert list(store.iter_pending_keys("customers", untouched_since=before)) == []
+    assert list(store.iter_pending_keys("customers", untouched_since=datetime.now(UTC))) == [
+        ["c2"]
+    ]
 
 
 def test_a_batch_of_500_outcomes_is_written_in_one_statement(

@@ -6,7 +6,15 @@ from typing import Any
 
 import pytest
 
-from cdc_sync.validate import UnknownEndpointError, validate, validate_envelope
+from cdc_sync.validate import (
+    BATCH_ENVELOPE,
+    SINGLE_ENVELOPE,
+    SPECS,
+    UnknownEndpointError,
+    check_object,
+    validate,
+    validate_envelope,
+)
 
 MS = 1_518_004_715_732  # 2018-02-07 in ms
 
@@ -224,3 +232,80 @@ def test_envelope_checks(envelope: dict[str, Any], batch: bool, expected: str | 
         assert reasons == []
     else:
         assert any(expected in reason for reason in reasons), reasons
+
+
+# --- the fast path (`fits`) never says yes where the full check finds a reason ---------------
+
+
+class _Text(str):
+    """A str subclass: the fast path may decline it, the answer must not change."""
+
+
+class _Count(int):
+    """An int subclass (IntEnum-like)."""
+
+
+TRICKY: list[Any] = [
+    None, True, False, 0, 1, -1, 2, 1.5, -0.0, 0.1, float("nan"), float("inf"), float("-inf"),
+    1e12, 1e12 + 1, -1e12, -1e12 - 1, 10**12, 10**12 + 1, 10**13, 2**1100,
+    MS, float(MS), _Count(MS), 631_152_000_000, 631_151_999_999, 4_102_444_799_999,
+    4_102_444_800_000, "", " ", "\t", "\n", "a", "12", "Zoë", "a\tb", "a\x00b", "a\x7f",
+    "a\x85", "\xa0", "a\u2028b", "\u3000", _Text("a"), _Text(""), "DE", "de", "D", "DEU", "Ä1",
+    "a@b.co", "ann@example.com", "a@b.", "a@.c", "a@b..c", "a@b.c.", "@b.c", "a@b", "a b@c.de",
+    "a@b@c.de", "a@b.c\n", "ä@ö.de", "a\xa0@b.co", "a\x00@b.co", "a@b.c d", "x" * 250 + "@b.co",
+    "x" * 245 + "@b.co", [], [""], ["a"], ["a", "a"], [1], [None], {}, {"id": "1"}, (),
+]
+
+
+def _variants(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The record with each field (and a field it does not have) set to each tricky value."""
+    found = []
+    for name in [*record, "unknown"]:
+        found += [{**record, name: value} for value in TRICKY]
+    return found
+
+
+def _nested_variants() -> list[tuple[str, dict[str, Any]]]:
+    order, product = VALID["order"], VALID["product"]
+    found = [("order", {**order, "billing": inner}) for inner in _variants(order["billing"])]
+    found += [("order", {**order, "products": [line, *order["products"]]})
+              for line in _variants(order["products"][0])]
+    found += [("product", {**product, "options": [option, *product["options"]]})
+              for option in _variants(product["options"][0])]
+    found += [("product", {**product, "options": [*product["options"], {**option, "id": "53"}]})
+              for option in _variants(product["options"][0])]
+    return found
+
+
+FAST_PATH_CASES = [
+    *((endpoint, record) for endpoint in sorted(VALID) for record in _variants(VALID[endpoint])),
+    *((name, record) for name in sorted(MINIMAL) for record in _variants(MINIMAL[name])),
+    *_nested_variants(),
+]
+
+
+def test_fast_path_gives_the_full_checks_answer_on_every_tricky_value() -> None:
+    # validate() answers [] from the fast path alone; check_object() always explains in full.
+    disagreements = [
+        (endpoint, record)
+        for endpoint, record in FAST_PATH_CASES
+        if validate(endpoint, record) != check_object(SPECS[endpoint], "", record)
+    ]
+    assert disagreements == []
+    valid = sum(1 for endpoint, record in FAST_PATH_CASES if not validate(endpoint, record))
+    assert 100 < valid < len(FAST_PATH_CASES) - 1000  # both answers are well represented
+
+
+def test_fast_path_declines_subclasses_and_unusual_text_without_rejecting_them() -> None:
+    assert validate("category", {"id": _Text("1"), "name": "a\xa0b"}) == []
+    assert validate("customer", {"email": "Zoë@exämple.de", "createdAt": _Count(MS)}) == []
+    assert validate("order", {**MINIMAL["order"], "amount": -0.0, "email": "a@b..co"}) == []
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_envelope_fast_path_gives_the_full_checks_answer(batch: bool) -> None:
+    spec = BATCH_ENVELOPE if batch else SINGLE_ENVELOPE
+    base: dict[str, Any] = {"time": MS, "token": "t", "platform": "pg", "pluginVersion": "1"}
+    base |= {"batch": [{}]} if batch else {"params": {}}
+    for envelope in _variants(base):
+        assert validate_envelope(envelope, batch=batch) == check_object(spec, "", envelope)

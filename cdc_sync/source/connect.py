@@ -17,7 +17,12 @@ from sqlalchemy.engine import URL
 from cdc_sync.errors import SourceError
 from cdc_sync.source.pgtypes import register_lenient_dates
 
-_PG_READ_ONLY = "-c default_transaction_read_only=on"
+# cursor_tuple_fraction: PostgreSQL plans a cursor (how cdc-sync streams rows) for fetching its
+# first 10% of rows, and cdc-sync always fetches them all. Planned for 10%, a read of the orders
+# changed since the mark, ordered by key, walked the whole primary-key index filtering on the
+# cursor column (0.4-0.6 s per statement at 1M orders, the same for each child collection)
+# instead of taking the few changed rows from the cursor column's index (milliseconds).
+_PG_READ_OPTIONS = "-c default_transaction_read_only=on -c cursor_tuple_fraction=1"
 
 
 def connect_shop(url: str | URL) -> sa.Engine:
@@ -36,7 +41,7 @@ def connect_shop(url: str | URL) -> sa.Engine:
         return engine
     if backend == "postgresql":
         engine = sa.create_engine(
-            parsed, pool_pre_ping=True, connect_args={"options": _PG_READ_ONLY}
+            parsed, pool_pre_ping=True, connect_args={"options": _PG_READ_OPTIONS}
         )
         if parsed.get_driver_name() == "psycopg":
             sa.event.listen(engine, "connect", register_lenient_dates)

@@ -76,17 +76,23 @@ def guest_customers(orders: ResourcePlan, customers: ResourcePlan | None,
         rank = sa.func.row_number().over(partition_by=guest, order_by=[created, *orders.key])
         inner = sa.select(guest.label(GUEST_KEY), *(v.label(k) for k, v in values.items()),
                           rank.label(_RANK)).select_from(orders.from_clause)
-        inner = inner.where(email.is_not(None), sa.func.trim(email) != "")
+        inner = inner.where(email.is_not(None))
         if orders.where is not None:
             inner = inner.where(orders.where)
+        changed = None
         if since is not None and orders.cursor is not None:
-            inner = inner.where(guest.in_(_changed_emails(orders, email, since)))
+            # Blank emails are left out of the changed ones instead: a row whose email is in
+            # them is not blank, so the 1M-row scan skips a trim per row (~20% of its time).
+            changed = _changed_emails(orders, email, since)
+            inner = inner.where(guest.in_(changed))
+        else:
+            inner = inner.where(sa.func.trim(email) != "")
         if keys is not None:
             inner = inner.where(key_in([guest], keys))
         ranked = inner.subquery("cdc_guests")
         outer = sa.select(*(c for c in ranked.c if c.name != _RANK)).where(ranked.c[_RANK] == 1)
         if customers is not None:
-            outer = outer.where(~_customer_has(customers, ranked.c[GUEST_KEY]))
+            outer = outer.where(~_customer_has(customers, ranked.c[GUEST_KEY], changed))
         return outer.order_by(order_expression(ranked.c[GUEST_KEY], KeyKind.TEXT, dialect))
 
     return DerivedPlan(GUEST_KEY, KeyKind.TEXT, composed, rows)
@@ -100,13 +106,34 @@ def _labels(plan: ResourcePlan, *specs: FieldSpec) -> list[str]:
     return labels
 
 
+def _not_held(live_ids: sa.Subquery, product_id: Column, since: Any) -> sa.ColumnElement[bool]:
+    """The order line's product is not among the live ones.
+
+    A full read anti-joins every line with the products (NOT EXISTS). An incremental read
+    counts per line instead, which the planner cannot turn into that anti-join: it scanned all
+    order lines to anti-join them first, misled by a 10x estimate of the changed orders (1.2 s
+    at 3M lines); counting, it starts from the changed orders' lines (30 ms).
+    """
+    same_id = live_ids.c.id == product_id
+    if since is None:
+        return ~sa.select(sa.literal(1)).select_from(live_ids).where(same_id).exists()
+    return sa.select(sa.func.count()).select_from(live_ids).where(same_id).scalar_subquery() == 0
+
+
 def _changed_emails(orders: ResourcePlan, email: Column, since: Any) -> AnySelect:
     assert orders.cursor is not None
     changed = sa.select(_normalized(email)).select_from(orders.from_clause)
-    return changed.where(orders.cursor >= since).correlate(None)
+    changed = changed.where(orders.cursor >= since, email.is_not(None), sa.func.trim(email) != "")
+    return changed.correlate(None)
 
 
-def _customer_has(customers: ResourcePlan, guest: Column) -> sa.Exists:
+def _customer_has(customers: ResourcePlan, guest: Column,
+                  changed: AnySelect | None) -> sa.Exists:
+    """A customer row has the guest's email; `changed`: guests come from these emails only.
+
+    With `changed`, only customers with one of those emails are looked at (the guest is one
+    of them, so the answer is the same): the anti-join hashes a few rows, not every customer.
+    """
     email_spec = customers.spec.fields.get("email")
     email = field_value(customers, "email", email_spec) if email_spec else None
     if email is None:
@@ -114,6 +141,8 @@ def _customer_has(customers: ResourcePlan, guest: Column) -> sa.Exists:
     known = sa.select(_normalized(email).label("email")).select_from(customers.from_clause)
     if customers.where is not None:
         known = known.where(customers.where)
+    if changed is not None:
+        known = known.where(_normalized(email).in_(changed))
     emails = known.subquery("cdc_customer_emails")
     return sa.select(sa.literal(1)).select_from(emails).where(emails.c.email == guest).exists()
 
@@ -140,11 +169,10 @@ def deleted_products(orders: ResourcePlan, products: ResourcePlan, line_values: 
         if products.where is not None:
             live = live.where(products.where)
         live_ids = live.subquery("cdc_live_products")
-        held = sa.select(sa.literal(1)).select_from(live_ids).where(live_ids.c.id == product_id)
         aggregates = (sa.func.max(v).label(k) for k, v in line_values.items())
         stmt = sa.select(product_id.label(PRODUCT_KEY), *aggregates)
         stmt = stmt.select_from(lines.relation.from_clause)
-        stmt = stmt.where(product_id.is_not(None), ~held.exists())
+        stmt = stmt.where(product_id.is_not(None), _not_held(live_ids, product_id, since))
         if lines.where is not None:
             stmt = stmt.where(lines.where)
         if since is not None:

@@ -140,6 +140,12 @@ def probe_select(from_clause: sa.FromClause, *columns: Column,
     return stmt.limit(0)
 
 
+def any_key_select(plan: ResourcePlan) -> AnySelect:
+    """One key of the resource, any (no order: the database stops at the first row)."""
+    stmt = sa.select(*plan.key).select_from(plan.from_clause)
+    return _filtered(stmt, plan).limit(1)
+
+
 def keys_select(plan: ResourcePlan, dialect: str, limit: int) -> AnySelect:
     """The first `limit` keys in key order."""
     stmt = sa.select(*plan.key).select_from(plan.from_clause)

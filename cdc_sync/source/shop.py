@@ -16,7 +16,7 @@ from cdc_sync.errors import MappingError, Problem
 from cdc_sync.mapping.labels import key_string
 from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.mapping.model import ResourceSpec
-from cdc_sync.records import compose_records
+from cdc_sync.records import Readings, RowComposer
 from cdc_sync.resources import Resource, SourceRecord
 from cdc_sync.source import derived as derive
 from cdc_sync.source.check import Checker, spec_problems
@@ -24,6 +24,7 @@ from cdc_sync.source.connect import reading
 from cdc_sync.source.derived import DerivedPlan
 from cdc_sync.source.plan import ResourcePlan, plan_resource, resolve_fields
 from cdc_sync.source.query import (
+    any_key_select,
     child_select,
     existing_select,
     high_water_select,
@@ -109,16 +110,21 @@ class ShopSource:
     def records(self, resource: Resource, *, since: Any | None = None,
                 keys: Sequence[str] | None = None) -> Iterator[SourceRecord]:
         """Composed records in key order; `since`: changed rows only; `keys`: just these."""
+        return self.readings(resource, since=since, keys=keys).records()
+
+    def readings(self, resource: Resource, *, since: Any | None = None,
+                 keys: Sequence[str] | None = None) -> Readings:
+        """Source rows in key order with their composer (see `records` for the arguments)."""
         tz = self._mapping.spec.source_timezone
         spec = self.spec(resource)
         if spec is not None:
             rows = self.rows(resource, since=since, keys=keys)
-            return compose_records(resource, spec.fields, spec.children, tz, rows)
+            return Readings(rows, RowComposer(resource, spec.fields, spec.children, tz))
         if self._derived_active(resource):
             derived = self._derived_or_raise(resource)
             rows = self._derived_rows(resource, derived, since=since, keys=keys)
-            return compose_records(resource, derived.fields, {}, tz, rows)
-        return iter(())
+            return Readings(rows, RowComposer(resource, derived.fields, {}, tz))
+        return Readings(iter(()), RowComposer(resource, {}, {}, tz))
 
     def rows(self, resource: Resource, *, since: Any | None = None,
              keys: Sequence[str] | None = None) -> Iterator[SourceRow]:
@@ -139,8 +145,8 @@ class ShopSource:
     def _derived_rows(self, resource: Resource, derived: DerivedPlan, *, since: Any,
                       keys: Sequence[str] | None) -> Iterator[SourceRow]:
         stmt = derived.select(self._schema.dialect, since=since, keys=keys)
-        rows = stream(self._engine, stmt, doing=f"deriving {resource.value} from orders",
-                      batch=self._batch)
+        rows = stream(self._engine, stmt, batch=self._batch,
+                      doing=f"deriving {resource.value} from orders")
         return merge(rows, [derived.key_label], (derived.kind,), {}, resource=resource.value)
 
     def cursor_high_water(self, resource: Resource) -> Any | None:
@@ -175,6 +181,15 @@ class ShopSource:
         with reading(f"looking up {resource.value} keys", _FIX, self._engine), \
                 self._engine.connect() as conn:
             return {key_string(list(row[:width])) for row in conn.execute(stmt)}
+
+    def has_rows(self, resource: Resource) -> bool:
+        """Whether the resource's source (a direct one) yields any row at all."""
+        if self.spec(resource) is None:
+            return False
+        stmt = any_key_select(self._plan_or_raise(resource.value))
+        with reading(f"reading {resource.value} keys", _FIX, self._engine), \
+                self._engine.connect() as conn:
+            return conn.execute(stmt).first() is not None
 
     def sample_keys(self, resource: Resource, limit: int) -> list[str]:
         """The first `limit` keys in key order (for previews)."""

@@ -5,7 +5,7 @@ unbuffered cursors allow one open result per connection), all in the same key or
 walks them together, so memory holds one parent's children, never a table.
 
 This is the hot path of a full cycle (a million orders, three million order lines): rows stay
-plain tuples until the merge turns each into a dict once, and the key of a row is computed
+plain tuples (a SourceRow builds dicts only when composed), and the key of a row is computed
 by a function chosen up front for the key's shape (one integer column is a plain index).
 """
 
@@ -15,7 +15,7 @@ import itertools
 import operator
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -37,15 +37,45 @@ _READ_FIX = (
 _END: Any = object()
 
 
-class SourceRow(NamedTuple):
-    """A parent row, its state key, and its children by collection name."""
+@dataclass(frozen=True, slots=True)
+class RowShape:
+    """The labels of a parent row and of each child collection's rows (one per stream)."""
 
-    key: str
-    values: dict[str, Any]
-    children: dict[str, list[dict[str, Any]]]
-    # More than 1 when a query or join gave several rows one key: which row is right is
-    # anybody's guess, so the record is rejected (not the resource stopped).
-    repeats: int = 1
+    labels: tuple[str, ...]
+    children: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (collection, labels of its rows)
+
+
+class SourceRow:
+    """A parent row, its state key and its children, as the database gave them.
+
+    Rows stay tuples: `values` and `children` (dicts keyed by label) are built only when asked
+    for, so a row that turns out unchanged by its raw values (see `diff.source_fingerprint`)
+    never pays for them.
+    """
+
+    __slots__ = ("key", "kids", "raw", "repeats", "shape")
+
+    def __init__(self, key: str, raw: Row, kids: tuple[list[Row], ...], shape: RowShape,
+                 repeats: int = 1) -> None:
+        self.key = key
+        self.raw = raw
+        self.kids = kids  # each collection's rows, in shape.children order
+        self.shape = shape
+        # More than 1 when a query or join gave several rows one key: which row is right is
+        # anybody's guess, so the record is rejected (not the resource stopped).
+        self.repeats = repeats
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return dict(zip(self.shape.labels, self.raw))  # noqa: B905 - one select, same length
+
+    @property
+    def children(self) -> dict[str, list[dict[str, Any]]]:
+        # zip stops before the parent key that child rows carry last (see query.child_select)
+        return {
+            name: [dict(zip(labels, row)) for row in rows]  # noqa: B905
+            for (name, labels), rows in zip(self.shape.children, self.kids)  # noqa: B905
+        }
 
 
 @dataclass(frozen=True)
@@ -121,14 +151,12 @@ class _ChildCursor:
         self.group: Iterator[Row] = iter(())
         self._next_group()
 
-    def take(self, key: Key) -> list[dict[str, Any]]:
+    def take(self, key: Key) -> list[Row]:
         """The rows of the parent with this key (orphans of earlier keys are skipped)."""
         try:
             while self.key is not _END:
                 if self.key == key:
-                    values = self.values
-                    # zip stops at the parent key; no strict= (a keyword costs 35% here)
-                    taken = [dict(zip(values, row)) for row in self.group]  # noqa: B905
+                    taken = list(self.group)
                     self._next_group()
                     return taken
                 if key < self.key:
@@ -175,6 +203,7 @@ def merge(parents: Rows, key_labels: Sequence[str], kinds: tuple[KeyKind, ...],
 def _merged(parents: Rows, key_labels: Sequence[str], kinds: tuple[KeyKind, ...],
             cursors: list[_ChildCursor], resource: str) -> Iterator[SourceRow]:
     labels = parents.labels
+    shape = RowShape(labels, tuple((c.name, c.values) for c in cursors))
     positions = [labels.index(label) for label in key_labels]
     key_of = key_reader(positions, kinds)
     text_of = _key_text(positions)
@@ -188,17 +217,15 @@ def _merged(parents: Rows, key_labels: Sequence[str], kinds: tuple[KeyKind, ...]
             except TypeError:
                 raise _incomparable(resource, previous, key) from None
             if held is not None and previous == key:
-                held = held._replace(repeats=held.repeats + 1)
+                held.repeats += 1
                 continue
             if not ordered:
                 raise _out_of_order(resource)
         previous = key
         if held is not None:
             yield held
-        held = SourceRow(
-            text_of(row, key), dict(zip(labels, row)),  # noqa: B905 - one select, same length
-            {cursor.name: cursor.take(key) for cursor in cursors},
-        )
+        held = SourceRow(text_of(row, key), row,
+                         tuple([cursor.take(key) for cursor in cursors]), shape)
     if held is not None:
         yield held
 

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
-from cdc_sync.state.rows import Outcome, ResyncRequest, RunRow, StateRow, Status
+from cdc_sync.state.rows import Outcome, ResyncRequest, RunRow, SourceMark, StateRow, Status
 from cdc_sync.state.store import StateStore
 
-__all__ = ["Outcome", "ResyncRequest", "RunRow", "StateRow", "StateStore", "Status"]
+__all__ = [
+    "Outcome", "ResyncRequest", "RunRow", "SourceMark", "StateRow", "StateStore", "Status"
+]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Status(StrEnum):
@@ -18,7 +19,12 @@ class Status(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class StateRow:
-    """What state knows about one record of a resource."""
+    """What state knows about one record of a resource.
+
+    `StateStore.lookup` (the planner's hot path) leaves `synced_at` None: none of its callers
+    reads it, and converting a timestamp per row costs more than the rest of the row;
+    `StateStore.rejected` fills it.
+    """
 
     key: str
     metrilo_id: str | None
@@ -45,10 +51,20 @@ class Outcome:
     # Canonical JSON of the record, kept with a synced row only where an on_delete action
     # needs to send it again later (orders with `on_delete: status`); None keeps nothing.
     payload: str | None = None
+    # Hash of the raw source row and the resource's mapping, stored with a synced row so the
+    # next cycle can tell the row unchanged without composing it (see StateStore.source_marks).
+    source_fingerprint: str | None = None
 
     def with_reason(self, reason: str) -> Outcome:
         """The same outcome, with why it was rejected or left pending."""
         return replace(self, reason=reason)
+
+
+class SourceMark(NamedTuple):
+    """What a synced row remembers of its source row: enough to skip composing it unchanged."""
+
+    source_fingerprint: str
+    has_payload: bool  # state keeps the accepted record (see Outcome.payload)
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,11 +74,26 @@ sync_state = sa.Table(
     # must send it again (orders with `on_delete: status`: Metrilo replaces every field, so a
     # status alone cannot be sent). NULL everywhere else, to keep the state DB small.
     sa.Column("payload", sa.Text(), nullable=True),
+    # Hash of the raw source row (and the mapping) Metrilo last accepted, for synced rows only:
+    # a row whose source hash matches is unchanged without being composed (migration 0004).
+    # Every write that makes a row need composing again clears it.
+    sa.Column("source_fingerprint", sa.String(32), nullable=True),
     sa.CheckConstraint(
         "status IN ('synced', 'pending', 'rejected', 'gone')", name="status"
     ),
     sa.Index("ix_sync_state_resource_metrilo_id", "resource", "metrilo_id"),
     sa.Index("ix_sync_state_resource_status", "resource", "status"),
+)
+
+PENDING_ONLY = sa.text("status = 'pending'")
+"""The pending index's condition; a query must say it in these words (a literal, not a bound
+parameter) for SQLite to use the index."""
+
+# Pending rows, in key order: every incremental cycle lists them, and without this index that
+# walks all of a resource's rows (1M for orders) to find a handful. Partial, so it stays tiny.
+sa.Index(
+    "ix_sync_state_pending_keys", sync_state.c.resource, sync_state.c.key,
+    sqlite_where=PENDING_ONLY, postgresql_where=PENDING_ONLY,
 )
 
 runs = sa.Table(

@@ -1,0 +1,75 @@
+"""The run history: one row per sync, resync or retry run, with its counts and how it ended."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import sqlalchemy as sa
+
+from cdc_sync.errors import StateError
+from cdc_sync.state.access import StateAccess, utc_now
+from cdc_sync.state.rows import RunRow
+from cdc_sync.state.tables import runs
+
+
+class RunHistory(StateAccess):
+    """Runs started, progressing, finished or interrupted, and the latest of them."""
+
+    def start_run(self, kind: str) -> int:
+        """Record that a run of `kind` (sync/resync/retry) started; returns its id."""
+        stmt = sa.insert(runs).values(kind=kind, started_at=utc_now(), status="running")
+        return self._insert_returning_id("record the start of a run", stmt)
+
+    def record_run_progress(self, run_id: int, counts: Mapping[str, Mapping[str, int]]) -> None:
+        """The counts so far of a run still going, so a killed run still accounts for its work."""
+        stmt = sa.update(runs).where(runs.c.id == run_id).values(counts=_counts_json(counts))
+        self._update(f"record the progress of run {run_id}", stmt)
+
+    def interrupt_unfinished_runs(self) -> int:
+        """Runs left `running` by a process that died (SIGKILL, power loss) become `interrupted`.
+
+        Only the holder of the daemon lease runs cycles, so it may call this before its own.
+        """
+        stmt = (sa.update(runs).where(runs.c.status == "running")
+                .values(status="interrupted", finished_at=utc_now()))
+        return self._update("mark runs of dead processes interrupted", stmt)
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: str,
+        counts: Mapping[str, Mapping[str, int]],
+        error: str | None = None,
+    ) -> None:
+        """Record how run `run_id` ended (ok/failed/partial) and its per-resource counts."""
+        stmt = (
+            sa.update(runs)
+            .where(runs.c.id == run_id)
+            .values(
+                finished_at=utc_now(), status=status, error=error,
+                counts=_counts_json(counts),
+            )
+        )
+        if self._update(f"record the end of run {run_id}", stmt) != 1:
+            raise StateError(
+                f"state DB {self._engine.url.render_as_string()}: run {run_id} does not exist; "
+                "fix: pass the id start_run returned"
+            )
+
+    def last_runs(self, limit: int = 10) -> list[RunRow]:
+        """The latest runs, newest first."""
+        stmt = sa.select(runs).order_by(runs.c.id.desc()).limit(limit)
+        return [
+            RunRow(
+                id=row.id, kind=row.kind, started_at=row.started_at,
+                finished_at=row.finished_at, status=row.status,
+                counts=json.loads(row.counts) if row.counts else {}, error=row.error,
+            )
+            for row in self._fetch("list runs", stmt)
+        ]
+
+
+def _counts_json(counts: Mapping[str, Mapping[str, int]]) -> str:
+    return json.dumps({r: dict(c) for r, c in counts.items()}, sort_keys=True)
