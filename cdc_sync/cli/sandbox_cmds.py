@@ -58,7 +58,11 @@ def sandbox(host: str, port: int, store: Path | None) -> None:
     running = Sandbox(token=token, secret=secret, host=host, port=port, store_path=store).start()
     click.echo(f"sandbox listening; use METRILO_API_URL={running.url}")
     click.echo(f"status page: {running.base}/   (Ctrl-C to stop)")
-    signal.signal(signal.SIGTERM, _interrupt)  # `docker stop` and service managers stop cleanly
+    # `docker stop` and service managers stop cleanly; SIGINT explicitly too: a process started
+    # in the background by a non-interactive shell inherits SIGINT ignored, and Python then
+    # leaves it ignored (Ctrl-C or `kill -INT` would do nothing).
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, _interrupt)
     running.serve_forever()
     kept = f"records kept in {store}" if store else "records discarded"
     click.echo(f"sandbox stopped; {kept}")
