@@ -13,6 +13,9 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
+from cdc_sync.state import StateStore, migrate
+from cdc_sync.state.engine import create_state_engine
+
 PG_ADMIN_URL = os.environ.get(
     "CDC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -92,3 +95,19 @@ def state_url(request: pytest.FixtureRequest, tmp_path: pytest.TempPathFactory) 
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/state.sqlite"
     return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def engine(state_url: str) -> Iterator[sa.Engine]:
+    """A migrated state DB's engine (SQLite and PostgreSQL), which the test can observe."""
+    created = create_state_engine(state_url)
+    migrate.upgrade(created)
+    yield created
+    created.dispose()
+
+
+@pytest.fixture
+def store(engine: sa.Engine) -> Iterator[StateStore]:
+    """A StateStore on `engine`."""
+    with StateStore(engine) as handed_in:
+        yield handed_in

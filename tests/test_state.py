@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,24 +11,8 @@ import sqlalchemy as sa
 
 from cdc_sync.diff import Change, classify
 from cdc_sync.errors import StateError
-from cdc_sync.state import Outcome, StateStore, Status, migrate
-from cdc_sync.state.engine import create_state_engine
+from cdc_sync.state import Outcome, StateStore, Status
 from cdc_sync.state.tables import sync_state
-
-
-@pytest.fixture
-def engine(state_url: str) -> Iterator[sa.Engine]:
-    """A migrated state DB's engine, which the test can observe."""
-    created = create_state_engine(state_url)
-    migrate.upgrade(created)
-    yield created
-    created.dispose()
-
-
-@pytest.fixture
-def store(engine: sa.Engine) -> Iterator[StateStore]:
-    with StateStore(engine) as handed_in:
-        yield handed_in
 
 
 class StatementCounter:

@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from test_state import StatementCounter
 
-from cdc_sync.state import Outcome, SourceMark, StateStore, migrate
-from cdc_sync.state.engine import create_state_engine
+from cdc_sync.state import Outcome, SourceMark, StateStore
 from cdc_sync.state.tables import sync_state
-
-
-@pytest.fixture
-def engine(state_url: str) -> Iterator[sa.Engine]:
-    created = create_state_engine(state_url)
-    migrate.upgrade(created)
-    yield created
-    created.dispose()
-
-
-@pytest.fixture
-def store(engine: sa.Engine) -> Iterator[StateStore]:
-    with StateStore(engine) as handed_in:
-        yield handed_in
 
 
 def _synced(key: str, fp: str = "f", source: str | None = "s", payload: str | None = None

@@ -35,6 +35,10 @@ from cdc_sync.source.reflect import ShopSchema
 from cdc_sync.source.stream import DEFAULT_BATCH, SourceRow, merge, stream
 
 DERIVED = (Resource.GUEST_CUSTOMERS, Resource.DELETED_PRODUCTS)
+_DERIVED_FROM = {
+    Resource.GUEST_CUSTOMERS: {Resource.ORDERS, Resource.CUSTOMERS},
+    Resource.DELETED_PRODUCTS: {Resource.ORDERS, Resource.PRODUCTS},
+}
 _FIX = ("check that the shop database is reachable and the reader may SELECT the mapped "
         "tables; run `cdc-sync check`")
 _Planned = tuple[ResourcePlan | None, list[Problem]]
@@ -91,19 +95,30 @@ class ShopSource:
     def _check(self, data: bool) -> list[Problem]:
         problems = list(spec_problems(self._mapping))
         checker = Checker(self._engine, self._mapping, data)
+        unfit: set[Resource] = set()
         for resource in Resource:
             if self.spec(resource) is not None:
                 plan, found = self._plan(resource.value)
-                problems.extend(found)
                 if plan is not None:
-                    problems.extend(checker.plan_problems(resource, plan))
-            elif self._derived_active(resource):
-                derived, found = self._derive(resource)
+                    found = [*found, *checker.plan_problems(resource, plan)]
+                if found:
+                    unfit.add(resource)
                 problems.extend(found)
-                if derived is not None:
-                    probe = derived.select(self._schema.dialect).limit(0)
-                    problems.extend(checker.run(probe, (resource.value,), "its query fails"))
+        for resource in DERIVED:
+            if self._derived_active(resource):
+                problems.extend(self._check_derived(resource, checker, unfit))
         return list(dict.fromkeys(problems))
+
+    def _check_derived(self, resource: Resource, checker: Checker,
+                       unfit: set[Resource]) -> list[Problem]:
+        derived, problems = self._derive(resource)
+        # A derived query is built from its bases' mapping (orders' where, joins...): when a
+        # base does not fit, that problem is already reported; its failing probe here would
+        # report the same mistake a second time.
+        if derived is not None and not _DERIVED_FROM[resource] & unfit:
+            probe = derived.select(self._schema.dialect).limit(0)
+            problems = [*problems, *checker.run(probe, (resource.value,), "its query fails")]
+        return problems
 
     # -- reading ----------------------------------------------------------------------
 
