@@ -368,11 +368,6 @@ def test_postgresql_infinite_timestamp_rejects_that_customer_only(pg_shop: Shop)
     assert "createdAt" in reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SQLAlchemy's SQLite DATETIME parser raises ValueError on unparseable text, which "
-           "escapes the cycle; fix in cdc_sync/source/, see issue 7 notes",
-)
 def test_sqlite_unparseable_datetime_text_rejects_that_customer_only(sqlite_shop: Shop) -> None:
     shop = sqlite_shop
     shop.add_person()

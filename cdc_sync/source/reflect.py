@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cdc_sync.source.connect import database_message
+from cdc_sync.source.sqlitetypes import lenient_type
 
 
 @dataclass(frozen=True)
@@ -110,9 +111,10 @@ class ShopSchema:
             return None
         if not columns:
             return None
+        readable = lenient_type if self.dialect == "sqlite" else _as_reflected
         return sa.Table(
             bare, self._metadata,
-            *(sa.Column(column["name"], column["type"]) for column in columns),
+            *(sa.Column(column["name"], readable(column["type"])) for column in columns),
             sa.PrimaryKeyConstraint(*(primary_key.get("constrained_columns") or ())),
             schema=schema or None,
         )
@@ -127,3 +129,7 @@ class ShopSchema:
                     names = []  # an unknown schema: no suggestions
             self._names[schema] = names
         return self._names[schema]
+
+
+def _as_reflected(type_: sa.types.TypeEngine[Any]) -> sa.types.TypeEngine[Any]:
+    return type_
