@@ -84,4 +84,5 @@ def open_engine(
             state=state,
             client=client,
             on_progress=on_progress,
+            recheck_seconds=settings.recheck_seconds,
         )

@@ -12,8 +12,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
 from cdc_sync import __version__
 from cdc_sync.deletes import DeleteHandler
@@ -69,6 +69,7 @@ class SyncEngine:
         on_progress: ProgressCallback | None = None,
         clock: Callable[[], float] = time.time,
         stop: threading.Event | None = None,
+        recheck_seconds: float = 300.0,
     ) -> None:
         self.mapping = mapping
         self.source = source
@@ -77,6 +78,9 @@ class SyncEngine:
         self.chunk_size = chunk_size
         self.on_progress = on_progress
         self.clock = clock
+        # How long after an attempt with an unknown outcome (a timeout) Metrilo is assumed to
+        # have applied it, if ever: the record is sent once more after that (see _commit).
+        self.recheck_seconds = recheck_seconds
         self.marks = ResourceMarks(state, mapping, clock)
         # Set by a signal handler: the cycle stops reading at the next chunk, lets the batches in
         # flight finish, commits what Metrilo acknowledged and returns.
@@ -189,6 +193,10 @@ class SyncEngine:
                 and orders.on_delete.action is DeleteAction.STATUS)
 
     def _items(self, resource: Resource, planner: Planner, full: bool) -> Iterator[Item]:
+        yield from self._read_items(resource, planner, full)
+        yield from self._recheck_items(resource, planner)
+
+    def _read_items(self, resource: Resource, planner: Planner, full: bool) -> Iterator[Item]:
         if full:
             everything = self.source.readings(resource)
             yield from planner.items(everything.rows, everything.compose)
@@ -206,6 +214,21 @@ class SyncEngine:
             pending = self.source.readings(resource, keys=keys)
             rows = (r for r in pending.rows if counted is None or r.key not in counted)
             yield from planner.items(rows, pending.compose)
+
+    def _recheck_items(self, resource: Resource, planner: Planner) -> Iterator[Item]:
+        """Records accepted after an attempt with an unknown outcome, once their grace is over:
+        sent again as they are now, so a late-applied older attempt does not have the last word.
+        """
+        if planner.dry_run or planner.stopped:
+            return
+        due = self.state.iter_due_rechecks(resource, self.chunk_size, due_by=datetime.now(UTC))
+        planner.resend_known = True
+        try:
+            for keys in due:
+                again = self.source.readings(resource, keys=keys)
+                yield from planner.items(again.rows, again.compose)
+        finally:
+            planner.resend_known = False
 
     # -- delivery -------------------------------------------------------------------------
 
@@ -234,6 +257,9 @@ class SyncEngine:
         rep: ResourceReport,
     ) -> None:
         synced, pending, rejected = self._untag_removed(result.delivered, inflight)
+        if synced and _outcome_unknown(result):
+            recheck = datetime.now(UTC) + timedelta(seconds=self.recheck_seconds)
+            synced = [replace(o, recheck_after=recheck) for o in synced]
         rejected += [inflight.pop(i.key).outcome.with_reason(why) for i, why in result.rejected]
         pending += [inflight.pop(i.key).outcome.with_reason(why) for i, why in result.pending]
         self.state.mark_synced(resource, synced)
@@ -332,6 +358,15 @@ class SyncEngine:
     def _progress(self, resource: Resource, counts: ResourceCounts) -> None:
         if self.on_progress is not None:
             self.on_progress(resource, counts)
+
+
+# Attempts that may have reached Metrilo although no answer came back.
+_UNKNOWN_OUTCOMES = ("timeout", "network_error", "transport_error")
+
+
+def _outcome_unknown(result: BatchResult) -> bool:
+    """Whether an attempt of this batch may still be applied by Metrilo later."""
+    return any(result.statuses.get(label) for label in _UNKNOWN_OUTCOMES)
 
 
 def _remembered(rows: Iterable[SourceRow], keys: set[str] | None) -> Iterator[SourceRow]:

@@ -103,6 +103,9 @@ class Planner:
     assume_forced: bool = False
     # A mapping preview: what changed, whatever an unfinished resync forced.
     ignore_forced: bool = False
+    # Send every known record read from now on, changed or not (the engine's recheck pass:
+    # an earlier attempt's outcome is unknown, so Metrilo may hold an older version).
+    resend_known: bool = False
     # The key of source fingerprints (diff.source_seed); None composes every row.
     source_seed: bytes | None = None
     stopped: bool = False
@@ -144,7 +147,7 @@ class Planner:
         """
         if self._halted:
             return []
-        seed = None if self.assume_forced else self.source_seed
+        seed = None if self.assume_forced or self.resend_known else self.source_seed
         marks = {} if seed is None else self.state.source_marks(
             self.resource, [row.key for row in chunk])
         counts = self.report.counts
@@ -216,7 +219,8 @@ class Planner:
         if self.ignore_forced and row is not None and row.forced:
             row = replace(row, forced=False)
         change = classify(outcome.fingerprint, row)
-        if self.assume_forced and row is not None and row.status is not Status.GONE:
+        forcing = self.assume_forced or self.resend_known
+        if forcing and row is not None and row.status is not Status.GONE:
             return Change.FORCED
         return change
 

@@ -20,6 +20,9 @@ from cdc_sync.errors import ConfigError, Problem
 
 DEFAULT_API_URL = "https://trk.mtrl.me/v2"
 DEFAULT_STATE_FILE = "cdc-sync-state.sqlite"
+RECHECK_AFTER_TIMEOUTS = 10
+"""A request unanswered within the HTTP timeout is assumed applied (if ever) within this many
+timeouts; its records are sent once more after that (see Settings.recheck_seconds)."""
 
 _FIXES: dict[str, str] = {
     "metrilo_api_token": "set METRILO_API_TOKEN to the project token from Metrilo's settings page",
@@ -90,6 +93,12 @@ class Settings(BaseSettings):
             except ArgumentError:
                 raise ValueError("is not a SQLAlchemy database URL") from None
         return value
+
+    @property
+    def recheck_seconds(self) -> float:
+        """How long after a request that got no answer (a timeout) its records are sent once
+        more: until then Metrilo may still apply it, over a newer version sent since."""
+        return RECHECK_AFTER_TIMEOUTS * self.http_timeout
 
     def secret(self) -> str:
         """The API secret, from METRILO_API_SECRET or the file METRILO_API_SECRET_FILE names.

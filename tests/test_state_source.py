@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -186,3 +188,36 @@ def test_a_small_resource_is_sampled_whole_or_at_random(store: StateStore) -> No
     assert len(set(few)) == 5
     assert all(key.startswith("p") for key in few)
     assert store.sample_live_keys("categories", 5) == []
+
+
+# -- rechecks after an attempt with an unknown outcome ------------------------------------------
+
+def _due(store: StateStore, when: datetime) -> list[str]:
+    return [key for page in store.iter_due_rechecks("orders", due_by=when) for key in page]
+
+
+def test_a_recheck_is_due_after_its_time_and_keeps_the_row_out_of_the_source_marks(
+    store: StateStore,
+) -> None:
+    now = datetime.now(UTC)
+    later = now + timedelta(minutes=5)
+    store.mark_synced("orders", [replace(_synced("a"), recheck_after=later), _synced("b")])
+    assert _due(store, now) == []
+    assert _due(store, later + timedelta(seconds=1)) == ["a"]
+    assert set(store.source_marks("orders", ["a", "b"])) == {"b"}, "a must be composed again"
+
+
+def test_a_clean_send_keeps_a_recheck_still_ahead_and_ends_one_that_is_due(
+    store: StateStore,
+) -> None:
+    now = datetime.now(UTC)
+    # Ahead: the unanswered attempt may still land after this newer, cleanly acknowledged send.
+    store.mark_synced("orders", [replace(_synced("a"), recheck_after=now + timedelta(minutes=5))])
+    store.mark_synced("orders", [_synced("a", fp="newer")])
+    store.mark_pending("orders", [Outcome("a", "a", "newest", reason="503")])
+    assert _due(store, now + timedelta(minutes=6)) == ["a"]
+    # Due: the resend after the grace is the last word; nothing more to wait for.
+    store.mark_synced("orders", [replace(_synced("b"), recheck_after=now - timedelta(seconds=1))])
+    assert _due(store, now) == ["b"]
+    store.mark_synced("orders", [_synced("b", fp="again")])
+    assert _due(store, now + timedelta(days=1)) == ["a"]

@@ -55,6 +55,7 @@ class Connections:
             client=self._metrilo(),
             on_progress=on_progress,
             stop=stop,
+            recheck_seconds=self._settings.recheck_seconds,
         )
 
     def use_mapping(self, mapping: LoadedMapping) -> None:

@@ -77,9 +77,11 @@ class PerRecordState(StateAccess):
         if not outcomes:
             return
         now = self._hot.db_time(utc_now())
+        bind_time = self._hot.db_time
         params = [
             (resource, o.key, o.metrilo_id, o.fingerprint, o.fingerprint, tags_json(o.tags),
-             now, now, o.payload, o.source_fingerprint)
+             now, now, o.payload, o.source_fingerprint,
+             None if o.recheck_after is None else bind_time(o.recheck_after))
             for o in _unique(outcomes)
         ]
         self._write_sql(f"record {len(params)} synced {resource}", self._hot.synced, params)

@@ -57,6 +57,14 @@ class PerResourceState(StateAccess):
             which = sa.and_(which, _c.updated_at < untouched_since)
         return self._iter_keys(resource, which, chunk)
 
+    def iter_due_rechecks(
+        self, resource: str, chunk: int = 1000, *, due_by: datetime
+    ) -> Iterator[list[str]]:
+        """Keys of `resource` whose recheck (see Outcome.recheck_after) is due by `due_by`, in
+        key order, `chunk` at a time."""
+        which = sa.and_(_c.recheck_after.is_not(None), _c.recheck_after <= due_by)
+        return self._iter_keys(resource, which, chunk)
+
     def sample_live_keys(self, resource: str, size: int) -> list[str]:
         """Up to `size` keys of `resource` not gone, chosen at random."""
         if self._dialect == "sqlite":

@@ -54,6 +54,9 @@ class Outcome:
     # Hash of the raw source row and the resource's mapping, stored with a synced row so the
     # next cycle can tell the row unchanged without composing it (see StateStore.source_marks).
     source_fingerprint: str | None = None
+    # When set: send this record once more after this time (an attempt with an unknown
+    # outcome may still be applied by Metrilo, over this version).
+    recheck_after: datetime | None = None
 
     def with_reason(self, reason: str) -> Outcome:
         """The same outcome, with why it was rejected or left pending."""

@@ -52,6 +52,14 @@ _SYNCED_COLUMNS = (
     "attempts", "last_error", "synced_at", "updated_at", "payload", "source_fingerprint",
 )
 
+# A recheck still ahead survives a clean send: the unanswered attempt it waits out may still
+# land after this newer version. A new recheck (this send was unanswered too) is later anyway.
+_KEEP_PENDING_RECHECK = (
+    "recheck_after = CASE WHEN excluded.recheck_after IS NULL "
+    "AND sync_state.recheck_after > excluded.updated_at THEN sync_state.recheck_after "
+    "ELSE excluded.recheck_after END"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class HotStatements:
@@ -145,6 +153,7 @@ def _skippable(sqlite_db: bool) -> str:
     status = "+s.status" if sqlite_db else "s.status"
     return (
         f" AND {status} = 'synced' AND NOT s.forced AND s.source_fingerprint IS NOT NULL"
+        " AND s.recheck_after IS NULL"
     )
 
 
@@ -167,12 +176,14 @@ def _packed_source_marks() -> str:
 _UPSERT_SYNCED = (
     "INSERT INTO sync_state (resource, key, metrilo_id, status, synced_fingerprint, "
     "attempt_fingerprint, tags, forced, attempts, last_error, synced_at, updated_at, payload, "
-    "source_fingerprint) VALUES (?, ?, ?, 'synced', ?, ?, ?, FALSE, 0, NULL, ?, ?, ?, ?) "
+    "source_fingerprint, recheck_after) "
+    "VALUES (?, ?, ?, 'synced', ?, ?, ?, FALSE, 0, NULL, ?, ?, ?, ?, ?) "
     "ON CONFLICT (resource, key) DO UPDATE SET "
     + ", ".join(f"{name} = excluded.{name}" for name in _SYNCED_COLUMNS)
+    + ", " + _KEEP_PENDING_RECHECK
 )
 """Params: resource, key, metrilo_id, fingerprint (twice), tags JSON, now (twice), payload,
-source fingerprint."""
+source fingerprint, recheck time (or None)."""
 
 # Rejected and pending rows keep what Metrilo last accepted (synced_fingerprint, tags,
 # synced_at) and count one more consecutive failure. The source fingerprint goes: the row must

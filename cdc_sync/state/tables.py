@@ -78,6 +78,10 @@ sync_state = sa.Table(
     # a row whose source hash matches is unchanged without being composed (migration 0004).
     # Every write that makes a row need composing again clears it.
     sa.Column("source_fingerprint", sa.String(32), nullable=True),
+    # Set when Metrilo accepted this record in a batch where an earlier attempt's outcome is
+    # unknown (it timed out): Metrilo may still apply that attempt, over this newer version, so
+    # the record is sent once more after this time (migration 0005). NULL otherwise.
+    sa.Column("recheck_after", UtcDateTime(), nullable=True),
     sa.CheckConstraint(
         "status IN ('synced', 'pending', 'rejected', 'gone')", name="status"
     ),
@@ -94,6 +98,15 @@ parameter) for SQLite to use the index."""
 sa.Index(
     "ix_sync_state_pending_keys", sync_state.c.resource, sync_state.c.key,
     sqlite_where=PENDING_ONLY, postgresql_where=PENDING_ONLY,
+)
+
+RECHECK_SCHEDULED = sa.text("recheck_after IS NOT NULL")
+"""The recheck index's condition (said in these words by the query, for SQLite)."""
+
+# Rows with a recheck scheduled: every cycle asks which are due; a handful among millions.
+sa.Index(
+    "ix_sync_state_rechecks", sync_state.c.resource, sync_state.c.key,
+    sqlite_where=RECHECK_SCHEDULED, postgresql_where=RECHECK_SCHEDULED,
 )
 
 runs = sa.Table(
