@@ -79,12 +79,10 @@ def guest_customers(orders: ResourcePlan, customers: ResourcePlan | None,
         inner = inner.where(email.is_not(None))
         if orders.where is not None:
             inner = inner.where(orders.where)
-        changed = None
         if since is not None and orders.cursor is not None:
             # Blank emails are left out of the changed ones instead: a row whose email is in
             # them is not blank, so the 1M-row scan skips a trim per row (~20% of its time).
-            changed = _changed_emails(orders, email, since)
-            inner = inner.where(guest.in_(changed))
+            inner = inner.where(guest.in_(_changed_emails(orders, email, since)))
         else:
             inner = inner.where(sa.func.trim(email) != "")
         if keys is not None:
@@ -92,7 +90,7 @@ def guest_customers(orders: ResourcePlan, customers: ResourcePlan | None,
         ranked = inner.subquery("cdc_guests")
         outer = sa.select(*(c for c in ranked.c if c.name != _RANK)).where(ranked.c[_RANK] == 1)
         if customers is not None:
-            outer = outer.where(~_customer_has(customers, ranked.c[GUEST_KEY], changed))
+            outer = outer.where(~_customer_has(customers, ranked.c[GUEST_KEY]))
         return outer.order_by(order_expression(ranked.c[GUEST_KEY], KeyKind.TEXT, dialect))
 
     return DerivedPlan(GUEST_KEY, KeyKind.TEXT, composed, rows)
@@ -127,12 +125,13 @@ def _changed_emails(orders: ResourcePlan, email: Column, since: Any) -> AnySelec
     return changed.correlate(None)
 
 
-def _customer_has(customers: ResourcePlan, guest: Column,
-                  changed: AnySelect | None) -> sa.Exists:
-    """A customer row has the guest's email; `changed`: guests come from these emails only.
+def _customer_has(customers: ResourcePlan, guest: Column) -> sa.Exists:
+    """A customer row has the guest's email.
 
-    With `changed`, only customers with one of those emails are looked at (the guest is one
-    of them, so the answer is the same): the anti-join hashes a few rows, not every customer.
+    Not narrowed to the changed emails on incremental reads: PostgreSQL estimates the rows
+    changed since a recent mark as about one (its statistics predate them), and with both
+    sides narrowed it chose a nested-loop anti-join that normalised customer emails once per
+    guest (1.8 s at 100k orders, against 0.2 s for the hash anti-join over every customer).
     """
     email_spec = customers.spec.fields.get("email")
     email = field_value(customers, "email", email_spec) if email_spec else None
@@ -141,8 +140,6 @@ def _customer_has(customers: ResourcePlan, guest: Column,
     known = sa.select(_normalized(email).label("email")).select_from(customers.from_clause)
     if customers.where is not None:
         known = known.where(customers.where)
-    if changed is not None:
-        known = known.where(_normalized(email).in_(changed))
     emails = known.subquery("cdc_customer_emails")
     return sa.select(sa.literal(1)).select_from(emails).where(emails.c.email == guest).exists()
 
