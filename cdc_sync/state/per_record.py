@@ -7,11 +7,9 @@ These calls run once per chunk of a million-record cycle: one statement each, pr
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterator, Mapping, Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from cdc_sync.state.access import StateAccess, utc_now
 from cdc_sync.state.columns import STATUS_OF, lookup_row, tags_json
@@ -150,26 +148,13 @@ class PerRecordState(StateAccess):
         """Status of each known Metrilo id across `resources`, a synced row winning; one query."""
         if not metrilo_ids or not resources:
             return {}
-        stmt = sa.select(_c.metrilo_id, _c.status).where(
-            _c.resource.in_(list(resources)), self._one_parameter_in(_c.metrilo_id, metrilo_ids)
-        )
+        params = (self._hot.keys_param(list(metrilo_ids)), self._hot.keys_param(list(resources)))
+        with self._errors("check dependencies"), self._engine.connect() as conn:
+            rows = conn.exec_driver_sql(self._hot.dependency_status, params).fetchall()
         found: dict[str, Status] = {}
-        for metrilo_id, raw in self._fetch("check dependencies", stmt):
+        for metrilo_id, raw in rows:
             status = STATUS_OF[raw]
             known = found.get(metrilo_id)
             if known is None or _DEPENDENCY_RANK[status] < _DEPENDENCY_RANK[known]:
                 found[metrilo_id] = status
         return found
-
-    def _one_parameter_in(
-        self, column: sa.ColumnElement[str], values: Collection[str]
-    ) -> sa.ColumnElement[bool]:
-        """`column IN values` as ONE bound parameter: an IN list whose length changes per call
-        makes a new statement each time (SQLite's statement cache grew by 40 MB over 1M orders,
-        and each variant is planned afresh)."""
-        if self._engine.dialect.name == "postgresql":
-            return column == sa.any_(sa.literal(list(values), postgresql.ARRAY(sa.String())))
-        members: sa.Select[str] = sa.select(sa.column("value", sa.String())).select_from(
-            sa.func.json_each(sa.literal(json.dumps(list(values))))
-        )
-        return column.in_(members.scalar_subquery())

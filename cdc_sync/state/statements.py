@@ -79,6 +79,8 @@ class HotStatements:
     synced: str
     failed: str
     unchanged: str
+    # (metrilo ids, resources) -> metrilo_id, status: the orders' customers and products.
+    dependency_status: str
     gone: sa.Update
     gone_tagged: sa.Update
 
@@ -96,6 +98,7 @@ def build(dialect: Dialect) -> HotStatements:
         synced=sql(_UPSERT_SYNCED),
         failed=sql(_UPSERT_FAILED),
         unchanged=sql(_UNCHANGED),
+        dependency_status=sql(_dependency_status(sqlite_db)),
         gone=_gone(),
         gone_tagged=_gone().values(tags=sa.bindparam("b_tags")),
     )
@@ -138,6 +141,19 @@ def _chunk_rows(sqlite_db: bool) -> str:
             "WHERE s.resource = ? AND s.key = j.value"
         )
     return "FROM sync_state AS s WHERE s.key = ANY(?) AND s.resource = ?"
+
+
+def _dependency_status(sqlite_db: bool) -> str:
+    # The ids drive the loop, each probing the (resource, metrilo_id) index, as in _chunk_rows.
+    if sqlite_db:
+        return (
+            "SELECT s.metrilo_id, s.status FROM json_each(?) AS j CROSS JOIN sync_state AS s "
+            "WHERE s.resource IN (SELECT value FROM json_each(?)) AND s.metrilo_id = j.value"
+        )
+    return (
+        "SELECT s.metrilo_id, s.status FROM sync_state AS s "
+        "WHERE s.metrilo_id = ANY(?) AND s.resource = ANY(?)"
+    )
 
 
 def _lookup(sqlite_db: bool) -> str:
