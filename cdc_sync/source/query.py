@@ -103,9 +103,23 @@ def key_in(columns: Sequence[Column], keys: Sequence[str]) -> sa.ColumnElement[b
             rows.append(values)
     if not rows:
         return sa.false()
+    compared = [comparable(c) for c in columns]
     if width == 1:
-        return columns[0].in_([r[0] for r in rows])
-    return sa.tuple_(*columns).in_([tuple(r) for r in rows])
+        return compared[0].in_([r[0] for r in rows])
+    return sa.tuple_(*compared).in_([tuple(r) for r in rows])
+
+
+def comparable(column: Column) -> Column:
+    """The column as a bound key compares with it: itself, or its text when its type is unknown.
+
+    A `query` column whose type the driver does not report (SQLite; dates) gets its key bound
+    as text; compared as it is, PostgreSQL refuses (`integer = character varying`) and SQLite
+    finds nothing (a computed column has no affinity, so 5 <> '5'). Its text is what state
+    keeps, the same text its key order sorts by.
+    """
+    if isinstance(column.type, sa.types.NullType):
+        return sa.cast(column, sa.String)
+    return column
 
 
 def existing_select(plan: ResourcePlan, keys: Sequence[str]) -> AnySelect:

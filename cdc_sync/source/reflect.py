@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cdc_sync.source.connect import database_message
+from cdc_sync.source.resulttypes import result_types
 from cdc_sync.source.sqlitetypes import lenient_type
 
 
@@ -88,10 +89,12 @@ class ShopSchema:
         probe = sa.select(sa.text("*")).select_from(sa.text(f"({sql}) AS cdc_probe")).limit(0)
         try:
             with self._engine.connect() as conn:
-                names = list(conn.execute(probe).keys())
+                result = conn.execute(probe)
+                names = list(result.keys())
+                types = result_types(self.dialect, result.cursor.description, len(names))
         except sa.exc.DBAPIError as exc:
             raise QueryFailed(database_message(exc, self._engine)) from None
-        columns: list[sa.ColumnClause[Any]] = [sa.column(n) for n in names]
+        columns = [sa.column(n, t) for n, t in zip(names, types, strict=True)]
         subquery = sa.text(sql).columns(*columns).subquery(name)
         return Relation("query", subquery, is_query=True)
 
