@@ -110,17 +110,55 @@ class FieldSpec(_Strict):
 Field_ = Annotated[FieldSpec, BeforeValidator(_field_shorthand)]
 
 
-class JoinSpec(_Strict):
-    """A table LEFT JOINed to a resource's rows, e.g. a billing address table.
+class JoinConst(_Strict):
+    """A constant the joined table's column must equal, e.g. a language id (bound, not pasted)."""
 
-    Its columns are then named `alias.column` in fields and templates.
+    const: str | int | float | bool = Field(
+        description="Text, number or true/false the joined table's column must equal."
+    )
+
+
+def _join_side(value: Any) -> Any:
+    # Checked here so a bare `id_lang: 1` gets one clear message, not one per union member.
+    if isinstance(value, str | JoinConst):
+        return value
+    if isinstance(value, dict) and set(value) == {"const"}:
+        constant = value["const"]
+        if isinstance(constant, str | int | float | bool):
+            return JoinConst(const=constant)
+    raise ValueError(
+        "an on: entry is `column: joined_column` (a column of the rows joined to) or "
+        "`joined_column: {const: value}` (the joined table's column equals a text, number or "
+        f"true/false), not {value!r}"
+    )
+
+
+JoinOn = Annotated[str | JoinConst, BeforeValidator(_join_side)]
+
+
+class JoinSpec(_Strict):
+    """A table LEFT JOINed to a resource's (or a child's) rows, e.g. a billing address table.
+
+    Its columns are then named `alias.column` in fields and templates. `on` pairs a column of
+    the rows joined to (or `alias.column` of an earlier join) with the joined table's column;
+    `{const: v}` instead says the joined table's column equals v (a language, a shop id).
     """
 
     table: str
     alias: str
-    on: dict[str, str] = Field(
-        description="Pairs of {resource column: joined table column}, all must match."
+    on: dict[str, JoinOn] = Field(
+        description="All must match: {column: joined table column} pairs (the left side may be "
+        "alias.column of an earlier join), and {joined table column: {const: value}}."
     )
+
+    def pairs(self) -> dict[str, str]:
+        """The column-to-column conditions: {column joined to: joined table column}."""
+        return {mine: theirs for mine, theirs in self.on.items() if isinstance(theirs, str)}
+
+    def constants(self) -> dict[str, str | int | float | bool]:
+        """The constant conditions: {joined table column: the value it must equal}."""
+        return {name: side.const for name, side in self.on.items()
+                if isinstance(side, JoinConst)}
 
 
 class ChildSpec(_Strict):

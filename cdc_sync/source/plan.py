@@ -98,6 +98,10 @@ class _Resolver:
             return None
         return self._in(path, name, base, repr(base.label), what)
 
+    def joined_column(self, path: Path, name: str, join: JoinSpec,
+                      aliased: Relation) -> Column | None:
+        return self._in(path, name, aliased, f"join {join.alias!r} ({join.table})", "column")
+
     def _in(self, path: Path, name: str, relation: Relation, owner: str,
             what: str) -> Column | None:
         found = relation.column(name)
@@ -157,7 +161,7 @@ def plan_resource(schema: ShopSchema, mapping: LoadedMapping, name: str,
     base = resolver.relation(path, spec.table, spec.query, "src")
     if base is None:
         return None, resolver.problems
-    joins = _joins(resolver, path, base, spec.joins)
+    joins, from_clause = _joins(resolver, path, base, spec.joins)
     key_names = tuple(spec.key or base.primary_key)
     if not key_names:
         resolver.problem((*path, "table"), f"table {base.label!r} has no primary key",
@@ -180,7 +184,7 @@ def plan_resource(schema: ShopSchema, mapping: LoadedMapping, name: str,
     sides = [[c.type for c in key_columns]]
     sides += [[c.type for c in child.parent_key] for child in ready.values()]
     plan = ResourcePlan(
-        name=name, spec=spec, relation=base, from_clause=_joined(base, joins, spec.joins),
+        name=name, spec=spec, relation=base, from_clause=from_clause,
         key_names=key_names, key=key_columns, cursor=cursor, values=values,
         where=sa.text(spec.where) if spec.where else None, children=ready,
         kinds=key_kinds(sides), joins=joins,
@@ -189,28 +193,74 @@ def plan_resource(schema: ShopSchema, mapping: LoadedMapping, name: str,
 
 
 def _joins(resolver: _Resolver, path: Path, base: Relation,
-           joins: list[JoinSpec]) -> dict[str, Relation]:
+           joins: list[JoinSpec]) -> tuple[dict[str, Relation], sa.FromClause]:
+    """Each join's relation by alias, and `base` LEFT JOINed to them in the order given."""
     out: dict[str, Relation] = {}
+    joined: sa.FromClause = base.from_clause
     for index, join in enumerate(joins):
         where: Path = (*path, "joins", index)
         found = resolver.relation(where, join.table, None, join.alias)
         if found is None:
             continue
         aliased = found.aliased(join.alias)
-        for mine, theirs in join.on.items():
-            resolver.column((*where, "on", mine), mine, base, {})
-            resolver.column((*where, "on", mine), theirs, aliased, {})
+        conditions = [
+            *_pair_conditions(resolver, where, join, base, out, aliased),
+            *_constant_conditions(resolver, where, join, base, aliased),
+        ]
+        # Known even when its conditions are not, so `alias.column` elsewhere still resolves.
         out[join.alias] = aliased
+        ready = [c for c in conditions if c is not None]
+        if len(ready) == len(conditions):  # else the problem is recorded: no plan comes of it
+            joined = joined.outerjoin(aliased.from_clause, sa.and_(*ready))
+    return out, joined
+
+
+def _pair_conditions(resolver: _Resolver, where: Path, join: JoinSpec, base: Relation,
+                     earlier: Mapping[str, Relation],
+                     aliased: Relation) -> list[sa.ColumnElement[bool] | None]:
+    out: list[sa.ColumnElement[bool] | None] = []
+    for mine, theirs in join.pairs().items():
+        left = resolver.column((*where, "on", mine), mine, base, earlier)
+        right = resolver.joined_column((*where, "on", mine), theirs, join, aliased)
+        out.append(None if left is None or right is None else left == right)
     return out
 
 
-def _joined(base: Relation, joins: dict[str, Relation], specs: list[JoinSpec]) -> sa.FromClause:
-    joined: sa.FromClause = base.from_clause
-    for spec in specs:
-        other = joins[spec.alias].from_clause
-        condition = sa.and_(*(base.from_clause.c[m] == other.c[t] for m, t in spec.on.items()))
-        joined = joined.outerjoin(other, condition)
-    return joined
+def _constant_conditions(resolver: _Resolver, where: Path, join: JoinSpec, base: Relation,
+                         aliased: Relation) -> list[sa.ColumnElement[bool] | None]:
+    out: list[sa.ColumnElement[bool] | None] = []
+    for name, value in join.constants().items():
+        column = aliased.column(name)
+        if column is None:  # reported below, with a hint when it is a column of the rows
+            _unknown_constant_column(resolver, (*where, "on", name), name, join, base, aliased)
+            out.append(None)
+            continue
+        # Bound as a parameter in the column's type: never pasted into the SQL.
+        out.append(column == sa.bindparam(None, _constant_for(value, column), type_=column.type))
+    return out
+
+
+def _constant_for(value: str | int | float | bool, column: Column) -> Any:
+    # `id_lang: {const: 1}` on a text column: PostgreSQL refuses text = integer.
+    try:
+        wants_text = column.type.python_type is str
+    except NotImplementedError:
+        return value
+    if wants_text and not isinstance(value, str | bool):
+        return str(value)
+    return value
+
+
+def _unknown_constant_column(resolver: _Resolver, path: Path, name: str, join: JoinSpec,
+                             base: Relation, aliased: Relation) -> None:
+    if base.column(name) is not None:
+        resolver.problem(path, f"constant condition {name!r}: {join.table!r} (join "
+                         f"{join.alias!r}) has no such column; a constant in on: compares "
+                         "the joined table's column",
+                         f"filter the rows joined to with where: {name} = ..., or name a "
+                         f"column of {join.table!r}: {', '.join(aliased.column_names)}")
+        return
+    resolver.joined_column(path, name, join, aliased)  # reports it with "did you mean"
 
 
 def _child(resolver: _Resolver, path: Path, name: str, spec: ChildSpec,

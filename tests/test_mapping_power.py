@@ -1,0 +1,204 @@
+"""Mapping power that keeps people out of raw SQL: constant join conditions, child joins,
+aggregates over a child. Loader errors, check problems, and records through the sandbox."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from cdc_sync.errors import MappingError, Problem
+from cdc_sync.mapping.loader import parse_mapping
+from cdc_sync.mapping.model import JoinConst
+from cdc_sync.source import ShopSource, connect_shop
+from cdc_sync.source.plan import plan_resource
+from cdc_sync.source.query import rows_select
+from cdc_sync.source.reflect import ShopSchema
+from helpers.backends import COMBINATIONS, database_urls
+from helpers.world import World, demo_world
+
+FILE = Path("mappings.yaml")
+
+
+def problems_of(text: str) -> list[Problem]:
+    with pytest.raises(MappingError) as raised:
+        parse_mapping(textwrap.dedent(text), FILE)
+    return raised.value.problems
+
+
+def check(url: str, text: str) -> list[Problem]:
+    engine = connect_shop(url)
+    try:
+        return ShopSource(engine, parse_mapping(textwrap.dedent(text), FILE)).check()
+    finally:
+        engine.dispose()
+
+
+def find(problems: list[Problem], where: str, *words: str) -> Problem:
+    for problem in problems:
+        if where in problem.where and all(w in str(problem) for w in words):
+            return problem
+    raise AssertionError(f"no problem at {where} with {words} in:\n" +
+                         "\n".join(map(str, problems)))
+
+
+# --- the shop: the demo shop plus product texts per language (PrestaShop's product_lang) ---
+
+texts_meta = sa.MetaData()
+product_texts = sa.Table(
+    "product_texts", texts_meta,
+    sa.Column("product_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("lang_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("lang_code", sa.String(5), nullable=False),
+    sa.Column("title", sa.String(200), nullable=False),
+)
+LANGUAGES = {1: "en", 2: "de"}
+
+
+def add_texts(shop: sa.Engine) -> None:
+    texts_meta.create_all(shop)
+    with shop.begin() as conn:
+        ids = conn.execute(sa.text("SELECT id FROM products")).scalars().all()
+        conn.execute(product_texts.insert(), [
+            {"product_id": pid, "lang_id": lang, "lang_code": code, "title": f"{code} {pid}"}
+            for pid in ids for lang, code in LANGUAGES.items()
+        ])
+
+
+@pytest.fixture(params=COMBINATIONS)
+def world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
+    shop_url, state_url = database_urls(request, tmp_path, *request.param)
+    with demo_world(tmp_path, shop_url, state_url) as built:
+        add_texts(built.shop)
+        yield built
+
+
+# --- constant join conditions ---
+
+
+def _joined_texts(on: dict[str, Any]) -> Any:
+    def edit(data: dict[str, Any]) -> None:
+        data["products"]["joins"] = [{"table": "product_texts", "alias": "t", "on": on}]
+        data["products"]["fields"]["name"] = "t.title"
+
+    return edit
+
+
+def test_a_constant_in_on_picks_the_joined_row_end_to_end(world: World) -> None:
+    world.edit_mapping(_joined_texts({"id": "product_id", "lang_id": {"const": 2}}))
+    report = world.sync()
+    assert report.ok, report
+    assert [world.held("products", str(pid))["name"] for pid in (1, 2, 3)] == [
+        "de 1", "de 2", "de 3"]
+    # A text constant against a text column, and a number against a text column (bound as
+    # text: PostgreSQL refuses text = integer).
+    world.edit_mapping(_joined_texts({"id": "product_id", "lang_code": {"const": "en"}}))
+    with world.shop.begin() as conn:
+        conn.execute(product_texts.update().where(product_texts.c.lang_id == 1)
+                     .values(lang_code="1"))
+    world.edit_mapping(_joined_texts({"id": "product_id", "lang_code": {"const": 1}}))
+    assert world.sync().ok
+    assert world.held("products", "1")["name"] == "en 1"
+
+
+def test_a_constant_is_bound_as_a_parameter_never_pasted(sqlite_url: str) -> None:
+    engine = sa.create_engine(sqlite_url)
+    texts_meta.create_all(engine)
+    hostile = "de' OR '1'='1"
+    loaded = parse_mapping(textwrap.dedent(f"""
+        products:
+          table: product_texts
+          key: [product_id, lang_id]
+          joins:
+            - table: product_texts
+              alias: other
+              on: {{product_id: product_id, lang_code: {{const: "{hostile}"}}}}
+          fields: {{id: product_id, name: other.title}}
+    """), FILE)
+    spec = loaded.spec.products
+    assert spec is not None
+    plan, problems = plan_resource(ShopSchema(engine), loaded, "products", spec)
+    assert plan is not None, problems
+    compiled = rows_select(plan, "sqlite").compile(engine)
+    assert hostile not in str(compiled)
+    assert hostile in compiled.params.values()
+    engine.dispose()
+
+
+def test_on_entries_load_as_pairs_and_constants() -> None:
+    loaded = parse_mapping(textwrap.dedent("""
+        products:
+          table: p
+          joins:
+            - table: product_lang
+              alias: pl
+              on: {id_product: id_product, id_lang: {const: 1}, iso: {const: de}, on: {const: true}}
+          fields: {id: id, name: pl.name}
+    """), FILE)
+    assert loaded.spec.products is not None
+    join = loaded.spec.products.joins[0]
+    assert join.pairs() == {"id_product": "id_product"}
+    assert join.constants() == {"id_lang": 1, "iso": "de", "on": True}
+    assert join.on["id_lang"] == JoinConst(const=1)
+
+
+@pytest.mark.parametrize("entry", ["1", "{const: [1, 2]}", "{const: 1, also: 2}", "{value: 1}"])
+def test_a_malformed_on_entry_says_how_to_write_a_constant(entry: str) -> None:
+    problems = problems_of(f"""
+        products:
+          table: p
+          joins:
+            - table: product_lang
+              alias: pl
+              on:
+                id_product: id_product
+                id_lang: {entry}
+          fields: {{id: id}}
+    """)
+    assert len(problems) == 1, problems
+    assert problems[0].where == "mappings.yaml:9 (products.joins[0].on.id_lang)"
+    assert "`joined_column: {const: value}`" in problems[0].what
+
+
+def test_check_finds_unknown_constant_columns_with_a_hint(sqlite_url: str) -> None:
+    engine = sa.create_engine(sqlite_url)
+    texts_meta.create_all(engine)
+    sa.Table("items", texts_meta, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("lang_id", sa.Integer)).create(engine)
+    engine.dispose()
+    problems = check(sqlite_url, """
+        products:
+          table: items
+          joins:
+            - table: product_texts
+              alias: t
+              on: {id: product_id, lang_idd: {const: 1}}
+            - table: product_texts
+              alias: u
+              on: {id: product_id, lang_code: {const: de}}
+            - table: product_texts
+              alias: v
+              on: {t.product_idd: product_id}
+          fields: {id: id, name: t.title, price: {const: 1}}
+    """)
+    find(problems, "(products.joins[0].on.lang_idd)", "'lang_idd' is not a column of join 't'",
+         "did you mean 'lang_id'?")
+    find(problems, "(products.joins[2].on.t.product_idd)", "did you mean 'product_id'?")
+    assert not [p for p in problems if "joins[1]" in p.where]
+    # A resource column named as if it were the joined table's: the hint says where it goes.
+    problems = check(sqlite_url, """
+        products:
+          table: product_texts
+          key: [product_id, lang_id]
+          joins:
+            - table: items
+              alias: i
+              on: {product_id: id, lang_code: {const: de}}
+          fields: {id: product_id, name: title, price: {const: 1}}
+    """)
+    find(problems, "(products.joins[0].on.lang_code)", "compares the joined table's column",
+         "where:")
