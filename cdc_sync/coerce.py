@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from cdc_sync.errors import CoercionError
 from cdc_sync.mapping.model import Coercion, Epoch, FieldSpec
 
 Coerce = Callable[[Any], Any]
@@ -31,10 +32,6 @@ _NUMERIC_TEXT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _TRUE = frozenset({"1", "true", "t", "y", "yes"})
 _FALSE = frozenset({"0", "false", "f", "n", "no"})
 _BOOLEAN_HELP = "(accepted: 1/0, true/false, Y/N, t/f, yes/no)"
-
-
-class CoercionError(ValueError):
-    """A value that cannot become the field's type; the message is the reason, for a user."""
 
 
 def coerce(value: Any, coercion: Coercion, spec: FieldSpec, tz: tzinfo) -> Any:

@@ -16,8 +16,8 @@ from datetime import tzinfo
 from typing import Any, Final, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cdc_sync.coerce import Coerce, CoercionError, coerce, coercer, shown, to_text
-from cdc_sync.errors import MappingError, Problem
+from cdc_sync.coerce import Coerce, coerce, coercer, shown, to_text
+from cdc_sync.errors import CoercionError, MappingError, Problem
 from cdc_sync.mapping.labels import column_label, expression_label
 from cdc_sync.mapping.model import ChildSpec, Coercion, FieldSpec
 from cdc_sync.resources import Payload, Resource, SourceRecord

@@ -30,7 +30,7 @@ from cdc_sync.mapping.model import DeleteAction
 from cdc_sync.marks import ResourceMarks
 from cdc_sync.metrilo import BatchResult, Item, MetriloClient
 from cdc_sync.planner import Dependencies, InFlight, Planner
-from cdc_sync.report import CycleReport, ResourceCounts, ResourceReport
+from cdc_sync.report import CycleKind, CycleReport, ReadMode, ResourceCounts, ResourceReport
 from cdc_sync.resources import IMPORT_ORDER, Resource
 from cdc_sync.source import ShopSource, SourceRow
 from cdc_sync.state import Outcome, StateStore
@@ -44,7 +44,7 @@ ProgressCallback = Callable[[Resource, ResourceCounts], None]
 class CycleOptions:
     """What kind of cycle to run."""
 
-    kind: str = "sync"  # sync | resync | retry
+    kind: CycleKind = CycleKind.SYNC
     resources: tuple[Resource, ...] = ()  # empty: every mapped resource
     dry_run: bool = False
     full: bool = False  # read everything even where a cursor allows an incremental read
@@ -112,7 +112,7 @@ class SyncEngine:
         run_id = None
         if not options.dry_run:
             self.state.interrupt_unfinished_runs()
-            run_id = self.state.start_run(options.kind)
+            run_id = self.state.start_run(options.kind.value)
         try:
             for resource in self.mapped_resources():
                 if wanted and resource not in wanted:
@@ -144,9 +144,9 @@ class SyncEngine:
         if held:
             return
         # A changed mapping changes records the cursor does not show as changed: read them all.
-        full = (options.full or options.kind != "sync" or mapping_changed
+        full = (options.full or options.kind is not CycleKind.SYNC or mapping_changed
                 or self.marks.full_due(resource))
-        rep.mode = ("full" if full else "incremental") + (" dry-run" if options.dry_run else "")
+        rep.mode = ReadMode.of(full=full, dry_run=options.dry_run)
         cursor = self.marks.cursor(resource)
         high_water = self.source.cursor_high_water(resource) if cursor else None
         # Only a full read looks for deletions; an incremental one skips the count (a scan of
@@ -308,7 +308,7 @@ class SyncEngine:
         limit = self.mapping.spec.sync.hold_changes_over
         held = self.marks.held(resource)
         if held is None:
-            preview = CycleReport(kind="sync", dry_run=True)
+            preview = CycleReport(kind=CycleKind.SYNC, dry_run=True)
             self._run_resource(
                 resource, CycleOptions(dry_run=True, full=True, ignore_forced=True), preview
             )
@@ -321,7 +321,7 @@ class SyncEngine:
                 rep.counts = ResourceCounts()
                 return False, True
             held = self.marks.hold(resource, would_send)
-        rep.mode = "held"
+        rep.mode = ReadMode.HELD
         rep.notes.append(
             f"mapping changed: {held.would_send} records would be resent (more than "
             f"sync.hold_changes_over={limit}); held until `cdc-sync resync {resource} --confirm` "

@@ -93,3 +93,42 @@ class MetriloRejectedError(MetriloError):
     def __init__(self, message: str, *, reason: str) -> None:
         self.reason = reason
         super().__init__(message)
+
+
+class UnknownEndpointError(CdcSyncError, ValueError):
+    """`validate` was asked about an endpoint the contract does not have (a caller bug)."""
+
+
+class CoercionError(ValueError):
+    """A value that cannot become the field's type; the message is the reason, for a user.
+
+    Not a CdcSyncError: it never leaves a cycle; the record is rejected with the message.
+    """
+
+
+class QueryFailed(Exception):
+    """A user's SQL failed; carries the database's message."""
+
+
+class DaemonRunningError(CdcSyncError):
+    """Another cdc-sync daemon holds the state DB's lease (SQLite state: no standby possible)."""
+
+    exit_code = 4
+
+
+class EndpointError(CdcSyncError):
+    """The health endpoint could not listen (port taken, address not local)."""
+
+    exit_code = 2
+
+
+class SandboxError(CdcSyncError):
+    """The sandbox could not start (the port is taken, say) or was used before starting."""
+
+
+class SandboxStoreError(CdcSyncError):
+    """The sandbox's store file could not be opened."""
+
+
+class FaultsError(CdcSyncError, ValueError):
+    """A sandbox fault setting is unknown or out of range."""

@@ -17,7 +17,7 @@ from typing import Any
 from cdc_sync.cursor import decode_high_water, encode_high_water
 from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.resources import Resource
-from cdc_sync.state import StateStore
+from cdc_sync.state import StateStore, meta_keys
 
 # The mapping sections a resource's records depend on: a derived resource changes with both.
 _MAPPING_PARTS = {
@@ -56,15 +56,16 @@ class ResourceMarks:
 
     def full_due(self, resource: Resource) -> bool:
         """No cursor, no mark yet, or the last full read is older than full_reconcile_minutes."""
-        if self.cursor(resource) is None or self.state.get_meta(_hw_key(resource)) is None:
+        if (self.cursor(resource) is None
+                or self.state.get_meta(meta_keys.high_water(resource)) is None):
             return True
-        last_full = self.state.get_meta(_full_key(resource))
+        last_full = self.state.get_meta(meta_keys.last_full(resource))
         every = self.mapping.spec.sync.full_reconcile_minutes * 60
         return last_full is None or self.clock() - float(last_full) >= every
 
     def since(self, resource: Resource) -> Any:
         """Where an incremental read starts: the high-water mark moved back by the overlap."""
-        stored = self.state.get_meta(_hw_key(resource))
+        stored = self.state.get_meta(meta_keys.high_water(resource))
         if stored is None:
             raise LookupError(f"{resource} has no high-water mark yet; read it fully first")
         return decode_high_water(
@@ -74,12 +75,12 @@ class ResourceMarks:
     def advance(self, resource: Resource, high_water: Any, *, full: bool) -> None:
         """After a completed read: new mark, time of the full read, mapping applied."""
         if high_water is not None:
-            self.state.set_meta(_hw_key(resource), encode_high_water(high_water))
+            self.state.set_meta(meta_keys.high_water(resource), encode_high_water(high_water))
         if full:
-            self.state.set_meta(_full_key(resource), repr(self.clock()))
-        self.state.set_meta(_mapping_key(resource), self.fingerprint(resource))
-        if self.state.get_meta(_held_key(resource)):
-            self.state.set_meta(_held_key(resource), "")
+            self.state.set_meta(meta_keys.last_full(resource), repr(self.clock()))
+        self.state.set_meta(meta_keys.applied_mapping(resource), self.fingerprint(resource))
+        if self.state.get_meta(meta_keys.held_change(resource)):
+            self.state.set_meta(meta_keys.held_change(resource), "")
 
     # -- mapping changes --------------------------------------------------------------------
 
@@ -90,12 +91,12 @@ class ResourceMarks:
 
     def mapping_changed(self, resource: Resource) -> bool:
         """Whether the mapping differs from the one the last completed read applied."""
-        applied = self.state.get_meta(_mapping_key(resource))
+        applied = self.state.get_meta(meta_keys.applied_mapping(resource))
         return applied is not None and applied != self.fingerprint(resource)
 
     def held(self, resource: Resource) -> Held | None:
         """The hold recorded for the current mapping of `resource`, if any."""
-        stored = self.state.get_meta(_held_key(resource))
+        stored = self.state.get_meta(meta_keys.held_change(resource))
         if not stored:
             return None
         held = Held(**json.loads(stored))
@@ -103,7 +104,7 @@ class ResourceMarks:
 
     def hold(self, resource: Resource, would_send: int) -> Held:
         held = Held(self.fingerprint(resource), would_send)
-        self.state.set_meta(_held_key(resource), json.dumps(held.__dict__))
+        self.state.set_meta(meta_keys.held_change(resource), json.dumps(held.__dict__))
         return held
 
 
@@ -111,23 +112,7 @@ def held_changes(state: StateStore) -> dict[Resource, int]:
     """Resources whose mapping change is held, with how many records it would resend."""
     found = {}
     for resource in Resource:
-        stored = state.get_meta(_held_key(resource))
+        stored = state.get_meta(meta_keys.held_change(resource))
         if stored:
             found[resource] = Held(**json.loads(stored)).would_send
     return found
-
-
-def _hw_key(resource: Resource) -> str:
-    return f"high_water:{resource}"
-
-
-def _full_key(resource: Resource) -> str:
-    return f"last_full:{resource}"
-
-
-def _mapping_key(resource: Resource) -> str:
-    return f"mapping:{resource}"
-
-
-def _held_key(resource: Resource) -> str:
-    return f"held:{resource}"

@@ -4,9 +4,34 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
 from typing import Any
 
 from cdc_sync.resources import Resource
+
+
+class CycleKind(StrEnum):
+    """What a cycle was asked to do; the run history stores the value."""
+
+    SYNC = "sync"  # send what changed (incremental where a cursor allows)
+    RESYNC = "resync"  # read everything and resend what resync forced
+    RETRY = "retry"  # read everything again, to resend what was rejected
+
+
+class ReadMode(StrEnum):
+    """How a resource was read in a cycle, as the report prints it."""
+
+    FULL = "full"
+    INCREMENTAL = "incremental"
+    FULL_DRY_RUN = "full dry-run"
+    INCREMENTAL_DRY_RUN = "incremental dry-run"
+    HELD = "held"  # a mapping change waits for confirmation; nothing was read
+
+    @classmethod
+    def of(cls, *, full: bool, dry_run: bool) -> ReadMode:
+        if full:
+            return cls.FULL_DRY_RUN if dry_run else cls.FULL
+        return cls.INCREMENTAL_DRY_RUN if dry_run else cls.INCREMENTAL
 
 
 @dataclass
@@ -49,7 +74,7 @@ class Sample:
 @dataclass
 class ResourceReport:
     resource: Resource
-    mode: str = "full"  # full | incremental | skipped | held | dry-run
+    mode: ReadMode = ReadMode.FULL
     counts: ResourceCounts = field(default_factory=ResourceCounts)
     samples: list[Sample] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -60,7 +85,7 @@ class ResourceReport:
 class CycleReport:
     """The whole cycle; `ok` is false when any resource stopped on an error."""
 
-    kind: str
+    kind: CycleKind
     dry_run: bool = False
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None

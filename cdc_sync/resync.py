@@ -15,11 +15,9 @@ import json
 from collections.abc import Sequence
 
 from cdc_sync.engine import CycleOptions, SyncEngine
-from cdc_sync.report import CycleReport
+from cdc_sync.report import CycleKind, CycleReport
 from cdc_sync.resources import Resource
-from cdc_sync.state import StateStore
-
-ACTIVE_KEY = "resync:active"
+from cdc_sync.state import StateStore, meta_keys
 
 
 def active_resync(engine: SyncEngine) -> list[Resource] | None:
@@ -29,7 +27,7 @@ def active_resync(engine: SyncEngine) -> list[Resource] | None:
 
 def unfinished_resync(state: StateStore) -> list[Resource] | None:
     """The resources of an unfinished resync recorded in `state`, or None."""
-    stored = state.get_meta(ACTIVE_KEY)
+    stored = state.get_meta(meta_keys.RESYNC_ACTIVE)
     if not stored:
         return None
     return [Resource(name) for name in json.loads(stored)] or None
@@ -54,7 +52,7 @@ def run_resync(
         active |= set(chosen)
         _store_active(engine, active)
     options = CycleOptions(
-        kind="resync", resources=tuple(chosen), dry_run=dry_run, full=True,
+        kind=CycleKind.RESYNC, resources=tuple(chosen), dry_run=dry_run, full=True,
         accept_mapping=confirm, assume_forced=dry_run,
     )
     report = engine.run(options)
@@ -70,4 +68,4 @@ def _finished(engine: SyncEngine, resource: Resource) -> bool:
 
 
 def _store_active(engine: SyncEngine, resources: set[Resource]) -> None:
-    engine.state.set_meta(ACTIVE_KEY, json.dumps(sorted(r.value for r in resources)))
+    engine.state.set_meta(meta_keys.RESYNC_ACTIVE, json.dumps(sorted(r.value for r in resources)))

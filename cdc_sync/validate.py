@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdc_sync.errors import CdcSyncError
+from cdc_sync.errors import UnknownEndpointError
 from cdc_sync.resources import Payload
 
 Explain = Callable[[str, Any], list[str]]
@@ -44,10 +44,6 @@ _PRINTABLE_BITS = 1000  # about 300 digits: longer numbers are shown by their si
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # tab, LF and CR are allowed
 _EMAIL_SHAPE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 _COUNTRY_SHAPE = re.compile(r"[A-Z]{2}")
-
-
-class UnknownEndpointError(CdcSyncError, ValueError):
-    """`validate` was asked about an endpoint the contract does not have (a caller bug)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,9 +28,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from cdc_sync.app import open_engine
-from cdc_sync.coerce import CoercionError, to_text
+from cdc_sync.coerce import to_text
 from cdc_sync.compose import coerce
 from cdc_sync.engine import CycleOptions
+from cdc_sync.errors import CoercionError
 from cdc_sync.mapping.model import Coercion, FieldSpec
 from cdc_sync.report import CycleReport
 from cdc_sync.resources import Resource

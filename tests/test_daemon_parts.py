@@ -20,15 +20,15 @@ from cdc_sync.daemon import (
     resync_or_hand_over,
 )
 from cdc_sync.daemon.backoff import Backoff
-from cdc_sync.daemon.endpoint import Endpoint, EndpointError
+from cdc_sync.daemon.endpoint import Endpoint
 from cdc_sync.daemon.health import Health
 from cdc_sync.daemon.lease import AdvisoryLease, FileLease, open_lease
 from cdc_sync.daemon.metrics import Metrics
 from cdc_sync.daemon.outcome import CycleOutcome
 from cdc_sync.daemon.settings import load_daemon_settings
 from cdc_sync.daemon.webhook import Webhook
-from cdc_sync.errors import ConfigError
-from cdc_sync.report import CycleReport
+from cdc_sync.errors import ConfigError, EndpointError
+from cdc_sync.report import CycleKind, CycleReport
 from cdc_sync.resources import Resource
 from cdc_sync.state import StateStore
 
@@ -105,13 +105,13 @@ class Clock:
 
 def _outcome(clock: Clock, *, ok: bool = True, rejected: int = 0,
              guard: bool = False) -> CycleOutcome:
-    report = CycleReport(kind="sync")
+    report = CycleReport(kind=CycleKind.SYNC)
     report.for_resource(Resource.ORDERS).counts.rejected = rejected
     if guard:
         report.for_resource(Resource.PRODUCTS).error = "90% of products look deleted"
     if not ok:
         report.error = "Metrilo did not accept 3 orders records after retries: 503"
-    return CycleOutcome("sync", clock.now, 1.5, report)
+    return CycleOutcome(CycleKind.SYNC, clock.now, 1.5, report)
 
 
 def test_a_cycle_fails_when_nothing_went_through_and_partly_when_one_resource_failed() -> None:
@@ -119,12 +119,13 @@ def test_a_cycle_fails_when_nothing_went_through_and_partly_when_one_resource_fa
     assert _outcome(clock).result == "ok"
     assert _outcome(clock, guard=True).result == "partial"
     assert _outcome(clock, ok=False).result == "failed"
-    assert CycleOutcome("sync", clock.now, 0.1, None, raised="state DB down").result == "failed"
-    only_failure = CycleReport(kind="sync")
+    raised = CycleOutcome(CycleKind.SYNC, clock.now, 0.1, None, raised="state DB down")
+    assert raised.result == "failed"
+    only_failure = CycleReport(kind=CycleKind.SYNC)
     only_failure.for_resource(Resource.ORDERS).error = "the shop went away"
-    assert CycleOutcome("sync", clock.now, 0.1, only_failure).result == "failed"
-    stopped = CycleReport(kind="sync", stopped=True)
-    assert CycleOutcome("sync", clock.now, 0.1, stopped).result == "stopped"
+    assert CycleOutcome(CycleKind.SYNC, clock.now, 0.1, only_failure).result == "failed"
+    stopped = CycleReport(kind=CycleKind.SYNC, stopped=True)
+    assert CycleOutcome(CycleKind.SYNC, clock.now, 0.1, stopped).result == "stopped"
 
 
 def test_health_is_ok_after_a_success_and_503_once_the_success_is_stale() -> None:
@@ -154,7 +155,7 @@ def test_a_long_cycle_that_makes_progress_stays_healthy() -> None:
     clock = Clock()
     health = Health(stale_after=180, clock=clock)
     health.set_active(True)
-    health.cycle_started("resync")
+    health.cycle_started(CycleKind.RESYNC)
     for _ in range(10):
         clock.now += 150
         health.progress()
@@ -180,10 +181,10 @@ def test_a_standby_is_healthy_while_it_can_reach_the_state_db() -> None:
 def test_metrics_render_prometheus_text_with_escaped_labels() -> None:
     clock = Clock()
     metrics = Metrics()
-    report = CycleReport(kind="sync")
+    report = CycleReport(kind=CycleKind.SYNC)
     report.for_resource(Resource.ORDERS).counts.sent = 7
     report.for_resource(Resource.ORDERS).counts.rejected = 2
-    metrics.cycle_finished(CycleOutcome("sync", clock.now, 0.25, report))
+    metrics.cycle_finished(CycleOutcome(CycleKind.SYNC, clock.now, 0.25, report))
     metrics.count_response("200")
     metrics.count_response("200")
     metrics.count_response("timeout")

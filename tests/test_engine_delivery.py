@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from cdc_sync.demo import mutate, schema
 from cdc_sync.engine import CycleOptions
 from cdc_sync.errors import MetriloFatalError
+from cdc_sync.report import CycleKind
 from cdc_sync.resources import Resource
 from cdc_sync.state import Status
 from helpers.backends import COMBINATIONS, database_urls
@@ -266,7 +267,7 @@ def test_rejected_records_wait_until_they_change_or_a_retry(world: World) -> Non
         assert world.rows(Resource.ORDERS, ["18"])["18"].status is Status.REJECTED
 
         world.state().retry_rejected("orders")  # what `cdc-sync retry orders` does first
-        retried = world.sync(CycleOptions(kind="retry"), client=client)
+        retried = world.sync(CycleOptions(kind=CycleKind.RETRY), client=client)
     assert retried.resources[Resource.ORDERS].counts.sent == 1
     assert gate.refusals == refusals
     assert world.differences() == []

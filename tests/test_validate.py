@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
+from cdc_sync.errors import UnknownEndpointError
 from cdc_sync.validate import (
     BATCH_ENVELOPE,
     SINGLE_ENVELOPE,
     SPECS,
-    UnknownEndpointError,
     check_object,
     validate,
     validate_envelope,

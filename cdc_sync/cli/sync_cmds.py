@@ -15,7 +15,7 @@ from cdc_sync.cli.progress import progress_callback
 from cdc_sync.cli.show import print_report, print_status
 from cdc_sync.daemon.handoff import foreground_lease
 from cdc_sync.engine import CycleOptions
-from cdc_sync.report import CycleReport
+from cdc_sync.report import CycleKind, CycleReport
 from cdc_sync.resources import Resource
 from cdc_sync.resync import run_resync
 from cdc_sync.settings import Settings
@@ -53,7 +53,7 @@ def sync(dry_run: bool, full: bool, accept_mapping: bool, resources: tuple[str, 
     settings = settings_from(kwargs)
     setup_logging()
     options = CycleOptions(
-        kind="sync", resources=tuple(Resource(r) for r in resources), dry_run=dry_run,
+        kind=CycleKind.SYNC, resources=tuple(Resource(r) for r in resources), dry_run=dry_run,
         full=full, accept_mapping=accept_mapping,
     )
     with (_pushing(settings, "sync", dry_run=dry_run),
@@ -106,7 +106,7 @@ def retry(resources: tuple[str, ...], **kwargs: Any) -> None:
           open_engine(settings, on_progress=progress_callback()) as engine):
         for resource in chosen or engine.mapped_resources():
             engine.state.retry_rejected(resource.value)
-        report = engine.run(CycleOptions(kind="retry", resources=tuple(chosen)))
+        report = engine.run(CycleOptions(kind=CycleKind.RETRY, resources=tuple(chosen)))
     print_report(report)
     raise click.exceptions.Exit(_exit_code(report))
 

@@ -9,9 +9,9 @@ from cdc_sync.daemon.handoff import (
     foreground_lease,
     resync_or_hand_over,
 )
-from cdc_sync.daemon.lease import DaemonRunningError
 from cdc_sync.daemon.scheduler import Daemon
 from cdc_sync.daemon.settings import DaemonSettings, load_daemon_settings
+from cdc_sync.errors import DaemonRunningError
 
 __all__ = [
     "Daemon",

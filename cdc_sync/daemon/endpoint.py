@@ -11,17 +11,11 @@ from typing import Any
 
 from cdc_sync.daemon.health import Health
 from cdc_sync.daemon.metrics import Metrics
-from cdc_sync.errors import CdcSyncError
+from cdc_sync.errors import EndpointError
 
 log = logging.getLogger(__name__)
 
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-
-class EndpointError(CdcSyncError):
-    """The health endpoint could not listen (port taken, address not local)."""
-
-    exit_code = 2
 
 
 class _Server(ThreadingHTTPServer):

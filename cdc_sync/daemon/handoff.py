@@ -11,7 +11,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from cdc_sync.daemon.lease import DaemonRunningError, identity, open_lease
+from cdc_sync.daemon.lease import identity, open_lease
+from cdc_sync.errors import DaemonRunningError
 from cdc_sync.resources import Resource
 from cdc_sync.settings import redact_url
 from cdc_sync.state import StateStore

@@ -19,7 +19,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from cdc_sync.daemon.outcome import CycleOutcome
+from cdc_sync.daemon.outcome import CycleOutcome, CycleResult
+from cdc_sync.report import CycleKind
 
 
 class Health:
@@ -32,7 +33,7 @@ class Health:
         self._active = False
         self._active_since: float | None = None
         self._finished_since_active = False
-        self._running: str | None = None
+        self._running: CycleKind | None = None
         self._running_since = 0.0
         self._last_progress = 0.0
         self._last_success: float | None = None
@@ -66,7 +67,7 @@ class Health:
         with self._lock:
             self._held = dict(held)
 
-    def cycle_started(self, kind: str) -> None:
+    def cycle_started(self, kind: CycleKind) -> None:
         with self._lock:
             self._running = kind
             self._running_since = self._last_progress = self._clock()
@@ -81,14 +82,14 @@ class Health:
             self._last = outcome
             self._finished_since_active = True
             result = outcome.result
-            if result == "ok":
+            if result is CycleResult.OK:
                 self._failures = 0
                 self._last_success = outcome.finished_at
                 self._last_error = None
-            elif result in ("partial", "failed"):
+            elif result in (CycleResult.PARTIAL, CycleResult.FAILED):
                 self._failures += 1
                 self._last_error = "; ".join(outcome.errors) or "the cycle failed"
-                if result == "partial":
+                if result is CycleResult.PARTIAL:
                     self._last_partial = outcome.finished_at
 
     def last_success(self) -> float | None:

@@ -24,7 +24,7 @@ from typing import IO, Protocol
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from cdc_sync.errors import CdcSyncError, StateError
+from cdc_sync.errors import StateError
 from cdc_sync.settings import redact_url
 from cdc_sync.state.engine import describe_failure
 
@@ -36,12 +36,6 @@ PG_LEASE_KEY = 0x0CDC5_DAE0
 _KEEPALIVE = {"idle": 10, "interval": 5, "count": 3}
 _CONNECT_TIMEOUT_S = 10
 _PING_TIMEOUT_MS = 5_000
-
-
-class DaemonRunningError(CdcSyncError):
-    """Another cdc-sync daemon holds the state DB's lease (SQLite state: no standby possible)."""
-
-    exit_code = 4
 
 
 class Lease(Protocol):

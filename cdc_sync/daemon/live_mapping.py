@@ -31,7 +31,7 @@ from cdc_sync.daemon.reload import CheckedEdit
 from cdc_sync.errors import StateError
 from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.marks import ResourceMarks
-from cdc_sync.report import CycleReport, Sample
+from cdc_sync.report import CycleReport, ReadMode, Sample
 from cdc_sync.resources import Resource
 from cdc_sync.state import StateStore
 
@@ -148,7 +148,7 @@ class LiveMapping:
         """Log the measured mapping changes a cycle applied; refresh the holds."""
         if report is not None:
             for resource, rep in report.resources.items():
-                if rep.samples and rep.mode != "held":  # the engine logs holds itself
+                if rep.samples and rep.mode is not ReadMode.HELD:  # the engine logs holds itself
                     _log_applied(resource.value, rep.notes, rep.samples)
         self._refresh_held(state)
 

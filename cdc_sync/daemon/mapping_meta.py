@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cdc_sync.errors import Problem
-from cdc_sync.state import StateStore
-
-PROBLEMS_KEY = "mapping:problems"
+from cdc_sync.state import StateStore, meta_keys
 
 
 @dataclass(frozen=True)
@@ -46,13 +44,13 @@ def refused_edit(path: Path, summary: str, problems: list[Problem]) -> RefusedEd
 def record_refused_edit(state: StateStore, edit: RefusedEdit | None) -> None:
     """Store the refusal, or clear it (None) once a good mapping is in force."""
     value = "" if edit is None else json.dumps(edit.as_dict(), ensure_ascii=False)
-    if (state.get_meta(PROBLEMS_KEY) or "") != value:
-        state.set_meta(PROBLEMS_KEY, value)
+    if (state.get_meta(meta_keys.MAPPING_PROBLEMS) or "") != value:
+        state.set_meta(meta_keys.MAPPING_PROBLEMS, value)
 
 
 def last_refused_edit(state: StateStore) -> RefusedEdit | None:
     """The refused edit the daemon keeps running past, or None (for `status`)."""
-    stored = state.get_meta(PROBLEMS_KEY)
+    stored = state.get_meta(meta_keys.MAPPING_PROBLEMS)
     if not stored:
         return None
     data = json.loads(stored)

@@ -3,36 +3,46 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
-from cdc_sync.report import CycleReport
+from cdc_sync.report import CycleKind, CycleReport
+
+
+class CycleResult(StrEnum):
+    """How a daemon cycle ended; `/metrics` and `/healthz` show the value."""
+
+    OK = "ok"
+    # Some resources failed, others went through: no backoff, the next tick retries them.
+    PARTIAL = "partial"
+    FAILED = "failed"  # nothing went through (an outage): back off
+    STOPPED = "stopped"  # ended early on request, cleanly: shutdown, lease lost, a resync waiting
 
 
 @dataclass(frozen=True)
 class CycleOutcome:
     """A finished cycle as health, metrics and the webhook see it."""
 
-    kind: str  # sync | resync
+    kind: CycleKind  # sync or resync
     finished_at: float  # wall-clock seconds (time.time())
     seconds: float
     report: CycleReport | None  # None when the cycle raised before it could report
     raised: str | None = None  # the error that ended the cycle early, if any
 
     @property
-    def result(self) -> str:
-        """ok; partial (some resources failed, others went through: no backoff, the next tick
-        retries them); failed (nothing went through: an outage, back off); or stopped (ended
-        early on request, cleanly: shutdown, lease lost, a resync waiting)."""
+    def result(self) -> CycleResult:
+        """How the cycle ended: ok, partial, failed or stopped (see CycleResult)."""
         report = self.report
         if self.raised is not None or report is None or report.error is not None:
-            return "failed"
+            return CycleResult.FAILED
         failures = [r for r in report.resources.values() if r.error is not None]
         if failures:
-            return "failed" if len(failures) == len(report.resources) else "partial"
-        return "stopped" if report.stopped else "ok"
+            return (CycleResult.FAILED if len(failures) == len(report.resources)
+                    else CycleResult.PARTIAL)
+        return CycleResult.STOPPED if report.stopped else CycleResult.OK
 
     @property
     def ok(self) -> bool:
-        return self.result == "ok"
+        return self.result is CycleResult.OK
 
     @property
     def errors(self) -> list[str]:

@@ -30,18 +30,18 @@ from cdc_sync.daemon.backoff import Backoff
 from cdc_sync.daemon.connections import Connections
 from cdc_sync.daemon.endpoint import Endpoint
 from cdc_sync.daemon.health import Health
-from cdc_sync.daemon.lease import DaemonRunningError, open_lease, refusal
+from cdc_sync.daemon.lease import open_lease, refusal
 from cdc_sync.daemon.live_mapping import LiveMapping
 from cdc_sync.daemon.metrics import Metrics
-from cdc_sync.daemon.outcome import CycleOutcome
+from cdc_sync.daemon.outcome import CycleOutcome, CycleResult
 from cdc_sync.daemon.reload import CheckedEdit, MappingWatcher
 from cdc_sync.daemon.resyncs import ResyncJob, job_for
 from cdc_sync.daemon.settings import DaemonSettings
 from cdc_sync.daemon.webhook import Webhook
 from cdc_sync.engine import CycleOptions, ProgressCallback, SyncEngine
-from cdc_sync.errors import CdcSyncError, StateError
+from cdc_sync.errors import CdcSyncError, DaemonRunningError, StateError
 from cdc_sync.mapping.loader import LoadedMapping
-from cdc_sync.report import CycleReport, ResourceCounts
+from cdc_sync.report import CycleKind, CycleReport, ResourceCounts
 from cdc_sync.resources import IMPORT_ORDER, Resource
 from cdc_sync.resync import active_resync, run_resync
 from cdc_sync.settings import Settings, redact_url
@@ -89,7 +89,7 @@ class Daemon:
         self._resume = threading.Event()
         self._lock = threading.Lock()  # guards _due and _current
         self._due: set[Resource] = set()
-        self._current: tuple[str, threading.Event] | None = None
+        self._current: tuple[CycleKind, threading.Event] | None = None
         self._resync: ResyncJob | None = None
         self._next_lease_try = 0.0
         self._standby_noted = ""  # what standby last logged, to say each thing once
@@ -188,11 +188,12 @@ class Daemon:
     def _sync(self, due: set[Resource]) -> None:
         every = due >= set(Resource)
         options = CycleOptions(
-            kind="sync", resources=() if every else tuple(r for r in IMPORT_ORDER if r in due),
+            kind=CycleKind.SYNC,
+            resources=() if every else tuple(r for r in IMPORT_ORDER if r in due),
             accept_mapping=self.live.accept_held(),
         )
-        outcome = self._cycle("sync", lambda engine: engine.run(options))
-        if outcome.result in ("failed", "stopped"):
+        outcome = self._cycle(CycleKind.SYNC, lambda engine: engine.run(options))
+        if outcome.result in (CycleResult.FAILED, CycleResult.STOPPED):
             self._mark_due(due)  # after the backoff, or right after the resync that cut in
 
     def _between_cycles(self) -> None:
@@ -219,19 +220,19 @@ class Daemon:
     def _run_resync(self, job: ResyncJob) -> None:
         job.attempts += 1
         restart = job.restart and job.attempts == 1  # a retry resumes what the first began
-        outcome = self._cycle("resync", lambda engine: run_resync(
+        outcome = self._cycle(CycleKind.RESYNC, lambda engine: run_resync(
             engine, job.resources, confirm=job.confirm, restart=restart))
         result = outcome.result
-        if result == "ok":
+        if result is CycleResult.OK:
             with self._lock:
                 self._due -= set(job.resources or Resource)  # just read in full
-        elif result == "failed" and job.attempts < MAX_RESYNC_ATTEMPTS:
+        elif result is CycleResult.FAILED and job.attempts < MAX_RESYNC_ATTEMPTS:
             return  # tried again after the backoff; regular cycles wait meanwhile
-        elif result != "stopped":
+        elif result is not CycleResult.STOPPED:
             log.error("the resync of %s ended with errors (attempt %d); what was not sent "
                       "stays forced: run `cdc-sync resync` again once the cause is fixed",
                       ", ".join(job.resources) or "every resource", job.attempts)
-        if result != "stopped":
+        if result is not CycleResult.STOPPED:
             job.finish(self.connections.state)
             self._resync = None
         self._resync_waiting.set()  # another request may be queued
@@ -249,7 +250,7 @@ class Daemon:
             log.info("resuming the unfinished resync of %s", ", ".join(unfinished))
             self._resync = ResyncJob(tuple(unfinished), requested_by="an unfinished resync")
 
-    def _cycle(self, kind: str, run: Callable[[SyncEngine], CycleReport]) -> CycleOutcome:
+    def _cycle(self, kind: CycleKind, run: Callable[[SyncEngine], CycleReport]) -> CycleOutcome:
         stop = threading.Event()
         with self._lock:
             self._current = (kind, stop)
@@ -277,22 +278,22 @@ class Daemon:
         self.health.cycle_finished(outcome)
         self.metrics.cycle_finished(outcome)
         result = outcome.result
-        if result == "failed":
+        if result is CycleResult.FAILED:
             delay = self._backoff.failed(time.monotonic())
             self.connections.reset()
             log.error("%s cycle failed after %.1fs: %s; next attempt in %.0fs", outcome.kind,
                       outcome.seconds, "; ".join(outcome.errors) or "unknown error", delay,
                       extra=outcome.log_fields())
-        elif result == "partial":
+        elif result is CycleResult.PARTIAL:
             self._backoff.succeeded()
             log.error("%s cycle partly failed in %.1fs: %s; errors: %s", outcome.kind,
                       outcome.seconds, outcome.summary(), "; ".join(outcome.errors),
                       extra=outcome.log_fields())
         else:
-            if result == "ok":
+            if result is CycleResult.OK:
                 self._backoff.succeeded()
             log.info("%s cycle %s in %.1fs: %s", outcome.kind,
-                     "stopped early" if result == "stopped" else "ok", outcome.seconds,
+                     "stopped early" if result is CycleResult.STOPPED else "ok", outcome.seconds,
                      outcome.summary(), extra=outcome.log_fields())
         self._count_state(outcome)
         self.live.after_cycle(outcome.report, self.connections.state)
@@ -327,7 +328,7 @@ class Daemon:
             due, self._due = self._due, set()
         return due
 
-    def _interrupt(self, only: str | None = None) -> None:
+    def _interrupt(self, only: CycleKind | None = None) -> None:
         with self._lock:
             if self._current is not None and only in (None, self._current[0]):
                 self._current[1].set()
@@ -342,7 +343,7 @@ class Daemon:
             self._try_promote()
         if self._active.is_set() and self._resync_requested():
             self._resync_waiting.set()
-            self._interrupt(only="sync")  # the resync reads everything anyway
+            self._interrupt(only=CycleKind.SYNC)  # the resync reads everything anyway
             self._wake.set()
         self._watcher.poll()  # last: a slow file system must not delay the lease
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from cdc_sync import __version__
-from cdc_sync.daemon.outcome import CycleOutcome
+from cdc_sync.daemon.outcome import CycleOutcome, CycleResult
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class Webhook:
             self.post(payload(event, outcome))
 
     def _event(self, outcome: CycleOutcome) -> str | None:
-        if outcome.result in ("failed", "partial"):
+        if outcome.result in (CycleResult.FAILED, CycleResult.PARTIAL):
             errors = "; ".join(outcome.errors)
             if errors == self._announced:
                 return None

@@ -5,9 +5,10 @@ It checks what Metrilo checks (paths, size, X-Digest, envelope, token, every rec
 drop, and injects faults on request. Nothing here runs at import time.
 """
 
-from cdc_sync.sandbox.faults import Fault, Faults, FaultsError
-from cdc_sync.sandbox.sandbox import Sandbox, SandboxError
-from cdc_sync.sandbox.store import SandboxStore, SandboxStoreError
+from cdc_sync.errors import FaultsError, SandboxError, SandboxStoreError
+from cdc_sync.sandbox.faults import Fault, Faults
+from cdc_sync.sandbox.sandbox import Sandbox
+from cdc_sync.sandbox.store import SandboxStore
 
 __all__ = [
     "Fault",

@@ -9,7 +9,8 @@ from string import Template
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from cdc_sync.sandbox.faults import Faults, FaultsError
+from cdc_sync.errors import FaultsError
+from cdc_sync.sandbox.faults import Faults
 from cdc_sync.sandbox.protocol import Answer, refusal
 from cdc_sync.sandbox.semantics import RESOURCES, resource_named
 from cdc_sync.sandbox.store import SandboxStore

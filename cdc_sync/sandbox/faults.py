@@ -16,11 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from cdc_sync.errors import CdcSyncError
-
-
-class FaultsError(CdcSyncError, ValueError):
-    """A fault setting is unknown or out of range."""
+from cdc_sync.errors import FaultsError
 
 
 class Fault(StrEnum):

@@ -6,14 +6,10 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
-from cdc_sync.errors import CdcSyncError
+from cdc_sync.errors import SandboxError
 from cdc_sync.sandbox.faults import Faults
 from cdc_sync.sandbox.server import SandboxHTTPServer
 from cdc_sync.sandbox.store import SandboxStore
-
-
-class SandboxError(CdcSyncError):
-    """The sandbox could not start (the port is taken, say) or was used before starting."""
 
 
 class Sandbox:

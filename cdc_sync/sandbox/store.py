@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cdc_sync.diff import canonical_json
-from cdc_sync.errors import CdcSyncError
+from cdc_sync.errors import SandboxStoreError
 from cdc_sync.resources import Payload
 from cdc_sync.sandbox.semantics import OPERATIONS, RESOURCES, replace
 
@@ -49,10 +49,6 @@ _HELD_KEYS = (
     "SELECT id FROM sandbox_records WHERE resource = ? AND id IN (SELECT value FROM json_each(?))"
 )
 RECENT = 20
-
-
-class SandboxStoreError(CdcSyncError):
-    """The sandbox's store file could not be opened."""
 
 
 def canonical(record: Payload) -> str:

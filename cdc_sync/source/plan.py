@@ -15,12 +15,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cdc_sync.errors import Problem
+from cdc_sync.errors import Problem, QueryFailed
 from cdc_sync.mapping.labels import expression_label, template_placeholders
 from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.mapping.model import ChildSpec, FieldSpec, JoinSpec, ResourceSpec
 from cdc_sync.source.keys import KeyKind, key_kinds
-from cdc_sync.source.reflect import QueryFailed, Relation, ShopSchema
+from cdc_sync.source.reflect import Relation, ShopSchema
 
 Path = tuple[str | int, ...]
 Column = sa.ColumnElement[Any]

@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from cdc_sync.errors import QueryFailed
 from cdc_sync.source.connect import database_message
 from cdc_sync.source.resulttypes import result_types
 from cdc_sync.source.sqlitetypes import lenient_type
@@ -37,10 +38,6 @@ class Relation:
     def aliased(self, name: str) -> Relation:
         """The same rows under another name, to join or correlate without clashes."""
         return Relation(self.label, self.from_clause.alias(name), self.primary_key, self.is_query)
-
-
-class QueryFailed(Exception):
-    """A user's SQL failed; carries the database's message."""
 
 
 class ShopSchema:

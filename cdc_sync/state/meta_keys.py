@@ -1,0 +1,35 @@
+"""Every name of a value in the state DB's meta table, spelled once.
+
+The meta table is one namespace shared by the per-resource marks (`marks`), the resync
+hand-over (`resync`) and the daemon's refused mapping edits (`daemon.mapping_meta`); keeping
+the names together shows they cannot collide (`mapping:problems` is not a resource's name).
+Renaming one loses what existing state DBs remember under the old name.
+"""
+
+from __future__ import annotations
+
+RESYNC_ACTIVE = "resync:active"
+"""The resources of a full resync still under way (a JSON list), so an interrupted one resumes."""
+
+MAPPING_PROBLEMS = "mapping:problems"
+"""Why the daemon refused the last edit of mappings.yaml (JSON), until a good one loads."""
+
+
+def high_water(resource: str) -> str:
+    """The encoded high-water mark of the resource's cursor column."""
+    return f"high_water:{resource}"
+
+
+def last_full(resource: str) -> str:
+    """When the resource was last read in full (epoch seconds)."""
+    return f"last_full:{resource}"
+
+
+def applied_mapping(resource: str) -> str:
+    """The fingerprint of the resource's mapping that state reflects."""
+    return f"mapping:{resource}"
+
+
+def held_change(resource: str) -> str:
+    """A mapping change waiting for confirmation (JSON), or empty."""
+    return f"held:{resource}"
