@@ -22,7 +22,7 @@ from cdc_sync.mapping.labels import column_label, expression_label
 from cdc_sync.mapping.model import ChildSpec, Coercion, FieldSpec
 from cdc_sync.resources import Payload, Resource, SourceRecord
 
-__all__ = ["CoercionError", "Composer", "coerce", "default_coercion"]
+__all__ = ["CoercionError", "Composer", "coerce", "default_coercion", "is_list_field"]
 
 Row = Mapping[str, Any]
 Extract = Callable[[Row], Any]
@@ -44,6 +44,25 @@ _DEFAULT_COERCIONS: dict[Resource, dict[str, Coercion]] = {
         "products.quantity": Coercion.NUMBER,
     },
 }
+
+
+_LIST_FIELDS: dict[Resource, frozenset[str]] = {
+    Resource.CUSTOMERS: frozenset({"tags"}),
+    Resource.GUEST_CUSTOMERS: frozenset({"tags"}),
+    Resource.CATEGORIES: frozenset(),
+    Resource.PRODUCTS: frozenset({"categories"}),
+    Resource.DELETED_PRODUCTS: frozenset({"categories"}),
+    Resource.ORDERS: frozenset({"coupons"}),
+}
+
+
+def is_list_field(resource: Resource, field: str, spec: FieldSpec) -> bool:
+    """Whether the field's value is a list: a Metrilo list field, or a `split` one.
+
+    NULL in such a field is `[]`, never a missing key: Metrilo replaces lists on each upsert,
+    so a left-out list would keep the categories (tags, coupons) the shop removed.
+    """
+    return spec.split is not None or field in _LIST_FIELDS[resource]
 
 
 def default_coercion(resource: Resource, field: str) -> Coercion:
@@ -117,7 +136,8 @@ def _object_shape(
     for name, spec in fields.items():
         qualified = f"{prefix}{name}"
         coercion = spec.type or default_coercion(resource, qualified)
-        step = _field_step(spec, coercion, expression_label(name), tz, qualified)
+        listed = is_list_field(resource, qualified, spec)
+        step = _field_step(spec, coercion, expression_label(name), tz, qualified, listed=listed)
         entries.append((tuple(name.split(".")), step))
     return _grouped(entries)
 
@@ -235,16 +255,20 @@ def _unique(values: list[Any]) -> list[Any]:
 
 
 def _field_step(
-    spec: FieldSpec, coercion: Coercion, label: str, tz: tzinfo, name: str
+    spec: FieldSpec, coercion: Coercion, label: str, tz: tzinfo, name: str, *,
+    listed: bool = False,
 ) -> _Step:
     zone = tz if spec.timezone is None else _zone(spec.timezone, f"{name}.timezone")
     coerce_one = coercer(coercion, spec, zone)
-    if spec.column is not None and spec.map is None and spec.split is None and spec.default is None:
+    plain = spec.map is None and spec.split is None and spec.default is None and not listed
+    if spec.column is not None and plain:
         return _Step(name, name, column_label(spec.column), coerce_one, coercion in _TEXT_PASSES)
-    return _Step(name, name, None, _extract(spec, coercion, label, coerce_one), False)
+    extract = _extract(spec, coercion, label, coerce_one, listed=listed)
+    return _Step(name, name, None, extract, False)
 
 
-def _extract(spec: FieldSpec, coercion: Coercion, label: str, coerce_one: Coerce) -> Extract:
+def _extract(spec: FieldSpec, coercion: Coercion, label: str, coerce_one: Coerce, *,
+             listed: bool) -> Extract:
     read = _reader(spec, label)
     look_up = None if spec.map is None else _map_lookup(spec.map, spec.default)
     split = spec.split
@@ -257,9 +281,10 @@ def _extract(spec: FieldSpec, coercion: Coercion, label: str, coerce_one: Coerce
             value = look_up(value)
         if value is None:
             if default is None:
-                return _OMIT
+                return [] if listed else _OMIT
             value = default
-        if split is not None:
+        # A list (a list default, a mapped list) is already split: `default: []` is [].
+        if split is not None and not isinstance(value, list | tuple):
             return [coerce_one(part) for part in _split(value, split)]
         if each and isinstance(value, list | tuple):
             return [coerce_one(item) for item in value]

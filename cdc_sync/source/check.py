@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from cdc_sync.compose import default_coercion
+from cdc_sync.compose import default_coercion, is_list_field
 from cdc_sync.errors import Problem
 from cdc_sync.mapping.labels import expression_label, key_string
 from cdc_sync.mapping.loader import LoadedMapping
@@ -144,3 +144,20 @@ def spec_problems(mapping: LoadedMapping) -> Iterator[Problem]:
         if spec is not None and spec.enabled:
             for path, what, fix in required_field_problems(resource, spec):
                 yield Problem(mapping.where(*path), what, fix)
+            yield from _list_default_problems(mapping, resource, spec)
+
+
+def _list_default_problems(mapping: LoadedMapping, resource: Resource,
+                           spec: ResourceSpec) -> Iterator[Problem]:
+    """A list field's default must be a list: `default: vip` on tags would send "vip"."""
+    fields = [((resource.value, "fields", n), n, f) for n, f in spec.fields.items()]
+    for child_name, child in spec.children.items():
+        fields += [((resource.value, "children", child_name, "fields", n), f"{child_name}.{n}", f)
+                   for n, f in (child.fields or {}).items()]
+    for path, name, field in fields:
+        default = field.default
+        if default is None or isinstance(default, list) or not is_list_field(resource, name, field):
+            continue
+        yield Problem(mapping.where(*path, "default"),
+                      f"{name} is a list, but its default {default!r} is not",
+                      f"give a list: default: [{default}] (or default: [] for none)")
