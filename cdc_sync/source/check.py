@@ -150,7 +150,9 @@ def spec_problems(mapping: LoadedMapping) -> Iterator[Problem]:
 def _list_default_problems(mapping: LoadedMapping, resource: Resource,
                            spec: ResourceSpec) -> Iterator[Problem]:
     """A list field's default must be a list: `default: vip` on tags would send "vip"."""
-    fields = [((resource.value, "fields", n), n, f) for n, f in spec.fields.items()]
+    fields: list[tuple[Path, str, FieldSpec]] = [
+        ((resource.value, "fields", n), n, f) for n, f in spec.fields.items()
+    ]
     for child_name, child in spec.children.items():
         fields += [((resource.value, "children", child_name, "fields", n), f"{child_name}.{n}", f)
                    for n, f in (child.fields or {}).items()]
