@@ -1,4 +1,4 @@
-"""The demo shop at benchmark scale in PostgreSQL: built once per scale, reused by reruns.
+"""The demo shop at benchmark scale in PostgreSQL or MariaDB: built once per scale, reused.
 
 Each scale lives in a database of its own, `cdc_bench_<orders>` (cdc_bench_1000000 for the
 default 1M orders), with a one-row `cdc_bench_scale` table saying what it holds. A database
@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from cdc_sync.demo.generate import Scale, generate
 
 DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+DEFAULT_MYSQL_ADMIN_URL = "mysql+pymysql://root@127.0.0.1:3306/mysql"
 SEED = 1
 
 _MARKER = sa.Table(
@@ -84,12 +85,20 @@ def _holds(url: str, scale: Scale) -> bool:
     return row is not None and all(row[name] == value for name, value in wanted.items())
 
 
+def is_mysql(url: str) -> bool:
+    return sa.make_url(url).get_backend_name() in ("mysql", "mariadb")
+
+
 def _recreate(admin_url: str, name: str) -> None:
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            if is_mysql(admin_url):
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+                conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+            else:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     finally:
         admin.dispose()
 
@@ -97,7 +106,11 @@ def _recreate(admin_url: str, name: str) -> None:
 def _analyze(engine: sa.Engine) -> None:
     # Fresh tables have no statistics; the planner would guess badly for the first reads.
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text("VACUUM ANALYZE"))
+        if engine.dialect.name in ("mysql", "mariadb"):
+            tables = sa.inspect(conn).get_table_names()
+            conn.execute(sa.text("ANALYZE TABLE " + ", ".join(f"`{t}`" for t in tables)))
+        else:
+            conn.execute(sa.text("VACUUM ANALYZE"))
 
 
 def change_orders(url: str, count: int, *, seed: int) -> int:

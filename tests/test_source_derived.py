@@ -72,7 +72,9 @@ def source(shop_url: str) -> Iterator[ShopSource]:
     made = {name: sa.Table(name, meta, *columns) for name, columns in tables.items()}
     meta.create_all(writer)
     rows: dict[str, list[dict[str, Any]]] = {
-        "customers": [{"id": 1, "email": "Known@Shop.com", "created": T0}],
+        # A customer without an email must not hide every guest (NOT IN meets NULL).
+        "customers": [{"id": 1, "email": "Known@Shop.com", "created": T0},
+                      {"id": 2, "email": None, "created": T0}],
         "orders": [
             {"id": 1, "email": " known@shop.COM ", "first": "K", "created": T0, "changed": T0},
             {"id": 2, "email": "guest@x.com", "first": "Late", "created": T1, "changed": T0},

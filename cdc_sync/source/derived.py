@@ -90,7 +90,7 @@ def guest_customers(orders: ResourcePlan, customers: ResourcePlan | None,
         ranked = inner.subquery("cdc_guests")
         outer = sa.select(*(c for c in ranked.c if c.name != _RANK)).where(ranked.c[_RANK] == 1)
         if customers is not None:
-            outer = outer.where(~_customer_has(customers, ranked.c[GUEST_KEY]))
+            outer = outer.where(_no_customer_has(customers, ranked.c[GUEST_KEY], dialect))
         return outer.order_by(order_expression(ranked.c[GUEST_KEY], KeyKind.TEXT, dialect))
 
     return DerivedPlan(GUEST_KEY, KeyKind.TEXT, composed, rows)
@@ -125,8 +125,17 @@ def _changed_emails(orders: ResourcePlan, email: Column, since: Any) -> AnySelec
     return changed.correlate(None)
 
 
-def _customer_has(customers: ResourcePlan, guest: Column) -> sa.Exists:
-    """A customer row has the guest's email.
+def _no_customer_has(customers: ResourcePlan, guest: Column,
+                     dialect: str) -> sa.ColumnElement[bool]:
+    """No customer row has the guest's email: an anti-join each database runs in linear time.
+
+    PostgreSQL gets NOT EXISTS, which it runs as a hash anti-join over every customer (it
+    would run NOT IN as a hashed subplan only while the emails fit in work_mem, and as a scan
+    of them per guest beyond). MariaDB runs that NOT EXISTS as a dependent subquery scanning
+    every customer per guest (quadratic: 67.9 s at 100k orders, 266.9 s at 200k), but NOT IN
+    as one materialized, indexed set of the emails (1.8 s at 100k); SQLite likewise builds an
+    index of the NOT IN list once. NOT IN is NULL-sensitive: a customer without an email
+    would hide every guest, so the list leaves NULLs out.
 
     Not narrowed to the changed emails on incremental reads: PostgreSQL estimates the rows
     changed since a recent mark as about one (its statistics predate them), and with both
@@ -136,12 +145,15 @@ def _customer_has(customers: ResourcePlan, guest: Column) -> sa.Exists:
     email_spec = customers.spec.fields.get("email")
     email = field_value(customers, "email", email_spec) if email_spec else None
     if email is None:
-        return sa.select(sa.literal(1)).where(sa.false()).exists()
-    known = sa.select(_normalized(email).label("email")).select_from(customers.from_clause)
+        return sa.true()
+    normalized = _normalized(email)
+    known = sa.select(normalized.label("email")).select_from(customers.from_clause)
     if customers.where is not None:
         known = known.where(customers.where)
+    if dialect != "postgresql":
+        return guest.not_in(known.where(email.is_not(None)).correlate(None))
     emails = known.subquery("cdc_customer_emails")
-    return sa.select(sa.literal(1)).select_from(emails).where(emails.c.email == guest).exists()
+    return ~sa.select(sa.literal(1)).select_from(emails).where(emails.c.email == guest).exists()
 
 
 def deleted_products(orders: ResourcePlan, products: ResourcePlan, line_values: dict[str, Column],
