@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from cdc_sync.demo.generate import generate
 from cdc_sync.errors import MappingError, Problem
 from cdc_sync.mapping.loader import parse_mapping
 from cdc_sync.mapping.model import JoinConst
+from cdc_sync.resources import Resource
 from cdc_sync.source import ShopSource, connect_shop
 from cdc_sync.source.plan import plan_resource
 from cdc_sync.source.query import rows_select
@@ -202,3 +204,84 @@ def test_check_finds_unknown_constant_columns_with_a_hint(sqlite_url: str) -> No
     """)
     find(problems, "(products.joins[0].on.lang_code)", "compares the joined table's column",
          "where:")
+
+
+# --- joins inside a child ---
+
+
+def _tags_by_join(data: dict[str, Any]) -> None:
+    data["customers"]["children"]["tags"] = {
+        "table": "customer_tags", "parent_key": "customer_id",
+        "joins": [{"table": "tags", "alias": "t", "on": {"tag_id": "id"}}],
+        "value": "t.name", "order_by": "t.name",
+    }
+
+
+def _options_named_in_german(data: dict[str, Any]) -> None:
+    # variant -> its product -> the product's German text: a chain with a constant
+    data["products"]["children"]["options"].update({
+        "joins": [
+            {"table": "products", "alias": "p", "on": {"product_id": "id"}},
+            {"table": "product_texts", "alias": "t",
+             "on": {"p.id": "product_id", "lang_id": {"const": 2}}},
+        ],
+        "fields": {"id": "id", "name": {"template": "{t.title} / {name}"}, "sku": "p.sku",
+                   "price": "price"},
+        "order_by": ["t.title", "id"],
+    })
+
+
+def _records(world: World, resource: Resource) -> dict[str, Any]:
+    engine = connect_shop(world.shop_url)
+    try:
+        return {r.key: r.payload for r in ShopSource(engine, world.mapping).records(resource)}
+    finally:
+        engine.dispose()
+
+
+def test_child_joins_read_what_a_raw_sql_child_read_and_reach_the_sandbox(world: World) -> None:
+    by_query = _records(world, Resource.CUSTOMERS)
+    world.edit_mapping(_tags_by_join)
+    world.edit_mapping(_options_named_in_german)
+    assert _records(world, Resource.CUSTOMERS) == by_query
+    assert any(payload.get("tags") for payload in by_query.values())
+    report = world.sync()
+    assert report.ok, report
+    assert world.differences() == []
+    with world.shop.connect() as conn:
+        variant = conn.execute(sa.text(
+            "SELECT v.id, v.product_id, v.name, p.sku FROM product_variants v "
+            "JOIN products p ON p.id = v.product_id ORDER BY v.id")).first()
+    assert variant is not None
+    options = world.held("products", str(variant.product_id))["options"]
+    option = next(o for o in options if o["id"] == str(variant.id))
+    assert option["name"] == f"de {variant.product_id} / {variant.name}"
+    assert option["sku"] == variant.sku
+
+
+def test_check_resolves_names_in_child_joins(sqlite_url: str) -> None:
+    engine = sa.create_engine(sqlite_url)
+    generate(engine, customers=3, categories=2, products=3, orders=3)
+    engine.dispose()
+    problems = check(sqlite_url, """
+        customers:
+          table: customers
+          fields: {email: email, createdAt: created_at}
+          children:
+            tags:
+              table: customer_tags
+              parent_key: customer_id
+              joins:
+                - {table: tagz, alias: t, on: {tag_id: id}}
+                - {table: tags, alias: u, on: {tag_idd: id, nam: {const: x}}}
+              value: x.name
+              order_by: u.nme
+    """)
+    find(problems, "(customers.children.tags.joins[0].table)", "'tagz' does not exist",
+         "did you mean 'tags'?")
+    find(problems, "(customers.children.tags.joins[1].on.tag_idd)", "did you mean 'tag_id'?")
+    find(problems, "(customers.children.tags.joins[1].on.nam)", "did you mean 'name'?")
+    find(problems, "(customers.children.tags.value.column)", "join alias 'x'",
+         "defined aliases: u")
+    find(problems, "(customers.children.tags.order_by)", "'nme' is not a column of join 'u'",
+         "did you mean 'name'?")

@@ -170,6 +170,11 @@ class ChildSpec(_Strict):
 
     table: str | None = None
     query: str | None = None
+    joins: list[JoinSpec] = Field(
+        default_factory=list,
+        description="Tables LEFT JOINed to each child row (an order line's product); their "
+        "columns are alias.column in value, fields and order_by.",
+    )
     where: str | None = None
     parent_key: ColumnList = Field(
         description="Columns of the child holding the parent's key, in the key's column order."

@@ -88,7 +88,9 @@ class Checker:
         yield from self._expressions(plan.from_clause, top, plan.values)
         for name, child in plan.children.items():
             path: Path = (*base, "children", name)
-            source = child.relation.from_clause
+            source = child.from_clause
+            if child.spec.joins:
+                yield from self.run(probe_select(source), (*path, "joins"), "the joins fail")
             if child.where is not None:
                 yield from self.run(probe_select(source, where=child.where), (*path, "where"),
                                     "where fails")

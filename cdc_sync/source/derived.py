@@ -180,7 +180,7 @@ def deleted_products(orders: ResourcePlan, products: ResourcePlan, line_values: 
         live_ids = live.subquery("cdc_live_products")
         aggregates = (sa.func.max(v).label(k) for k, v in line_values.items())
         stmt = sa.select(product_id.label(PRODUCT_KEY), *aggregates)
-        stmt = stmt.select_from(lines.relation.from_clause)
+        stmt = stmt.select_from(lines.from_clause)
         stmt = stmt.where(product_id.is_not(None), _not_held(live_ids, product_id, since))
         if lines.where is not None:
             stmt = stmt.where(lines.where)

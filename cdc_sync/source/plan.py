@@ -37,6 +37,8 @@ class ChildPlan:
     values: dict[str, Column]
     order_by: tuple[Column, ...]
     where: sa.TextClause | None
+    from_clause: sa.FromClause  # the child's rows LEFT JOINed to its joins
+    joins: dict[str, Relation] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -275,14 +277,15 @@ def _child(resolver: _Resolver, path: Path, name: str, spec: ChildSpec,
                          f"{key_width}",
                          "list one child column per key column, in the key's order")
     parent_key = [resolver.column((*path, "parent_key"), c, relation, {}) for c in spec.parent_key]
+    joins, from_clause = _joins(resolver, path, relation, spec.joins)
     values: dict[str, Column] = {}
     if spec.value is not None:
         # compose labels a child's value expression by the child's name (expr:tags)
-        resolver.field_values(values, (*path, "value"), name, spec.value, relation, {})
+        resolver.field_values(values, (*path, "value"), name, spec.value, relation, joins)
     for field_name, field_spec in (spec.fields or {}).items():
         resolver.field_values(values, (*path, "fields", field_name), field_name, field_spec,
-                              relation, {})
-    order_by = [resolver.column((*path, "order_by"), c, relation, {}) for c in spec.order_by]
+                              relation, joins)
+    order_by = [resolver.column((*path, "order_by"), c, relation, joins) for c in spec.order_by]
     if len(resolver.problems) > before:
         return None
     return ChildPlan(
@@ -290,4 +293,5 @@ def _child(resolver: _Resolver, path: Path, name: str, spec: ChildSpec,
         parent_key=tuple(c for c in parent_key if c is not None), values=values,
         order_by=tuple(c for c in order_by if c is not None),
         where=sa.text(spec.where) if spec.where else None,
+        from_clause=from_clause, joins=joins,
     )

@@ -43,7 +43,7 @@ def child_select(plan: ResourcePlan, child: ChildPlan, dialect: str, *, since: A
     parent_labels = [c.label(f"{PARENT_KEY_PREFIX}{i}") for i, c in enumerate(child.parent_key)]
     values = [column.label(label) for label, column in child.values.items()]
     # The parent key goes last: the merge zips the value labels with a row and stops there.
-    stmt = sa.select(*values, *parent_labels).select_from(child.relation.from_clause)
+    stmt = sa.select(*values, *parent_labels).select_from(child.from_clause)
     stmt = stmt.where(*(c.is_not(None) for c in child.parent_key))
     if child.where is not None:
         stmt = stmt.where(child.where)

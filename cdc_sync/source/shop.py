@@ -71,14 +71,15 @@ class ShopSource:
         return [r for r in Resource if self.spec(r) is not None or self._derived_active(r)]
 
     def tables(self) -> set[str]:
-        """Every table the mapping names (resources, joins, children)."""
+        """Every table the mapping names (resources, joins, children and their joins)."""
         names: set[str] = set()
         for resource in Resource:
             spec = self.spec(resource)
             if spec is None:
                 continue
             names.update(t for t in (spec.table, *(j.table for j in spec.joins)) if t)
-            names.update(c.table for c in spec.children.values() if c.table)
+            for child in spec.children.values():
+                names.update(t for t in (child.table, *(j.table for j in child.joins)) if t)
         return names
 
     # -- check ------------------------------------------------------------------------
@@ -317,7 +318,7 @@ class ShopSource:
             return None, problems  # the resources' own problems are reported with them
         lines = orders_plan.children["products"]
         values, found = resolve_fields(self._schema, self._mapping, ("deleted_products", "fields"),
-                                       fields, lines.relation, {})
+                                       fields, lines.relation, lines.joins)
         problems += found
         plan = derive.deleted_products(orders_plan, products_plan, values, fields)
         return (plan if not problems and plan is not None else None), problems
