@@ -58,7 +58,7 @@ def run(interval: float | None, http_port: int | None, http_host: str | None, lo
     setup_logging(json_lines=options.log_json)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every job run at INFO
     daemon = Daemon(settings, options, load_mapping(settings.mappings),
-                    on_progress=progress_callback(interactive=False))
+                    on_progress=progress_callback())
     signals.install(daemon.request_stop)
     signals.install_reload(daemon.request_reload)
     daemon.run()

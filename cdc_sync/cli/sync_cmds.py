@@ -11,7 +11,7 @@ import click
 from cdc_sync.app import open_engine, open_state
 from cdc_sync.cli.common import settings_from, settings_options, setup_logging
 from cdc_sync.cli.daemon_cmds import hand_resync_to_daemon
-from cdc_sync.cli.progress import progress_callback
+from cdc_sync.cli.progress import cycle_progress, expect_known_records
 from cdc_sync.cli.show import print_report, print_status
 from cdc_sync.daemon.handoff import foreground_lease
 from cdc_sync.engine import CycleOptions
@@ -56,8 +56,9 @@ def sync(dry_run: bool, full: bool, accept_mapping: bool, resources: tuple[str, 
         kind=CycleKind.SYNC, resources=tuple(Resource(r) for r in resources), dry_run=dry_run,
         full=full, accept_mapping=accept_mapping,
     )
-    with (_pushing(settings, "sync", dry_run=dry_run),
-          open_engine(settings, send=not dry_run, on_progress=progress_callback()) as engine):
+    with (_pushing(settings, "sync", dry_run=dry_run), cycle_progress() as progress,
+          open_engine(settings, send=not dry_run, on_progress=progress) as engine):
+        progress.expected = expect_known_records(engine.state)
         report = engine.run(options)
     print_report(report)
     raise click.exceptions.Exit(_exit_code(report))
@@ -81,14 +82,18 @@ def resync(dry_run: bool, confirm: bool, restart: bool, resources: tuple[str, ..
     setup_logging()
     chosen = [Resource(r) for r in resources]
     if dry_run:
-        with open_engine(settings, send=False, on_progress=progress_callback()) as engine:
+        with (cycle_progress() as progress,
+              open_engine(settings, send=False, on_progress=progress) as engine):
+            progress.expected = expect_known_records(engine.state)
             report = run_resync(engine, chosen, dry_run=True)
         print_report(report)
         raise click.exceptions.Exit(_exit_code(report))
     with hand_resync_to_daemon(settings, chosen, confirm=confirm, restart=restart) as handed:
         if handed:
             raise click.exceptions.Exit(0)
-        with open_engine(settings, on_progress=progress_callback()) as engine:
+        with (cycle_progress() as progress,
+              open_engine(settings, on_progress=progress) as engine):
+            progress.expected = expect_known_records(engine.state)
             report = run_resync(engine, chosen, confirm=confirm, restart=restart)
     print_report(report)
     raise click.exceptions.Exit(_exit_code(report))
@@ -102,8 +107,9 @@ def retry(resources: tuple[str, ...], **kwargs: Any) -> None:
     settings = settings_from(kwargs)
     setup_logging()
     chosen = [Resource(r) for r in resources]
-    with (_pushing(settings, "retry", dry_run=False),
-          open_engine(settings, on_progress=progress_callback()) as engine):
+    with (_pushing(settings, "retry", dry_run=False), cycle_progress() as progress,
+          open_engine(settings, on_progress=progress) as engine):
+        progress.expected = expect_known_records(engine.state)
         for resource in chosen or engine.mapped_resources():
             engine.state.retry_rejected(resource.value)
         report = engine.run(CycleOptions(kind=CycleKind.RETRY, resources=tuple(chosen)))

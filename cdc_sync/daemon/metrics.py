@@ -1,17 +1,28 @@
-"""Counters and gauges for /metrics, in Prometheus' text exposition format (version 0.0.4).
+"""Counters and gauges for /metrics, written by prometheus_client (text format 0.0.4).
 
 Counters count since this process started (Prometheus handles restarts); the per-status
 record gauges come from the state DB after each cycle, so they agree with `cdc-sync status`.
 Metrilo's answers are counted per HTTP attempt by a transport wrapped around the client's.
+
+`Metrics` keeps plain values under one lock and is a custom collector (of a private registry,
+so tests and two daemons in one process do not share it): a scrape sees one consistent
+snapshot, and a gauge without a value yet (no successful cycle) is left out, not shown as 0.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import httpx
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
 
 from cdc_sync.daemon.outcome import CycleOutcome
 
@@ -35,6 +46,8 @@ class Metrics:
         self._state: dict[tuple[str, str], int] = {}
         self._mapping_problems = 0
         self._held: dict[str, int] = {}
+        self._registry = CollectorRegistry(auto_describe=False)
+        self._registry.register(self)
 
     def set_active(self, active: bool) -> None:
         with self._lock:
@@ -42,7 +55,7 @@ class Metrics:
 
     def cycle_finished(self, outcome: CycleOutcome) -> None:
         with self._lock:
-            self._cycles[(outcome.kind, outcome.result)] += 1
+            self._cycles[(outcome.kind.value, outcome.result.value)] += 1
             self._duration_sum += outcome.seconds
             self._duration_count += 1
             self._last_duration = outcome.seconds
@@ -74,78 +87,66 @@ class Metrics:
             self._responses[code] += 1
 
     def render(self) -> str:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self._registry).decode("utf-8")
+
+    def collect(self) -> Iterator[Metric]:
+        """What prometheus_client's registry asks of a collector: every family, one snapshot."""
         with self._lock:
-            return "".join(self._lines())
+            families = [*self._counters(), *self._gauges(), *self._durations()]
+        yield from families
 
-    def _lines(self) -> Iterator[str]:
-        yield from _metric("active", "gauge",
-                           "1 while this daemon holds the lease and pushes, 0 on standby",
-                           [({}, self._active)])
-        yield from _metric("records_sent_total", "counter",
-                           "Records Metrilo accepted (200), per resource",
-                           [({"resource": r}, n) for r, n in sorted(self._sent.items())])
-        yield from _metric("records_rejected_total", "counter",
-                           "Records rejected (by Metrilo or local validation), per resource",
-                           [({"resource": r}, n) for r, n in sorted(self._rejected.items())])
-        yield from _metric("state_records", "gauge",
-                           "Records in the state DB per resource and status "
-                           "(synced, pending, rejected, gone)",
-                           [({"resource": r, "status": s}, n)
-                            for (r, s), n in sorted(self._state.items())])
-        yield from _metric("cycles_total", "counter",
-                           "Cycles run, by kind (sync, resync) and result "
-                           "(ok, partial, failed, stopped)",
-                           [({"kind": k, "result": r}, n)
-                            for (k, r), n in sorted(self._cycles.items())])
-        yield from _metric("cycle_duration_seconds", "summary", "Duration of cycles",
-                           [({}, self._duration_sum), ({}, self._duration_count)],
-                           suffixes=("_sum", "_count"))
-        if self._last_duration is not None:
-            yield from _metric("last_cycle_duration_seconds", "gauge",
-                               "Duration of the latest cycle", [({}, self._last_duration)])
+    def _counters(self) -> Iterator[Metric]:
+        yield _family(CounterMetricFamily, "records_sent_total",
+                      "Records Metrilo accepted (200), per resource",
+                      ["resource"], [((r,), n) for r, n in self._sent.items()])
+        yield _family(CounterMetricFamily, "records_rejected_total",
+                      "Records rejected (by Metrilo or local validation), per resource",
+                      ["resource"], [((r,), n) for r, n in self._rejected.items()])
+        yield _family(CounterMetricFamily, "cycles_total",
+                      "Cycles run, by kind (sync, resync) and result (ok, partial, failed, "
+                      "stopped)", ["kind", "result"], self._cycles.items())
+        yield _family(CounterMetricFamily, "metrilo_responses_total",
+                      "HTTP attempts to Metrilo by status code (timeout, error: no answer)",
+                      ["code"], [((c,), n) for c, n in self._responses.items()])
+
+    def _gauges(self) -> Iterator[Metric]:
+        yield _family(GaugeMetricFamily, "active",
+                      "1 while this daemon holds the lease and pushes, 0 on standby",
+                      [], [((), self._active)])
+        yield _family(GaugeMetricFamily, "state_records",
+                      "Records in the state DB per resource and status "
+                      "(synced, pending, rejected, gone)", ["resource", "status"],
+                      self._state.items())
+        yield _family(GaugeMetricFamily, "mapping_problems",
+                      "Problems of a refused edit of mappings.yaml (the daemon runs on its "
+                      "last good mapping while above 0)", [], [((), self._mapping_problems)])
+        yield _family(GaugeMetricFamily, "mapping_held_records",
+                      "Records a held mapping change would resend, per resource",
+                      ["resource"], [((r,), n) for r, n in self._held.items()])
         if self._last_success is not None:
-            yield from _metric("last_success_timestamp_seconds", "gauge",
-                               "Unix time of the latest successful cycle",
-                               [({}, self._last_success)])
-        yield from _metric("mapping_problems", "gauge",
-                           "Problems of a refused edit of mappings.yaml (the daemon runs on "
-                           "its last good mapping while above 0)", [({}, self._mapping_problems)])
-        yield from _metric("mapping_held_records", "gauge",
-                           "Records a held mapping change would resend, per resource",
-                           [({"resource": r}, n) for r, n in sorted(self._held.items())])
-        yield from _metric("metrilo_responses_total", "counter",
-                           "HTTP attempts to Metrilo by status code "
-                           "(timeout, error: no answer)",
-                           [({"code": c}, n) for c, n in sorted(self._responses.items())])
+            yield _family(GaugeMetricFamily, "last_success_timestamp_seconds",
+                          "Unix time of the latest successful cycle", [],
+                          [((), self._last_success)])
+
+    def _durations(self) -> Iterator[Metric]:
+        yield SummaryMetricFamily(f"{_PREFIX}_cycle_duration_seconds", "Duration of cycles",
+                                  count_value=self._duration_count,
+                                  sum_value=self._duration_sum)
+        if self._last_duration is not None:
+            yield _family(GaugeMetricFamily, "last_cycle_duration_seconds",
+                          "Duration of the latest cycle", [], [((), self._last_duration)])
 
 
-Sample = tuple[dict[str, str], float]
-
-
-def _metric(name: str, kind: str, help_text: str, samples: list[Sample],
-            suffixes: tuple[str, ...] = ()) -> Iterator[str]:
-    """HELP, TYPE, then one line per sample; `suffixes` name a summary's parts (_sum, _count)."""
-    full = f"{_PREFIX}_{name}"
-    yield f"# HELP {full} {help_text}\n"
-    yield f"# TYPE {full} {kind}\n"
-    for index, (labels, value) in enumerate(samples):
-        suffix = suffixes[index] if suffixes else ""
-        yield f"{full}{suffix}{_labels(labels)} {_number(value)}\n"
-
-
-def _labels(labels: dict[str, str]) -> str:
-    if not labels:
-        return ""
-    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
-    return "{" + inner + "}"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
+def _family(
+    kind: type[CounterMetricFamily] | type[GaugeMetricFamily], name: str, help_text: str,
+    labels: list[str], values: Iterable[tuple[tuple[str, ...], float]],
+) -> Metric:
+    """One metric family with a sample per label tuple, in a stable (sorted) order."""
+    family = kind(f"{_PREFIX}_{name}", help_text, labels=labels)
+    for label_values, value in sorted(values):
+        family.add_metric(list(label_values), value)
+    return family
 
 
 class CountingTransport(httpx.BaseTransport):
