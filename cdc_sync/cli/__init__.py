@@ -15,6 +15,7 @@ from cdc_sync.cli import (
     daemon_cmds,
     db_cmds,
     demo_cmds,
+    init_cmds,
     mapping_cmds,
     sandbox_cmds,
     sync_cmds,
@@ -32,7 +33,7 @@ def cli() -> None:
     """
 
 
-for _module in (demo_cmds, mapping_cmds, sync_cmds, daemon_cmds, sandbox_cmds, db_cmds):
+for _module in (demo_cmds, init_cmds, mapping_cmds, sync_cmds, daemon_cmds, sandbox_cmds, db_cmds):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

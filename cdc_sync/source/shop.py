@@ -223,6 +223,21 @@ class ShopSource:
                 self._engine.connect() as conn:
             return [key_string(list(row[:width])) for row in conn.execute(stmt)]
 
+    def count(self, resource: Resource, cap: int) -> int:
+        """How many rows the resource reads, counted up to `cap` (for `init`'s summary)."""
+        if resource in DERIVED:
+            if not self._derived_active(resource):
+                return 0
+            stmt = self._derived_or_raise(resource).select(self._schema.dialect).limit(cap)
+        elif self.spec(resource) is not None:
+            stmt = keys_select(self._plan_or_raise(resource.value), self._schema.dialect, cap)
+        else:
+            return 0
+        counted = sa.select(sa.func.count()).select_from(stmt.subquery())
+        with reading(f"counting {resource.value}", _FIX, self._engine), \
+                self._engine.connect() as conn:
+            return int(conn.execute(counted).scalar_one())
+
     # -- planning ---------------------------------------------------------------------
 
     def _plan(self, name: str) -> _Planned:

@@ -1,0 +1,27 @@
+"""Which platform a shop runs, by its tables, and the draft mapping for it (pure).
+
+Presets know a platform's real tables; anything else gets the generic heuristics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cdc_sync.init.draft import Draft
+from cdc_sync.init.facts import SchemaFacts
+from cdc_sync.init.generic import generic_draft
+
+Preset = Callable[[SchemaFacts], Draft | None]
+
+
+def presets() -> list[Preset]:
+    """Each preset returns its draft when it recognises the shop, else None."""
+    return []
+
+
+def draft_for(facts: SchemaFacts) -> Draft:
+    for preset in presets():
+        draft = preset(facts)
+        if draft is not None:
+            return draft
+    return generic_draft(facts)
