@@ -36,14 +36,6 @@ _SAMPLE_MARGIN = 3.0
 """Standard errors of slack before a sample trips the guard: a real share just under the
 guard must not trip it by chance (about 1 in 1000 at 3)."""
 
-# Derived resources are computed from another resource's absence: guests are order emails
-# with no customer row, deleted products are order lines with no product row. If that other
-# source is emptied, every order would turn into a guest or a deleted product.
-_BASIS = {
-    Resource.GUEST_CUSTOMERS: Resource.CUSTOMERS,
-    Resource.DELETED_PRODUCTS: Resource.PRODUCTS,
-}
-
 
 class DeleteHandler:
     """The delete guard and gone-record handling of one resource in one cycle."""
@@ -64,10 +56,12 @@ class DeleteHandler:
         Full reads sample the keys state holds (one state query, one source query); an
         incremental read only checks that the source of a derived resource is not empty.
         """
-        basis = _BASIS.get(self.resource)
-        if basis is not None and basis in self.engine.mapped_resources():
-            self._check_source(basis, sampled=full)
-        if full and basis is None:
+        # A derived resource is computed from another's absence (a guest is an order email no
+        # customer row has): if that source is emptied, every order turns into a guest.
+        entry = self.engine.catalogue.entry(self.resource)
+        if entry is not None and entry.basis is not None:
+            self._check_source(entry.basis, sampled=full)
+        if full and (entry is None or not entry.derived):
             self._check_source(self.resource, sampled=True)
 
     def _check_source(self, resource: Resource, *, sampled: bool) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from cdc_sync import __version__
+from cdc_sync.catalogue import Catalogue
 from cdc_sync.deletes import DeleteHandler
 from cdc_sync.diff import source_seed
 from cdc_sync.errors import (
@@ -31,7 +32,7 @@ from cdc_sync.marks import ResourceMarks
 from cdc_sync.metrilo import BatchResult, Item, MetriloClient
 from cdc_sync.planner import Dependencies, InFlight, Planner
 from cdc_sync.report import CycleKind, CycleReport, ReadMode, ResourceCounts, ResourceReport
-from cdc_sync.resources import IMPORT_ORDER, Resource
+from cdc_sync.resources import Resource
 from cdc_sync.source import ShopSource, SourceRow
 from cdc_sync.state import Outcome, StateStore
 
@@ -81,29 +82,15 @@ class SyncEngine:
         # How long after an attempt with an unknown outcome (a timeout) Metrilo is assumed to
         # have applied it, if ever: the record is sent once more after that (see _commit).
         self.recheck_seconds = recheck_seconds
+        self.catalogue = Catalogue(mapping.spec)
         self.marks = ResourceMarks(state, mapping, clock)
         # Set by a signal handler: the cycle stops reading at the next chunk, lets the batches in
         # flight finish, commits what Metrilo acknowledged and returns.
         self.stop = stop or threading.Event()
 
     def mapped_resources(self) -> list[Resource]:
-        """The resources this mapping produces, in import order."""
-        spec = self.mapping.spec
-        direct = {
-            Resource.CUSTOMERS: spec.customers,
-            Resource.CATEGORIES: spec.categories,
-            Resource.PRODUCTS: spec.products,
-            Resource.ORDERS: spec.orders,
-        }
-        found = []
-        for resource in IMPORT_ORDER:
-            if resource in direct:
-                rspec = direct[resource]
-                if rspec is not None and rspec.enabled:
-                    found.append(resource)
-            elif self._derived_enabled(resource):
-                found.append(resource)
-        return found
+        """The resources this mapping produces, in import order (the catalogue's)."""
+        return self.catalogue.resources()
 
     def run(self, options: CycleOptions = CycleOptions()) -> CycleReport:
         """One cycle; Metrilo trouble ends it early, recorded in the report and the run history."""
@@ -332,27 +319,14 @@ class SyncEngine:
 
     # -- dependencies ---------------------------------------------------------------------
 
-    def _derived_enabled(self, resource: Resource) -> bool:
-        spec = self.mapping.spec
-        orders = spec.orders is not None and spec.orders.enabled
-        if resource is Resource.GUEST_CUSTOMERS:
-            return orders and spec.customers is not None and spec.guest_customers.enabled
-        if resource is Resource.DELETED_PRODUCTS:
-            return (
-                orders and spec.products is not None and spec.deleted_products.enabled
-                and spec.orders is not None and "products" in spec.orders.children
-            )
-        return False
-
     def _dependencies(self, resource: Resource) -> Dependencies | None:
         if resource is not Resource.ORDERS:
             return None
-        mapped = set(self.mapped_resources())
         return Dependencies(
             customer_resources=(Resource.CUSTOMERS.value, Resource.GUEST_CUSTOMERS.value),
             product_resources=(Resource.PRODUCTS.value, Resource.DELETED_PRODUCTS.value),
-            customers_complete=Resource.GUEST_CUSTOMERS in mapped,
-            products_complete=Resource.DELETED_PRODUCTS in mapped,
+            customers_complete=Resource.GUEST_CUSTOMERS in self.catalogue,
+            products_complete=Resource.DELETED_PRODUCTS in self.catalogue,
         )
 
     def _progress(self, resource: Resource, counts: ResourceCounts) -> None:

@@ -14,16 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cdc_sync.catalogue import Catalogue
 from cdc_sync.cursor import decode_high_water, encode_high_water
 from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.resources import Resource
 from cdc_sync.state import StateStore, meta_keys
-
-# The mapping sections a resource's records depend on: a derived resource changes with both.
-_MAPPING_PARTS = {
-    Resource.GUEST_CUSTOMERS: ("customers", "orders", "guest_customers"),
-    Resource.DELETED_PRODUCTS: ("products", "orders", "deleted_products"),
-}
 
 
 @dataclass(frozen=True)
@@ -42,17 +37,14 @@ class ResourceMarks:
     ) -> None:
         self.state = state
         self.mapping = mapping
+        self.catalogue = Catalogue(mapping.spec)
         self.clock = clock
 
     # -- incremental reads ------------------------------------------------------------------
 
     def cursor(self, resource: Resource) -> str | None:
         """The cursor column (derived resources follow the orders' cursor), or None."""
-        spec = self.mapping.spec
-        if resource in (Resource.GUEST_CUSTOMERS, Resource.DELETED_PRODUCTS):
-            return spec.orders.cursor if spec.orders else None
-        rspec = getattr(spec, resource.value)
-        return rspec.cursor if rspec is not None else None
+        return self.catalogue.cursor(resource)
 
     def full_due(self, resource: Resource) -> bool:
         """No cursor, no mark yet, or the last full read is older than full_reconcile_minutes."""
@@ -86,7 +78,7 @@ class ResourceMarks:
 
     def fingerprint(self, resource: Resource) -> str:
         """The fingerprint of the mapping sections this resource's records come from."""
-        names = _MAPPING_PARTS.get(resource, (resource.value,))
+        names = self.catalogue.mapping_parts(resource)
         return ",".join(self.mapping.resource_fingerprint(n) for n in names)
 
     def mapping_changed(self, resource: Resource) -> bool:

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "cdc_sync"
 PURE = [
     "mapping/model.py", "mapping/labels.py", "mapping/loader.py", "mapping/locations.py",
     "compose.py", "coerce.py", "validate.py", "diff.py", "cursor.py", "report.py",
-    "resources.py", "errors.py", "signing.py",
+    "resources.py", "errors.py", "signing.py", "catalogue.py",
 ]
 IO_LIBRARIES = {"sqlalchemy", "httpx", "apscheduler", "click", "rich", "psycopg", "pymysql"}
 

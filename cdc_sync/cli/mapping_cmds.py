@@ -45,8 +45,10 @@ def check(**kwargs: Any) -> None:
         problems = source.check()
         if problems:
             raise MappingError(problems, title=f"{settings.mappings} does not fit the shop")
-        resources, tables = len(source.mapped_resources()), len(source.tables())
-    click.echo(f"{settings.mappings}: OK ({resources} resources, {tables} tables)")
+        resources, tables = source.mapped_resources(), len(source.tables())
+    # The catalogue's list: exactly what `sync` sends and `preview` shows, in import order.
+    click.echo(f"resources: {', '.join(r.value for r in resources)}")
+    click.echo(f"{settings.mappings}: OK ({len(resources)} resources, {tables} tables)")
 
 
 @click.command("preview")

@@ -12,11 +12,10 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cdc_sync.catalogue import DERIVED
 from cdc_sync.errors import ConfigError, Problem
 from cdc_sync.resources import Resource
 
-# Guest customers and deleted products are read from orders and must be sent before them.
-DERIVED_FROM_ORDERS = (Resource.GUEST_CUSTOMERS, Resource.DELETED_PRODUCTS)
 STANDBY_RETRY_MAX = 5.0
 STALE_INTERVALS = 3
 
@@ -85,7 +84,7 @@ class DaemonSettings(BaseSettings):
         explicit = parse_intervals(self.resource_intervals)
         found = {}
         for resource in Resource:
-            inherited = explicit.get(Resource.ORDERS) if resource in DERIVED_FROM_ORDERS else None
+            inherited = explicit.get(Resource.ORDERS) if resource in DERIVED else None
             found[resource] = explicit.get(resource, inherited or self.interval)
         return found
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from cdc_sync.catalogue import Catalogue
 from cdc_sync.compose import default_coercion, is_list_field
 from cdc_sync.errors import Problem
 from cdc_sync.mapping.labels import expression_label, key_string
@@ -136,17 +137,11 @@ class Checker:
 
 def spec_problems(mapping: LoadedMapping) -> Iterator[Problem]:
     """Problems the mapping has whatever the database: Metrilo's required fields."""
-    resources: dict[Resource, ResourceSpec | None] = {
-        Resource.CUSTOMERS: mapping.spec.customers,
-        Resource.CATEGORIES: mapping.spec.categories,
-        Resource.PRODUCTS: mapping.spec.products,
-        Resource.ORDERS: mapping.spec.orders,
-    }
-    for resource, spec in resources.items():
-        if spec is not None and spec.enabled:
-            for path, what, fix in required_field_problems(resource, spec):
+    for entry in Catalogue(mapping.spec):
+        if entry.spec is not None:
+            for path, what, fix in required_field_problems(entry.resource, entry.spec):
                 yield Problem(mapping.where(*path), what, fix)
-            yield from _list_default_problems(mapping, resource, spec)
+            yield from _list_default_problems(mapping, entry.resource, entry.spec)
 
 
 def _list_default_problems(mapping: LoadedMapping, resource: Resource,

@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from cdc_sync.catalogue import Catalogue, Entry
 from cdc_sync.errors import MappingError, Problem
 from cdc_sync.mapping.labels import key_string
 from cdc_sync.mapping.loader import LoadedMapping
@@ -34,11 +35,6 @@ from cdc_sync.source.query import (
 from cdc_sync.source.reflect import ShopSchema
 from cdc_sync.source.stream import DEFAULT_BATCH, SourceRow, merge, stream
 
-DERIVED = (Resource.GUEST_CUSTOMERS, Resource.DELETED_PRODUCTS)
-_DERIVED_FROM = {
-    Resource.GUEST_CUSTOMERS: {Resource.ORDERS, Resource.CUSTOMERS},
-    Resource.DELETED_PRODUCTS: {Resource.ORDERS, Resource.PRODUCTS},
-}
 _FIX = ("check that the shop database is reachable and the reader may SELECT the mapped "
         "tables; run `cdc-sync check`")
 _Planned = tuple[ResourcePlan | None, list[Problem]]
@@ -52,6 +48,7 @@ class ShopSource:
                  batch_size: int = DEFAULT_BATCH) -> None:
         self._engine = engine
         self._mapping = mapping
+        self.catalogue = Catalogue(mapping.spec)
         self._batch = batch_size
         self._schema = ShopSchema(engine)
         self._plans: dict[str, _Planned] = {}
@@ -61,14 +58,11 @@ class ShopSource:
 
     def spec(self, resource: Resource) -> ResourceSpec | None:
         """The enabled mapping of a direct resource (None: unmapped, disabled or derived)."""
-        if resource in DERIVED:
-            return None
-        found: ResourceSpec | None = getattr(self._mapping.spec, resource.value)
-        return found if found is not None and found.enabled else None
+        return self.catalogue.spec(resource)
 
     def mapped_resources(self) -> list[Resource]:
-        """The resources this mapping produces, in Metrilo's import order."""
-        return [r for r in Resource if self.spec(r) is not None or self._derived_active(r)]
+        """The resources this mapping produces, in Metrilo's import order (the catalogue's)."""
+        return self.catalogue.resources()
 
     def tables(self) -> set[str]:
         """Every table the mapping names (resources, joins, children and their joins)."""
@@ -97,26 +91,26 @@ class ShopSource:
         problems = list(spec_problems(self._mapping))
         checker = Checker(self._engine, self._mapping, data)
         unfit: set[Resource] = set()
-        for resource in Resource:
-            if self.spec(resource) is not None:
-                plan, found = self._plan(resource.value)
-                if plan is not None:
-                    found = [*found, *checker.plan_problems(resource, plan)]
-                if found:
-                    unfit.add(resource)
-                problems.extend(found)
-        for resource in DERIVED:
-            if self._derived_active(resource):
-                problems.extend(self._check_derived(resource, checker, unfit))
+        for entry in self.catalogue:  # bases first: derived ones come later in import order
+            if entry.derived:
+                problems.extend(self._check_derived(entry, checker, unfit))
+                continue
+            plan, found = self._plan(entry.resource.value)
+            if plan is not None:
+                found = [*found, *checker.plan_problems(entry.resource, plan)]
+            if found:
+                unfit.add(entry.resource)
+            problems.extend(found)
         return list(dict.fromkeys(problems))
 
-    def _check_derived(self, resource: Resource, checker: Checker,
+    def _check_derived(self, entry: Entry, checker: Checker,
                        unfit: set[Resource]) -> list[Problem]:
+        resource = entry.resource
         derived, problems = self._derive(resource)
         # A derived query is built from its bases' mapping (orders' where, joins...): when a
         # base does not fit, that problem is already reported; its failing probe here would
         # report the same mistake a second time.
-        if derived is not None and not _DERIVED_FROM[resource] & unfit:
+        if derived is not None and not set(entry.built_from) & unfit:
             probe = derived.select(self._schema.dialect).limit(0)
             problems = [*problems, *checker.run(probe, (resource.value,), "its query fails")]
         return problems
@@ -167,11 +161,10 @@ class ShopSource:
 
     def cursor_high_water(self, resource: Resource) -> Any | None:
         """MAX(cursor) of the resource (derived ones follow the orders' cursor), or None."""
-        name = "orders" if resource in DERIVED else resource.value
-        if resource in DERIVED and not self._derived_active(resource):
+        entry = self.catalogue.entry(resource)
+        if entry is None:
             return None
-        if resource not in DERIVED and self.spec(resource) is None:
-            return None
+        name = entry.cursor_of.value
         stmt = high_water_select(self._plan_or_raise(name))
         if stmt is None:
             return None
@@ -183,9 +176,7 @@ class ShopSource:
         """Which of these state keys the source still yields (one query; pass <= 1000 keys)."""
         if not keys:
             return set()
-        if resource in DERIVED:
-            if not self._derived_active(resource):
-                return set()
+        if self._derived_active(resource):
             derived = self._derived_or_raise(resource)
             stmt = derived.select(self._schema.dialect, keys=keys)
             width = 1
@@ -209,9 +200,7 @@ class ShopSource:
 
     def sample_keys(self, resource: Resource, limit: int) -> list[str]:
         """The first `limit` keys in key order (for previews)."""
-        if resource in DERIVED:
-            if not self._derived_active(resource):
-                return []
+        if self._derived_active(resource):
             stmt = self._derived_or_raise(resource).select(self._schema.dialect).limit(limit)
             width = 1
         elif self.spec(resource) is not None:
@@ -260,16 +249,8 @@ class ShopSource:
         return derived
 
     def _derived_active(self, resource: Resource) -> bool:
-        spec = self._mapping.spec
-        orders = self.spec(Resource.ORDERS)
-        if resource is Resource.GUEST_CUSTOMERS:
-            return orders is not None and spec.guest_customers.enabled
-        if resource is Resource.DELETED_PRODUCTS:
-            lines = orders.children.get("products") if orders is not None else None
-            product_id = (lines.fields or {}).get("productId") if lines is not None else None
-            return (spec.deleted_products.enabled and self.spec(Resource.PRODUCTS) is not None
-                    and product_id is not None and product_id.column is not None)
-        return False
+        entry = self.catalogue.entry(resource)
+        return entry is not None and entry.derived
 
     def _derive(self, resource: Resource) -> _Derived:
         if resource not in self._derived:
