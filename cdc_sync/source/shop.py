@@ -214,9 +214,7 @@ class ShopSource:
 
     def count(self, resource: Resource, cap: int) -> int:
         """How many rows the resource reads, counted up to `cap` (for `init`'s summary)."""
-        if resource in DERIVED:
-            if not self._derived_active(resource):
-                return 0
+        if self._derived_active(resource):
             stmt = self._derived_or_raise(resource).select(self._schema.dialect).limit(cap)
         elif self.spec(resource) is not None:
             stmt = keys_select(self._plan_or_raise(resource.value), self._schema.dialect, cap)
