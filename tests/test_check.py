@@ -166,3 +166,45 @@ def test_check_reports_problems_only_the_database_can_find(shop: str) -> None:
 def test_a_fitting_mapping_has_no_problems(shop: str) -> None:
     demo = (Path(__file__).resolve().parent.parent / "mappings.yaml").read_text()
     assert check(shop, demo) == []
+
+
+HIDDEN = """
+    customers:
+      table: customers
+      fields:
+        email: email
+        createdAt: created_at
+        subscribed: {column: created_at, type: boolean}
+        firstName: {expression: "no_such_function(first_name)"}
+      children:
+        tags:
+          query: SELECT customer_id, tag FROM no_such_table
+          parent_key: customer_id
+          value: tag
+    orders:
+      table: orders
+      joins:
+        - {table: customers, alias: c, on: {customer_id: no_such_column}}
+      where: no_such_column > 1
+      fields:
+        id: id
+        createdAt: created_at
+        amount: total
+        status: status
+        email: c.email
+      children:
+        products:
+          table: order_lines
+          parent_key: order_id
+          fields: {productId: product_id, quantity: {expression: "quantity +* 1"}}
+"""
+
+
+def test_a_failing_child_or_join_does_not_hide_the_resource_s_other_problems(shop: str) -> None:
+    problems = check(shop, HIDDEN)
+    find(problems, "customers.children.tags.query", "the query fails")
+    find(problems, "customers.fields.firstName.expression", "the expression fails")
+    find(problems, "customers.fields.subscribed", "type boolean cannot apply")
+    find(problems, "orders.joins[0].on.customer_id", "'no_such_column'")
+    find(problems, "orders.where", "where fails", "no_such_column")
+    find(problems, "orders.children.products.fields.quantity.expression", "the expression fails")

@@ -157,7 +157,12 @@ def _placeholders(template: str) -> list[str]:
 
 def plan_resource(schema: ShopSchema, mapping: LoadedMapping, name: str,
                   spec: ResourceSpec) -> tuple[ResourcePlan | None, list[Problem]]:
-    """The plan for resource `name`, or None with the problems that prevent it."""
+    """The plan for resource `name` with its problems; None when nothing can be read.
+
+    With problems, the plan is partial (children and joins that failed are left out) so
+    `check` goes on testing the rest: a failing child query must not hide a failing
+    expression. Only a plan without problems may read (ShopSource refuses the others).
+    """
     resolver = _Resolver(schema, mapping)
     path: Path = (name,)
     base = resolver.relation(path, spec.table, spec.query, "src")
@@ -177,7 +182,7 @@ def plan_resource(schema: ShopSchema, mapping: LoadedMapping, name: str,
         child_name: _child(resolver, (*path, "children", child_name), child_name, child, len(key))
         for child_name, child in spec.children.items()
     }
-    if resolver.problems or any(c is None for c in (*children.values(), *key)):
+    if any(c is None for c in key):
         return None, resolver.problems
     key_columns = tuple(c for c in key if c is not None)
     for label, column in zip(key_names, key_columns, strict=True):

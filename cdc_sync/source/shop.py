@@ -95,9 +95,10 @@ class ShopSource:
             if entry.derived:
                 problems.extend(self._check_derived(entry, checker, unfit))
                 continue
-            plan, found = self._plan(entry.resource.value)
+            plan, found = self._partial_plan(entry.resource.value)
             if plan is not None:
-                found = [*found, *checker.plan_problems(entry.resource, plan)]
+                found = [*found, *checker.plan_problems(entry.resource, plan,
+                                                        complete=not found)]
             if found:
                 unfit.add(entry.resource)
             problems.extend(found)
@@ -228,6 +229,12 @@ class ShopSource:
     # -- planning ---------------------------------------------------------------------
 
     def _plan(self, name: str) -> _Planned:
+        """The plan of a resource that fits (None with its problems when it does not)."""
+        plan, problems = self._partial_plan(name)
+        return (None if problems else plan), problems
+
+    def _partial_plan(self, name: str) -> _Planned:
+        """What of the resource resolves, even with problems (check tests the rest)."""
         if name not in self._plans:
             spec: ResourceSpec = getattr(self._mapping.spec, name)
             with reading(f"reading the schema of {name}", _FIX, self._engine):
