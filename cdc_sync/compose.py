@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cdc_sync.coerce import Coerce, coerce, coercer, shown, to_text
 from cdc_sync.errors import CoercionError, MappingError, Problem
-from cdc_sync.mapping.labels import column_label, expression_label
-from cdc_sync.mapping.model import ChildSpec, Coercion, FieldSpec
+from cdc_sync.mapping.labels import aggregate_stream, column_label, expression_label
+from cdc_sync.mapping.model import AggregateFunction, ChildSpec, Coercion, FieldSpec
 from cdc_sync.resources import Payload, Resource, SourceRecord
 
 __all__ = ["CoercionError", "Composer", "coerce", "default_coercion", "is_list_field"]
@@ -112,12 +112,17 @@ class Composer:
         tz = _zone(source_timezone, "source_timezone")
         self._shape = _object_shape(resource, fields, tz, prefix="")
         self._children = tuple(
-            (name, _child_builder(resource, name, child, tz)) for name, child in children.items()
+            (name, _child_builder(resource, name, child, tz))
+            for name, child in children.items() if child.sent
         )
+        self._aggregates = _aggregate_defaults(fields)
 
     def compose(self, key: str, row: Row, children: Mapping[str, Sequence[Row]]) -> SourceRecord:
-        """The record for one row; `children` holds this row's child rows by child name."""
+        """The record for one row; `children` holds this row's child rows by child name
+        (and its aggregates' grouped row by `aggregate_stream(child)`)."""
         problems: list[str] = []
+        if self._aggregates:
+            row = _with_aggregates(row, children, self._aggregates)
         payload = _build_object(self._shape, row, problems)
         for name, build_child in self._children:
             value = build_child(children.get(name, ()), problems)
@@ -176,6 +181,31 @@ def _build_object(shape: _Shape, row: Row, problems: list[str]) -> Payload:
         if nested:
             payload[key] = nested
     return payload
+
+
+# --- aggregates over a child: one grouped row per parent, none when it has no child rows ---
+
+_NO_ROWS: Final = {AggregateFunction.SUM: 0, AggregateFunction.COUNT: 0}
+"""An aggregate's value for a parent without child rows (min and max: NULL)."""
+
+
+def _aggregate_defaults(fields: Mapping[str, FieldSpec]) -> dict[str, dict[str, Any]]:
+    streams: dict[str, dict[str, Any]] = {}
+    for name, spec in fields.items():
+        aggregate = spec.aggregate()
+        if aggregate is not None:
+            stream = streams.setdefault(aggregate_stream(aggregate.child), {})
+            stream[expression_label(name)] = _NO_ROWS.get(aggregate.function)
+    return streams
+
+
+def _with_aggregates(row: Row, children: Mapping[str, Sequence[Row]],
+                     streams: Mapping[str, Mapping[str, Any]]) -> Row:
+    merged = dict(row)
+    for stream, defaults in streams.items():
+        grouped = children.get(stream)
+        merged.update(grouped[0] if grouped else defaults)
+    return merged
 
 
 # --- children ---
@@ -297,7 +327,7 @@ def _reader(spec: FieldSpec, label: str) -> Extract:
     if spec.column is not None:
         column = column_label(spec.column)
         return lambda row: row[column]
-    if spec.expression is not None:
+    if spec.expression is not None or spec.aggregate() is not None:
         return lambda row: row[label]
     if spec.template is not None:
         return _template_reader(spec.template)

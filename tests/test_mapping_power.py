@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from cdc_sync.demo.generate import generate
+from cdc_sync.engine import CycleOptions
 from cdc_sync.errors import MappingError, Problem
 from cdc_sync.mapping.loader import parse_mapping
 from cdc_sync.mapping.model import JoinConst
@@ -285,3 +287,172 @@ def test_check_resolves_names_in_child_joins(sqlite_url: str) -> None:
          "defined aliases: u")
     find(problems, "(customers.children.tags.order_by)", "'nme' is not a column of join 'u'",
          "did you mean 'name'?")
+
+
+# --- aggregates over a child ---
+
+payments_meta = sa.MetaData()
+payments = sa.Table(
+    "payments", payments_meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("order_id", sa.Integer, nullable=False),
+    sa.Column("amount", sa.Numeric(10, 2)),
+    sa.Column("method", sa.String(20), nullable=False),
+)
+
+
+def add_payments(shop: sa.Engine) -> list[int]:
+    """Payments of 0.10, 0.20, 10.10... for every order but the first two (none: amount 0)."""
+    payments_meta.create_all(shop)
+    with shop.begin() as conn:
+        ids = sorted(conn.execute(sa.text("SELECT id FROM orders")).scalars().all())
+        rows, next_id = [], 1
+        for index, order_id in enumerate(ids[2:]):
+            for cents in (10, 20, 1010)[: 1 + index % 3]:
+                rows.append({"id": next_id, "order_id": order_id,
+                             "amount": Decimal(cents) / 100, "method": f"m{next_id}"})
+                next_id += 1
+        rows.append({"id": next_id, "order_id": ids[-1], "amount": None, "method": "void"})
+        conn.execute(payments.insert(), rows)
+    return ids
+
+
+def _amount_from_payments(data: dict[str, Any]) -> None:
+    data["orders"]["children"]["payments"] = {"table": "payments", "parent_key": "order_id"}
+    data["orders"]["fields"]["amount"] = {"sum": "payments.amount"}
+
+
+def test_a_sum_over_a_child_is_exact_and_zero_without_rows_end_to_end(world: World) -> None:
+    ids = add_payments(world.shop)
+    world.edit_mapping(_amount_from_payments)
+    report = world.sync()
+    assert report.ok, report
+    held = {i: world.held("orders", str(i))["amount"] for i in ids[:5]}
+    assert held == {ids[0]: 0, ids[1]: 0, ids[2]: 0.1, ids[3]: 0.3, ids[4]: 10.4}
+    assert "payments" not in world.held("orders", str(ids[2]))  # read for the sum, not sent
+    assert world.differences() == []
+    # A new payment changes the order's record: a full read finds it and sends it.
+    with world.shop.begin() as conn:
+        conn.execute(payments.insert().values(id=10_000, order_id=ids[0], amount=Decimal("5.05"),
+                                              method="late"))
+    assert world.sync(CycleOptions(full=True)).ok
+    assert world.held("orders", str(ids[0]))["amount"] == 5.05
+
+
+def test_count_min_max_and_joins_in_an_aggregated_child(world: World) -> None:
+    ids = add_payments(world.shop)
+
+    def edit(data: dict[str, Any]) -> None:
+        _amount_from_payments(data)
+        data["orders"]["children"]["payments"]["joins"] = [
+            {"table": "orders", "alias": "o", "on": {"order_id": "id"}}]
+        data["orders"]["fields"].update({
+            "payments_made": {"count": "payments"},
+            "amounts_given": {"count": "payments.amount"},
+            "smallest": {"min": "payments.amount"},
+            "biggest": {"max": "payments.amount", "default": "none"},
+            "last_method": {"max": "payments.method"},
+            "own_status": {"max": "payments.o.status", "type": "integer"},
+        })
+
+    world.edit_mapping(edit)
+    records = _records(world, Resource.ORDERS)
+    first, second, last = records[str(ids[0])], records[str(ids[3])], records[str(ids[-1])]
+    assert (first["payments_made"], first["amounts_given"], first["biggest"]) == ("0", "0", "none")
+    assert not {"smallest", "last_method", "own_status"} & first.keys()
+    assert (second["payments_made"], second["smallest"], second["biggest"]) == ("2", "0.1", "0.2")
+    assert isinstance(second["own_status"], int)
+    assert last["payments_made"] == str(int(last["amounts_given"]) + 1)  # the NULL amount
+
+
+ORDERS_WITH = """
+    guest_customers: {{enabled: false}}
+    orders:
+      table: orders
+      fields:
+        id: id
+        createdAt: created_at
+        status: status
+        {fields}
+      children:
+        products:
+          table: order_lines
+          parent_key: order_id
+          fields: {{productId: product_id, quantity: quantity}}
+        payments:
+          table: payments
+          parent_key: order_id
+"""
+
+
+def test_check_validates_aggregates_against_the_schema(sqlite_url: str) -> None:
+    engine = sa.create_engine(sqlite_url)
+    generate(engine, customers=3, categories=2, products=3, orders=3)
+    payments_meta.create_all(engine)
+    engine.dispose()
+    problems = check(sqlite_url, ORDERS_WITH.format(fields="""
+        amount: {sum: payments.amont}
+        first: {min: payments.x.amount}"""))
+    find(problems, "(orders.fields.amount.sum)", "'amont' is not a column of 'payments'",
+         "did you mean 'amount'?")
+    find(problems, "(orders.fields.first.min)", "join alias 'x'")
+    assert len(problems) == 2, problems
+    problems = check(sqlite_url, ORDERS_WITH.format(fields="""
+        amount: {sum: payments.method}
+        mail: {max: payments.amount, type: email}
+        ok: {min: payments.method}"""))
+    find(problems, "(orders.fields.amount.sum)", "'method' is a VARCHAR(20) column, not a number",
+         "count: payments counts rows")
+    find(problems, "(orders.fields.mail.max)", "type email cannot apply",
+         "(max: payments.amount)")
+    assert len(problems) == 2, problems
+    assert check(sqlite_url, ORDERS_WITH.format(fields="amount: {sum: payments.amount}")) == []
+
+
+def test_aggregate_mistakes_are_reported_with_their_line() -> None:
+    problems = problems_of("""
+        orders:
+          table: orders
+          fields:
+            id: id
+            amount: {sum: paymnets.amount}
+            total: {sum: payments}
+            billed: {count: billing}
+          children:
+            payments: {table: payments, parent_key: order_id, value: amount}
+            billing: {table: addresses, parent_key: order_id, single: true, fields: {city: city}}
+            unused: {table: notes, parent_key: order_id}
+            products:
+              table: order_lines
+              parent_key: order_id
+              fields: {productId: product_id, quantity: {max: order_lines.qty}}
+        guest_customers:
+          fields: {firstName: {min: payments.name}}
+    """)
+    by_where = {p.where: p for p in problems}
+    assert "did you mean 'payments'?" in by_where[
+        "mappings.yaml:6 (orders.fields.amount.sum)"].fix
+    assert "write sum: payments.<column>" in by_where["mappings.yaml:7 (orders.fields.total)"].what
+    assert "single child" in by_where["mappings.yaml:8 (orders.fields.billed.count)"].what
+    assert "neither value nor fields" in by_where["mappings.yaml:12 (orders.children.unused)"].what
+    misplaced = "only a resource's own fields may aggregate"
+    assert misplaced in by_where[
+        "mappings.yaml:16 (orders.children.products.fields.quantity.max)"].what
+    assert misplaced in by_where["mappings.yaml:18 (guest_customers.fields.firstName.min)"].what
+    assert len(problems) == 6, problems
+
+
+def test_a_child_only_aggregated_loads_and_is_not_sent() -> None:
+    loaded = parse_mapping(textwrap.dedent("""
+        orders:
+          table: orders
+          fields: {id: id, amount: {sum: payments.amount}, lines: {count: products}}
+          children:
+            payments: {table: payments, parent_key: order_id}
+            products: {table: order_lines, parent_key: order_id, fields: {productId: pid}}
+    """), FILE)
+    assert loaded.spec.orders is not None
+    assert not loaded.spec.orders.children["payments"].sent
+    amount = loaded.spec.orders.fields["amount"].aggregate()
+    assert amount is not None
+    assert (amount.child, amount.column) == ("payments", "amount")

@@ -2,7 +2,9 @@
 
 The source selects, for each row, every column a mapping refers to under its own name
 (`col`, or `alias.col` for a joined table), and every SQL `expression` under
-`expression_label(field)`. Compose reads a row by exactly these labels.
+`expression_label(field)`; aggregates over a child come in one grouped row per parent, in the
+child stream `aggregate_stream(child)`, also under `expression_label(field)`. Compose reads a
+row by exactly these labels.
 """
 
 from __future__ import annotations
@@ -25,6 +27,15 @@ def column_label(column: str) -> str:
 def expression_label(field_name: str) -> str:
     """Label of the SQL expression computing `field_name` in a source row."""
     return f"{EXPRESSION_PREFIX}{field_name}"
+
+
+def aggregate_stream(child: str) -> str:
+    """Name of the grouped rows of `child` (one per parent) that aggregate fields read.
+
+    An aggregate field's value is labelled like an expression (it is one, computed by the
+    database in that grouped query): expression_label(field).
+    """
+    return f"aggregates:{child}"
 
 
 def template_placeholders(template: str) -> list[str]:

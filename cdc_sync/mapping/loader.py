@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from cdc_sync.errors import MappingError, Problem
+from cdc_sync.mapping.aggregates import aggregate_problems, is_resource_field, misplaced_aggregates
 from cdc_sync.mapping.labels import template_placeholders
 from cdc_sync.mapping.locations import Locations, YamlPath, format_path, read_yaml
 from cdc_sync.mapping.model import FieldSpec, MappingSpec, ResourceSpec
@@ -145,6 +146,13 @@ def _semantic_problems(path: Path, locations: Locations, data: dict[str, Any]) -
     for yaml_path, model, node in walk_models(MappingSpec, data):
         if model is ResourceSpec:
             yield from _clash_problems(path, locations, yaml_path, node)
+            found = aggregate_problems(node)
+        elif model is FieldSpec and not is_resource_field(yaml_path):
+            found = misplaced_aggregates(node)
+        else:
+            found = iter(())
+        for relative, what, fix in found:
+            yield Problem(_where(path, locations, (*yaml_path, *relative)), what, fix)
         if model is not FieldSpec:
             continue
         template = node.get("template")

@@ -10,7 +10,7 @@ these models (`cdc-sync schema`).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -63,8 +63,30 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class AggregateFunction(StrEnum):
+    """How an aggregate field folds a child's rows into one value (in SQL, per parent)."""
+
+    SUM = "sum"  # of no rows (or only NULLs): 0
+    COUNT = "count"  # rows (`count: child`) or non-NULL values (`count: child.column`); none: 0
+    MIN = "min"  # of no rows: NULL (the field is left out, or gets `default`)
+    MAX = "max"
+
+
+class Aggregate(NamedTuple):
+    """`sum: payments.amount` read: the function, the child, the column (None: count rows)."""
+
+    function: AggregateFunction
+    child: str
+    column: str | None
+
+
+_AGGREGATE_HELP = ("child.column: a child of this resource and a column of its table (or "
+                   "child.alias.column of its joins)")
+
+
 class FieldSpec(_Strict):
-    """One Metrilo field computed from a row: exactly one of column, expression, template, const.
+    """One Metrilo field computed from a row: exactly one of column, expression, template, const
+    or an aggregate over a child (sum, count, min, max).
 
     With no `type`, the type is the Metrilo field's own (createdAt: timestamp, price: number,
     email: email, subscribed: boolean, ...; see `compose.default_coercion`).
@@ -79,6 +101,14 @@ class FieldSpec(_Strict):
         default=None, description="Text with {column} placeholders, e.g. https://shop/p/{slug}."
     )
     const: Any = None
+    sum: str | None = Field(default=None, description=f"Sum over a child's rows; {_AGGREGATE_HELP}"
+                            ". No rows: 0.")
+    count: str | None = Field(default=None, description="Rows of a child (child), or its "
+                              "non-NULL values (child.column). No rows: 0.")
+    min: str | None = Field(default=None, description=f"Least value in a child's rows; "
+                            f"{_AGGREGATE_HELP}. No rows: NULL.")
+    max: str | None = Field(default=None, description=f"Greatest value in a child's rows; "
+                            f"{_AGGREGATE_HELP}. No rows: NULL.")
     type: Coercion | None = None
     epoch: Epoch | None = Field(default=None, description="Unit of a numeric timestamp column.")
     timezone: str | None = Field(
@@ -96,15 +126,28 @@ class FieldSpec(_Strict):
     def _exactly_one_source(self) -> FieldSpec:
         given = [
             name
-            for name in ("column", "expression", "template", "const")
+            for name in ("column", "expression", "template", "const", *AggregateFunction)
             if getattr(self, name) is not None
         ]
         if len(given) != 1:
             raise ValueError(
-                "give exactly one of column, expression, template or const "
-                f"(found {', '.join(given) or 'none'})"
+                "give exactly one of column, expression, template, const, or an aggregate "
+                f"(sum, count, min, max) (found {', '.join(given) or 'none'})"
             )
+        aggregate = self.aggregate()
+        if aggregate is not None and aggregate.column is None and aggregate.function != "count":
+            raise ValueError(f"{aggregate.function}: {aggregate.child} names no column; write "
+                             f"{aggregate.function}: {aggregate.child}.<column>")
         return self
+
+    def aggregate(self) -> Aggregate | None:
+        """The aggregate this field computes, or None when it reads the row itself."""
+        for function in AggregateFunction:
+            target: str | None = getattr(self, function.value)
+            if target is not None:
+                child, _, column = target.partition(".")
+                return Aggregate(function, child, column or None)
+        return None
 
 
 Field_ = Annotated[FieldSpec, BeforeValidator(_field_shorthand)]
@@ -165,7 +208,8 @@ class ChildSpec(_Strict):
     """A collection read beside the resource in one query, merged by parent key.
 
     `value` gives a list of scalars (tags, category ids, coupon codes); `fields` a list of
-    objects (order lines, options). `single: true` takes the first row as one object.
+    objects (order lines, options). `single: true` takes the first row as one object. With
+    neither, the child is not sent: it is read only for the resource's aggregate fields.
     """
 
     table: str | None = None
@@ -184,12 +228,18 @@ class ChildSpec(_Strict):
     single: bool = False
     order_by: ColumnList = Field(default_factory=list)
 
+    @property
+    def sent(self) -> bool:
+        """Whether the child fills a Metrilo field (else only aggregates read it)."""
+        return self.value is not None or self.fields is not None
+
     @model_validator(mode="after")
     def _shape(self) -> ChildSpec:
         if (self.table is None) == (self.query is None):
             raise ValueError("give exactly one of table or query")
-        if (self.value is None) == (self.fields is None):
-            raise ValueError("give exactly one of value (a list of scalars) or fields")
+        if self.value is not None and self.fields is not None:
+            # Neither: the child is only read for aggregates (the loader checks one uses it).
+            raise ValueError("give one of value (a list of scalars) or fields, not both")
         if self.single and self.fields is None:
             raise ValueError("single: true needs fields")
         return self

@@ -16,13 +16,13 @@ import sqlalchemy as sa
 from cdc_sync.catalogue import Catalogue
 from cdc_sync.compose import default_coercion, is_list_field
 from cdc_sync.errors import Problem
-from cdc_sync.mapping.labels import expression_label, key_string
+from cdc_sync.mapping.labels import aggregate_stream, expression_label, key_string
 from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.mapping.model import FieldSpec, ResourceSpec
 from cdc_sync.resources import Resource
 from cdc_sync.source.connect import database_message
-from cdc_sync.source.fit import misfit
-from cdc_sync.source.plan import Column, Path, ResourcePlan
+from cdc_sync.source.fit import misfit, type_display, type_family
+from cdc_sync.source.plan import AggregatePlan, ChildPlan, Column, Path, ResourcePlan
 from cdc_sync.source.query import duplicate_key_select, probe_select
 from cdc_sync.source.required import required_field_problems
 
@@ -57,6 +57,7 @@ class Checker:
     def type_problems(self, resource: Resource, plan: ResourcePlan) -> Iterator[Problem]:
         path: Path = (plan.name, "fields")
         yield from self._fits(resource, path, "", plan.spec.fields, plan.values)
+        yield from self.aggregate_type_problems(resource, plan)
         for name, child in plan.children.items():
             child_path: Path = (plan.name, "children", name)
             if child.spec.value is not None:
@@ -90,18 +91,58 @@ class Checker:
                if f.expression is not None]
         yield from self._expressions(plan.from_clause, top, plan.values)
         for name, child in plan.children.items():
-            path: Path = (*base, "children", name)
-            source = child.from_clause
-            if child.spec.joins:
-                yield from self.run(probe_select(source), (*path, "joins"), "the joins fail")
-            if child.where is not None:
-                yield from self.run(probe_select(source, where=child.where), (*path, "where"),
-                                    "where fails")
-            exprs = [((*path, "fields", n, "expression"), n)
-                     for n, f in (child.spec.fields or {}).items() if f.expression is not None]
-            if child.spec.value is not None and child.spec.value.expression is not None:
-                exprs.append(((*path, "value", "expression"), name))
-            yield from self._expressions(source, exprs, child.values)
+            yield from self._child_sql((*base, "children", name), child)
+        for aggregate in plan.aggregates.values():
+            yield from self._aggregate_sql(plan, aggregate)
+
+    def _child_sql(self, path: Path, child: ChildPlan) -> Iterator[Problem]:
+        source = child.from_clause
+        if child.spec.joins:
+            yield from self.run(probe_select(source), (*path, "joins"), "the joins fail")
+        if child.where is not None:
+            yield from self.run(probe_select(source, where=child.where), (*path, "where"),
+                                "where fails")
+        exprs = [((*path, "fields", n, "expression"), n)
+                 for n, f in (child.spec.fields or {}).items() if f.expression is not None]
+        if child.spec.value is not None and child.spec.value.expression is not None:
+            exprs.append(((*path, "value", "expression"), child.name))
+        yield from self._expressions(source, exprs, child.values)
+
+    def _aggregate_sql(self, plan: ResourcePlan, aggregate: AggregatePlan) -> Iterator[Problem]:
+        """A child read only for aggregates is probed here; then the aggregates themselves."""
+        child = aggregate.child
+        path: Path = (plan.name, "children", child.name)
+        found = [] if child.spec.sent else list(self._child_sql(path, child))
+        yield from found
+        if not found:
+            probe = probe_select(child.from_clause, *aggregate.values.values())
+            yield from self.run(probe, path, "aggregating its rows fails")
+
+    def aggregate_type_problems(self, resource: Resource,
+                                plan: ResourcePlan) -> Iterator[Problem]:
+        """Sums of non-numbers; an aggregate whose type its field's coercion cannot take."""
+        for name, spec in plan.spec.fields.items():
+            aggregate = spec.aggregate()
+            if aggregate is None:
+                continue
+            grouped = plan.aggregates.get(aggregate_stream(aggregate.child))
+            folded = None if grouped is None else grouped.values.get(expression_label(name))
+            if folded is None:
+                continue
+            function = aggregate.function.value
+            path: Path = (plan.name, "fields", name, function)
+            target = f"{function}: {getattr(spec, function)}"
+            family = type_family(folded.type)
+            if aggregate.function == "sum" and family not in (None, "integer", "number"):
+                yield self.problem(path, f"{target}: {aggregate.column!r} is a "
+                                   f"{type_display(folded.type)} column, not a number",
+                                   f"sum a numeric column (count: {aggregate.child} counts "
+                                   "rows; min: and max: take any column)")
+                continue
+            why = misfit(spec.type or default_coercion(resource, name), spec, folded.type)
+            if why is not None:
+                yield self.problem(path, f"{why} ({target})",
+                                   "aggregate a column that holds such values, or set type:")
 
     def _expressions(self, source: sa.FromClause, exprs: list[tuple[Path, str]],
                      values: Mapping[str, Column]) -> Iterator[Problem]:

@@ -16,9 +16,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from cdc_sync.errors import Problem, QueryFailed
-from cdc_sync.mapping.labels import expression_label, template_placeholders
+from cdc_sync.mapping.labels import aggregate_stream, expression_label, template_placeholders
 from cdc_sync.mapping.loader import LoadedMapping
-from cdc_sync.mapping.model import ChildSpec, FieldSpec, JoinSpec, ResourceSpec
+from cdc_sync.mapping.model import (
+    AggregateFunction,
+    ChildSpec,
+    FieldSpec,
+    JoinSpec,
+    ResourceSpec,
+)
 from cdc_sync.source.keys import KeyKind, key_kinds
 from cdc_sync.source.reflect import Relation, ShopSchema
 
@@ -42,6 +48,14 @@ class ChildPlan:
 
 
 @dataclass(frozen=True)
+class AggregatePlan:
+    """A resource's aggregate fields over one child: one grouped query, a row per parent."""
+
+    child: ChildPlan
+    values: dict[str, Column]  # expression_label(field) -> SUM(...), COUNT(...), ...
+
+
+@dataclass(frozen=True)
 class ResourcePlan:
     """One resource: rows (base LEFT JOIN joins, filtered), key, cursor, values, children."""
 
@@ -57,6 +71,7 @@ class ResourcePlan:
     children: dict[str, ChildPlan]
     kinds: tuple[KeyKind, ...]
     joins: dict[str, Relation] = field(default_factory=dict)
+    aggregates: dict[str, AggregatePlan] = field(default_factory=dict)  # by aggregate_stream
 
 
 @dataclass
@@ -182,21 +197,61 @@ def plan_resource(schema: ShopSchema, mapping: LoadedMapping, name: str,
         child_name: _child(resolver, (*path, "children", child_name), child_name, child, len(key))
         for child_name, child in spec.children.items()
     }
+    ready = {n: c for n, c in children.items() if c is not None}
+    aggregates = _aggregates(resolver, path, spec, ready)
     if any(c is None for c in key):
         return None, resolver.problems
     key_columns = tuple(c for c in key if c is not None)
     for label, column in zip(key_names, key_columns, strict=True):
         values.setdefault(label, column)
-    ready = {n: c for n, c in children.items() if c is not None}
     sides = [[c.type for c in key_columns]]
     sides += [[c.type for c in child.parent_key] for child in ready.values()]
     plan = ResourcePlan(
         name=name, spec=spec, relation=base, from_clause=from_clause,
         key_names=key_names, key=key_columns, cursor=cursor, values=values,
-        where=sa.text(spec.where) if spec.where else None, children=ready,
-        kinds=key_kinds(sides), joins=joins,
+        where=sa.text(spec.where) if spec.where else None,
+        children={n: c for n, c in ready.items() if c.spec.sent},
+        kinds=key_kinds(sides), joins=joins, aggregates=aggregates,
     )
     return plan, resolver.problems
+
+
+def _aggregates(resolver: _Resolver, path: Path, spec: ResourceSpec,
+                children: Mapping[str, ChildPlan]) -> dict[str, AggregatePlan]:
+    """The aggregate fields grouped by the child they fold, each child's as one plan."""
+    values: dict[str, dict[str, Column]] = {}
+    for field_name, field_spec in spec.fields.items():
+        aggregate = field_spec.aggregate()
+        if aggregate is None:
+            continue
+        where: Path = (*path, "fields", field_name, aggregate.function.value)
+        child = children.get(aggregate.child)
+        if child is None:
+            if aggregate.child not in spec.children:
+                resolver.problem(where, f"{aggregate.function}: names the child "
+                                 f"{aggregate.child!r}, which {path[0]} does not have",
+                                 f"add children.{aggregate.child} (table:, parent_key:)")
+            continue  # else the child's own problems are reported
+        column = None
+        if aggregate.column is not None:
+            column = resolver.column(where, aggregate.column, child.relation, child.joins,
+                                     what=f"{aggregate.function} column")
+            if column is None:
+                continue
+        folded = _folded(aggregate.function, column)
+        values.setdefault(aggregate.child, {})[expression_label(field_name)] = folded
+    return {aggregate_stream(name): AggregatePlan(children[name], folded_values)
+            for name, folded_values in values.items()}
+
+
+def _folded(function: AggregateFunction, column: Column | None) -> Column:
+    if function is AggregateFunction.COUNT:
+        return sa.func.count() if column is None else sa.func.count(column)
+    assert column is not None  # the model requires a column for sum, min and max
+    if function is AggregateFunction.SUM:
+        # The sum of no values is 0 (an order without payments has paid 0), not NULL.
+        return sa.func.coalesce(sa.func.sum(column), 0)
+    return sa.func.min(column) if function is AggregateFunction.MIN else sa.func.max(column)
 
 
 def _joins(resolver: _Resolver, path: Path, base: Relation,

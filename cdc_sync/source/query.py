@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from cdc_sync.source.keys import KeyKind, bind_value, order_expression, parse_key_string
-from cdc_sync.source.plan import ChildPlan, Column, ResourcePlan
+from cdc_sync.source.plan import AggregatePlan, ChildPlan, Column, ResourcePlan
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -55,6 +55,22 @@ def child_select(plan: ResourcePlan, child: ChildPlan, dialect: str, *, since: A
         *child.order_by,
         *(c for c in tie_breakers if c is not None),
     )
+
+
+def aggregate_select(plan: ResourcePlan, aggregate: AggregatePlan, dialect: str, *,
+                     since: Any = None, keys: Sequence[str] | None = None) -> AnySelect:
+    """One grouped row per parent with child rows: its aggregate fields, in parent-key order."""
+    child = aggregate.child
+    parent_labels = [c.label(f"{PARENT_KEY_PREFIX}{i}") for i, c in enumerate(child.parent_key)]
+    values = [column.label(label) for label, column in aggregate.values.items()]
+    stmt = sa.select(*values, *parent_labels).select_from(child.from_clause)  # key last
+    stmt = stmt.where(*(c.is_not(None) for c in child.parent_key))
+    if child.where is not None:
+        stmt = stmt.where(child.where)
+    if since is not None or keys is not None:
+        stmt = stmt.where(parent_exists(plan, child, since=since, keys=keys))
+    stmt = stmt.group_by(*child.parent_key)
+    return stmt.order_by(*order_by(child.parent_key, plan.kinds, dialect))
 
 
 def parent_exists(plan: ResourcePlan, child: ChildPlan, *, since: Any,

@@ -25,6 +25,7 @@ from cdc_sync.source.connect import reading
 from cdc_sync.source.derived import DerivedPlan
 from cdc_sync.source.plan import ResourcePlan, plan_resource, resolve_fields
 from cdc_sync.source.query import (
+    aggregate_select,
     any_key_select,
     child_select,
     existing_select,
@@ -151,6 +152,12 @@ class ShopSource:
                                f"{child.relation.label}", batch=self._batch)
             for name, child in plan.children.items()
         }
+        for name, aggregate in plan.aggregates.items():
+            stmt = aggregate_select(plan, aggregate, dialect, since=since, keys=keys)
+            children[name] = stream(self._engine, stmt, batch=self._batch,
+                                    doing=f"reading the aggregates of {resource.value}.children."
+                                          f"{aggregate.child.name} from "
+                                          f"{aggregate.child.relation.label}")
         return merge(parents, plan.key_names, plan.kinds, children, resource=resource.value)
 
     def _derived_rows(self, resource: Resource, derived: DerivedPlan, *, since: Any,
