@@ -1,13 +1,20 @@
-"""The pure core imports no I/O library, and nothing reads settings or does I/O at import."""
+"""The layers' rules that import-linter cannot see: only the CLI prints, every module is under
+the contracts, the pure core's own imports.
+
+import-linter (`lint-imports`, contracts in pyproject.toml, run by README's test command)
+checks the direction of imports, indirect ones included.
+"""
 
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "cdc_sync"
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "cdc_sync"
 PURE = [
     "mapping/model.py", "mapping/labels.py", "mapping/loader.py", "mapping/locations.py",
     "compose.py", "coerce.py", "validate.py", "diff.py", "cursor.py", "report.py",
@@ -43,3 +50,26 @@ def test_only_the_cli_prints() -> None:
                     and node.func.id == "print"):
                 offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
     assert offenders == []
+
+
+def _contracts() -> dict[str, dict[str, list[str]]]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    return {c["name"]: c for c in config["tool"]["importlinter"]["contracts"]}
+
+
+def test_every_module_but_the_cli_is_kept_from_the_terminal_by_a_contract() -> None:
+    """A new module or package must join the contract, or it could import click unseen."""
+    contract = next(c for name, c in _contracts().items() if name.startswith("Only the CLI"))
+    top_level = {f"cdc_sync.{p.stem}" for p in PACKAGE.glob("*.py")} | {
+        f"cdc_sync.{p.parent.name}" for p in PACKAGE.glob("*/__init__.py")}
+    exempt = {"cdc_sync.__init__", "cdc_sync.__main__", "cdc_sync.cli"}
+    assert top_level - exempt - set(contract["source_modules"]) == set()
+
+
+def test_the_pure_core_contract_names_every_pure_module() -> None:
+    contract = next(c for name, c in _contracts().items() if name.startswith("The pure core"))
+    listed = set(contract["source_modules"])
+    for module in PURE:
+        dotted = "cdc_sync." + module.removesuffix(".py").replace("/", ".")
+        assert dotted in listed or dotted.rsplit(".", 1)[0] in listed, module
+    assert set(contract["forbidden_modules"]) >= IO_LIBRARIES
