@@ -16,7 +16,9 @@ Preset = Callable[[SchemaFacts], Draft | None]
 
 def presets() -> list[Preset]:
     """Each preset returns its draft when it recognises the shop, else None."""
-    return []
+    from cdc_sync.init.presets.woocommerce import woocommerce
+
+    return [woocommerce]
 
 
 def draft_for(facts: SchemaFacts) -> Draft:

@@ -35,17 +35,18 @@ class Draft:
         return [e.key for e in self.entries if e.key in RESOURCES and not e.commented_out]
 
 
-def header(facts: SchemaFacts, platform: str, timezone: str = "UTC") -> list[Entry]:
+def header(facts: SchemaFacts, platform: str, *, naive_utc: bool = False) -> list[Entry]:
     """The file's first entries: where it came from, how to read it, version and time zone."""
     intro = (f"Written by `cdc-sync init` for a {facts.dialect} shop: {platform}.\n"
              "Every choice is explained in a comment; a TODO comment marks each guess to confirm.\n"
              "docs/mappings.md explains every key. Next: cdc-sync check, then "
              "cdc-sync preview orders --limit 5, then cdc-sync sync.")
     naive = facts.dialect != "postgresql"
-    zone = ("TODO: the zone the shop's naive DATETIME columns are in (UTC assumed)" if naive
+    zone = ("the preset reads only columns the platform stores in UTC" if naive_utc else
+            "TODO: the zone the shop's naive DATETIME columns are in (UTC assumed)" if naive
             else "TODO: the zone of naive timestamp columns (UTC assumed); timestamptz columns "
             "carry their own")
-    return [Entry("version", 1, intro), Entry("source_timezone", timezone, zone)]
+    return [Entry("version", 1, intro), Entry("source_timezone", "UTC", zone)]
 
 
 def disabled(name: str, reason: str, *body: Entry) -> Entry:

@@ -32,6 +32,13 @@ class Flow:
     value: Any
 
 
+@dataclass(frozen=True)
+class Raw:
+    """A block written as given (a preset's hand-written YAML, comments included)."""
+
+    text: str
+
+
 @dataclass
 class Entry:
     """`key: value`, with comment lines above it; `commented_out` writes the entry as comments."""
@@ -75,6 +82,9 @@ def _value_lines(entry: Entry, indent: int) -> list[str]:
     pad = " " * indent
     key = entry.key if _PLAIN_KEY.match(entry.key) else scalar(entry.key)
     value = entry.value
+    if isinstance(value, Raw):
+        inner = " " * (indent + 2)
+        return [f"{pad}{key}:", *(f"{inner}{line}".rstrip() for line in value.text.splitlines())]
     if isinstance(value, Literal):
         inner = " " * (indent + 2)
         return [f"{pad}{key}: |", *(f"{inner}{line}".rstrip() for line in value.text.splitlines())]
