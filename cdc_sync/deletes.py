@@ -14,17 +14,17 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
+from cdc_sync.catalogue import Entry
 from cdc_sync.errors import DeleteGuardError, MetriloRejectedError, MetriloUnavailableError
-from cdc_sync.mapping.model import DeleteAction, OnDelete
-from cdc_sync.metrilo import Item
+from cdc_sync.mapping.model import DeleteAction, MappingSpec, OnDelete
+from cdc_sync.metrilo import Item, MetriloClient
 from cdc_sync.report import ResourceReport, Sample
 from cdc_sync.resources import Resource
-
-if TYPE_CHECKING:
-    from cdc_sync.engine import SyncEngine
+from cdc_sync.state import StateRow
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +37,59 @@ _SAMPLE_MARGIN = 3.0
 guard must not trip it by chance (about 1 in 1000 at 3)."""
 
 
+class GoneState(Protocol):
+    """What deletes read and write of the state DB (`StateStore` is one)."""
+
+    def live_count(self, resource: str) -> int: ...
+    def sample_live_keys(self, resource: str, size: int) -> list[str]: ...
+    def iter_live_keys(self, resource: str, chunk: int = 1000) -> Iterator[list[str]]: ...
+    def lookup(self, resource: str, keys: Sequence[str]) -> dict[str, StateRow]: ...
+    def mark_gone(self, resource: str, keys: Sequence[str]) -> None: ...
+    def mark_gone_tagged(self, resource: str, tags: Mapping[str, Sequence[str]]) -> None: ...
+    def payloads(self, resource: str, keys: Sequence[str]) -> dict[str, str]: ...
+
+
+class KeySource(Protocol):
+    """What deletes ask the shop: which keys still exist (`ShopSource` is one)."""
+
+    def existing_keys(self, resource: Resource, keys: Sequence[str]) -> set[str]: ...
+    def has_rows(self, resource: Resource) -> bool: ...
+
+
+@dataclass(frozen=True)
+class DeleteRules:
+    """What the mapping says about deletions of one resource."""
+
+    share: float  # sync.delete_guard
+    floor: int  # sync.delete_guard_min
+    on_delete: OnDelete
+    basis: Resource | None  # see catalogue.Entry
+    derived: bool
+
+    @classmethod
+    def of(cls, spec: MappingSpec, resource: Resource, entry: Entry | None) -> DeleteRules:
+        block = getattr(spec, resource.value, None)
+        return cls(
+            share=spec.sync.delete_guard, floor=spec.sync.delete_guard_min,
+            on_delete=getattr(block, "on_delete", None) or OnDelete(),
+            basis=entry.basis if entry is not None else None,
+            derived=entry is not None and entry.derived,
+        )
+
+
 class DeleteHandler:
     """The delete guard and gone-record handling of one resource in one cycle."""
 
     def __init__(
-        self, engine: SyncEngine, resource: Resource, report: ResourceReport, *, dry_run: bool
+        self, resource: Resource, report: ResourceReport, rules: DeleteRules, *,
+        state: GoneState, source: KeySource, client: MetriloClient | None, dry_run: bool,
     ) -> None:
-        self.engine = engine
         self.resource = resource
         self.report = report
+        self.rules = rules
+        self.state = state
+        self.source = source
+        self.client = client
         self.dry_run = dry_run
 
     # -- before reading -------------------------------------------------------------------
@@ -58,17 +102,16 @@ class DeleteHandler:
         """
         # A derived resource is computed from another's absence (a guest is an order email no
         # customer row has): if that source is emptied, every order turns into a guest.
-        entry = self.engine.catalogue.entry(self.resource)
-        if entry is not None and entry.basis is not None:
-            self._check_source(entry.basis, sampled=full)
-        if full and (entry is None or not entry.derived):
+        if self.rules.basis is not None:
+            self._check_source(self.rules.basis, sampled=full)
+        if full and not self.rules.derived:
             self._check_source(self.resource, sampled=True)
 
     def _check_source(self, resource: Resource, *, sampled: bool) -> None:
         if not sampled:
             self._check_not_emptied(resource)
             return
-        state, source = self.engine.state, self.engine.source
+        state, source = self.state, self.source
         live = state.live_count(resource)
         if live == 0:
             return
@@ -85,7 +128,7 @@ class DeleteHandler:
         Two first-row lookups, not counts: this runs every cycle, and counting the state rows of
         a resource (200k customers) or ordering its source keys cost tens of milliseconds each.
         """
-        state, source = self.engine.state, self.engine.source
+        state, source = self.state, self.source
         holds_some = next(iter(state.iter_live_keys(resource, chunk=1)), None) is not None
         if holds_some and not source.has_rows(resource):
             live = state.live_count(resource)
@@ -117,7 +160,7 @@ class DeleteHandler:
                  action.action.value)
 
     def _find_gone(self, limit: int, live_before: int) -> list[str]:
-        state, source = self.engine.state, self.engine.source
+        state, source = self.state, self.source
         gone: list[str] = []
         for keys in state.iter_live_keys(self.resource, chunk=EXISTENCE_CHUNK):
             existing = source.existing_keys(self.resource, keys)
@@ -128,10 +171,10 @@ class DeleteHandler:
         return gone
 
     def _share(self) -> float:
-        return self.engine.mapping.spec.sync.delete_guard
+        return self.rules.share
 
     def _floor(self) -> int:
-        return self.engine.mapping.spec.sync.delete_guard_min
+        return self.rules.floor
 
     def _guard_message(self, resource: Resource, live: int, evidence: str) -> str:
         share = self._share()
@@ -147,8 +190,7 @@ class DeleteHandler:
     # -- on_delete actions ------------------------------------------------------------------
 
     def _action(self) -> OnDelete:
-        spec = getattr(self.engine.mapping.spec, self.resource.value, None)
-        action: OnDelete = getattr(spec, "on_delete", None) or OnDelete()
+        action = self.rules.on_delete
         usable = {
             DeleteAction.TAG: Resource.CUSTOMERS, DeleteAction.STATUS: Resource.ORDERS,
         }.get(action.action, self.resource)
@@ -159,16 +201,16 @@ class DeleteHandler:
         return action
 
     def _apply(self, gone: Sequence[str], action: OnDelete) -> None:
-        if action.action is DeleteAction.TAG and self.engine.client is not None:
+        if action.action is DeleteAction.TAG and self.client is not None:
             self._tag_customers(gone, action.tag)
-        elif action.action is DeleteAction.STATUS and self.engine.client is not None:
+        elif action.action is DeleteAction.STATUS and self.client is not None:
             self._send_status(gone, action.status)
         else:
-            self.engine.state.mark_gone(self.resource, gone)
+            self.state.mark_gone(self.resource, gone)
 
     def _tag_customers(self, gone: Sequence[str], tag: str) -> None:
         """Tag each customer Metrilo holds; state remembers the tag, to untag it on return."""
-        client, state = self.engine.client, self.engine.state
+        client, state = self.client, self.state
         assert client is not None
         rows = state.lookup(self.resource, gone)
         tagged: dict[str, tuple[str, ...]] = {}
@@ -192,7 +234,7 @@ class DeleteHandler:
 
     def _send_status(self, gone: Sequence[str], status: str) -> None:
         """Send each kept order again with the status; only then record it as gone."""
-        client, state = self.engine.client, self.engine.state
+        client, state = self.client, self.state
         assert client is not None
         kept = state.payloads(self.resource, gone)
         missing = [k for k in gone if k not in kept]

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from cdc_sync import __version__
 from cdc_sync.catalogue import Catalogue
-from cdc_sync.deletes import DeleteHandler
+from cdc_sync.deletes import DeleteHandler, DeleteRules
 from cdc_sync.diff import source_seed
 from cdc_sync.errors import (
     CdcSyncError,
@@ -140,7 +140,9 @@ class SyncEngine:
         # the resource's state rows, every cycle).
         live_before = self.state.live_count(resource) if full else 0
         planner = self._planner(resource, options, rep)
-        deletes = DeleteHandler(self, resource, rep, dry_run=options.dry_run)
+        rules = DeleteRules.of(self.mapping.spec, resource, self.catalogue.entry(resource))
+        deletes = DeleteHandler(resource, rep, rules, state=self.state, source=self.source,
+                                client=self.client, dry_run=options.dry_run)
         try:
             deletes.precheck(full=full)
             self._deliver(resource, self._items(resource, planner, full), planner, rep)

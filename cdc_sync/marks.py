@@ -18,7 +18,8 @@ from cdc_sync.catalogue import Catalogue
 from cdc_sync.cursor import decode_high_water, encode_high_water
 from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.resources import Resource
-from cdc_sync.state import StateStore, meta_keys
+from cdc_sync.state import meta_keys
+from cdc_sync.state.meta_keys import MetaStore
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class ResourceMarks:
     """Reads and writes the per-resource meta values; knows nothing of records."""
 
     def __init__(
-        self, state: StateStore, mapping: LoadedMapping, clock: Callable[[], float]
+        self, state: MetaStore, mapping: LoadedMapping, clock: Callable[[], float]
     ) -> None:
         self.state = state
         self.mapping = mapping
@@ -100,7 +101,7 @@ class ResourceMarks:
         return held
 
 
-def held_changes(state: StateStore) -> dict[Resource, int]:
+def held_changes(state: MetaStore) -> dict[Resource, int]:
     """Resources whose mapping change is held, with how many records it would resend."""
     found = {}
     for resource in Resource:

@@ -11,9 +11,9 @@ accepted wait (as pending) instead of being sent and silently dropped by Metrilo
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from cdc_sync.diff import (
     Change,
@@ -26,7 +26,7 @@ from cdc_sync.metrilo import Item
 from cdc_sync.report import ResourceReport, Sample
 from cdc_sync.resources import Resource, SourceRecord
 from cdc_sync.source.stream import SourceRow
-from cdc_sync.state import Outcome, StateRow, StateStore, Status
+from cdc_sync.state import Outcome, SourceMark, StateRow, Status
 from cdc_sync.validate import validate
 
 SAMPLES_PER_CHANGE = 3
@@ -85,12 +85,25 @@ class _Composed:
     duplicate: bool  # its key equals the previous row's: only one row may have a key
 
 
+class PlanState(Protocol):
+    """What planning a chunk reads and writes of state (`StateStore` is one)."""
+
+    def lookup(self, resource: str, keys: Sequence[str]) -> dict[str, StateRow]: ...
+    def source_marks(self, resource: str, keys: Sequence[str]) -> dict[str, SourceMark]: ...
+    def record_unchanged(self, resource: str, outcomes: Sequence[Outcome]) -> None: ...
+    def mark_rejected(self, resource: str, outcomes: Sequence[Outcome]) -> None: ...
+    def mark_pending(self, resource: str, outcomes: Sequence[Outcome]) -> None: ...
+    def dependency_status(
+        self, resources: Sequence[str], metrilo_ids: Collection[str]
+    ) -> dict[str, Status]: ...
+
+
 @dataclass
 class Planner:
     """Turns composed records into the items to send, recording rejects and waits as it goes."""
 
     resource: Resource
-    state: StateStore
+    state: PlanState
     report: ResourceReport
     dry_run: bool = False
     chunk_size: int = 1000
@@ -276,7 +289,7 @@ class _Blockers:
     """The dependency status of one chunk of orders, fetched with two state queries."""
 
     def __init__(
-        self, state: StateStore, deps: Dependencies, orders: Sequence[dict[str, Any]],
+        self, state: PlanState, deps: Dependencies, orders: Sequence[dict[str, Any]],
         *, only_refused: bool = False,
     ) -> None:
         self.deps = deps

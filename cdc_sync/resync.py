@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from cdc_sync.engine import CycleOptions, SyncEngine
 from cdc_sync.report import CycleKind, CycleReport
 from cdc_sync.resources import Resource
-from cdc_sync.state import StateStore, meta_keys
+from cdc_sync.state import meta_keys
+from cdc_sync.state.meta_keys import MetaStore
 
 
 def active_resync(engine: SyncEngine) -> list[Resource] | None:
@@ -25,7 +26,7 @@ def active_resync(engine: SyncEngine) -> list[Resource] | None:
     return unfinished_resync(engine.state)
 
 
-def unfinished_resync(state: StateStore) -> list[Resource] | None:
+def unfinished_resync(state: MetaStore) -> list[Resource] | None:
     """The resources of an unfinished resync recorded in `state`, or None."""
     stored = state.get_meta(meta_keys.RESYNC_ACTIVE)
     if not stored:

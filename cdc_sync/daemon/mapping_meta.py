@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from cdc_sync.errors import Problem
-from cdc_sync.state import StateStore, meta_keys
+from cdc_sync.state import meta_keys
+from cdc_sync.state.meta_keys import MetaStore
 
 
 @dataclass(frozen=True)
@@ -41,14 +42,14 @@ def refused_edit(path: Path, summary: str, problems: list[Problem]) -> RefusedEd
     return RefusedEdit(str(path), summary, now, tuple(problems))
 
 
-def record_refused_edit(state: StateStore, edit: RefusedEdit | None) -> None:
+def record_refused_edit(state: MetaStore, edit: RefusedEdit | None) -> None:
     """Store the refusal, or clear it (None) once a good mapping is in force."""
     value = "" if edit is None else json.dumps(edit.as_dict(), ensure_ascii=False)
     if (state.get_meta(meta_keys.MAPPING_PROBLEMS) or "") != value:
         state.set_meta(meta_keys.MAPPING_PROBLEMS, value)
 
 
-def last_refused_edit(state: StateStore) -> RefusedEdit | None:
+def last_refused_edit(state: MetaStore) -> RefusedEdit | None:
     """The refused edit the daemon keeps running past, or None (for `status`)."""
     stored = state.get_meta(meta_keys.MAPPING_PROBLEMS)
     if not stored:

@@ -8,6 +8,15 @@ Renaming one loses what existing state DBs remember under the old name.
 
 from __future__ import annotations
 
+from typing import Protocol
+
+
+class MetaStore(Protocol):
+    """What a reader or writer of meta values needs of state (`StateStore` is one)."""
+
+    def get_meta(self, name: str) -> str | None: ...
+    def set_meta(self, name: str, value: str) -> None: ...
+
 RESYNC_ACTIVE = "resync:active"
 """The resources of a full resync still under way (a JSON list), so an interrupted one resumes."""
 
