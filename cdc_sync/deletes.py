@@ -255,7 +255,9 @@ class DeleteHandler:
                 failure = result.pending[0][1]
         if failure is not None:
             raise MetriloUnavailableError(
-                f"Metrilo did not accept the {status!r} status of gone {self.resource}: {failure}"
+                f"Metrilo at {client.base_url} did not accept the {status!r} status of gone "
+                f"{self.resource}: {failure}; fix: if this lasts, check that METRILO_API_URL "
+                f"({client.base_url}) is right and reachable from this machine"
             )
 
 

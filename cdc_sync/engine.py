@@ -237,9 +237,7 @@ class SyncEngine:
                 failure = result.pending[0][1]
                 planner.halt()
         if failure is not None:
-            raise MetriloUnavailableError(
-                f"Metrilo did not accept {resource} records after retries: {failure}"
-            )
+            raise MetriloUnavailableError(unavailable(self.client.base_url, resource, failure))
 
     def _commit(
         self, resource: Resource, result: BatchResult, inflight: dict[str, InFlight],
@@ -334,6 +332,13 @@ class SyncEngine:
     def _progress(self, resource: Resource, counts: ResourceCounts) -> None:
         if self.on_progress is not None:
             self.on_progress(resource, counts)
+
+
+def unavailable(base_url: str, what: object, failure: str) -> str:
+    """Why records stay pending: Metrilo at which URL said what, and where that URL is set."""
+    return (f"Metrilo at {base_url} did not accept {what} records after retries: {failure}; "
+            f"fix: if this lasts, check that METRILO_API_URL ({base_url}) is right and "
+            "reachable from this machine; the records stay pending and are sent next cycle")
 
 
 # Attempts that may have reached Metrilo although no answer came back.

@@ -120,6 +120,11 @@ class MetriloClient:
             transport=transport,
         )
 
+    @property
+    def base_url(self) -> str:
+        """The API base URL, without credentials: safe to show."""
+        return self._base
+
     def __repr__(self) -> str:
         return (
             f"MetriloClient(base_url={self._base!r}, concurrency={self._concurrency}, "

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -37,6 +38,24 @@ _FIXES: dict[str, str] = {
     ),
     "state_url": "set CDC_SYNC_STATE_URL to a SQLAlchemy URL (sqlite:///state.db or postgresql)",
 }
+
+
+# What hosting providers hand out (Heroku, Render, DigitalOcean...) names no driver; SQLAlchemy
+# would pick psycopg2 / MySQLdb, which are not installed. These are the drivers cdc-sync ships.
+_USUAL_SCHEMES = {
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+}
+
+
+def usual_url(url: str) -> str:
+    """`postgres://…`, `postgresql://…`, `mysql://…`, `mariadb://…` with the driver cdc-sync
+    ships (psycopg 3, PyMySQL); any other URL unchanged."""
+    scheme, sep, rest = url.partition("://")
+    driver = _USUAL_SCHEMES.get(scheme.lower()) if sep else None
+    return f"{driver}://{rest}" if driver else url
 
 
 def redact_url(url: str) -> str:
@@ -86,13 +105,13 @@ class Settings(BaseSettings):
     @field_validator("source_url", "state_url")
     @classmethod
     def _sqlalchemy_url(cls, value: SecretStr) -> SecretStr:
-        raw = value.get_secret_value()
+        raw = usual_url(value.get_secret_value())
         if raw:
             try:
                 make_url(raw)
             except ArgumentError:
                 raise ValueError("is not a SQLAlchemy database URL") from None
-        return value
+        return SecretStr(raw)
 
     @property
     def recheck_seconds(self) -> float:
@@ -147,15 +166,28 @@ def load_settings(overrides: Mapping[str, Any] | None = None, **kwargs: Any) -> 
 
     `kwargs` go to pydantic-settings (tests pass `_env_file=None` to ignore a stray `.env`).
     """
+    settings, problems = settings_and_problems(overrides, **kwargs)
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def settings_and_problems(
+    overrides: Mapping[str, Any] | None = None, **kwargs: Any
+) -> tuple[Settings, list[Problem]]:
+    """Settings as `load_settings` reads them, with any malformed one at its default, and the
+    problems found; never raises, so a command can report these with every other problem."""
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     try:
         settings = Settings(**kwargs, **given)
     except ValidationError as exc:
-        raise ConfigError([_problem(err) for err in exc.errors()]) from None
-    problems = _secret_problems(settings)
-    if problems:
-        raise ConfigError(problems)
-    return settings
+        problems = [_problem(err) for err in exc.errors()]
+        # Flags win over the environment: the defaults of the bad ones stand in for them.
+        bad = {str(err["loc"][0]) for err in exc.errors() if err.get("loc")}
+        stand_ins = {name: f.default for name, f in Settings.model_fields.items()
+                     if name in bad or f.validation_alias in bad}
+        return Settings(**kwargs, **{**given, **stand_ins}), problems
+    return settings, _secret_problems(settings)
 
 
 _FILE_SETTING = "METRILO_API_SECRET_FILE"
@@ -196,9 +228,48 @@ def _problem(err: Any) -> Problem:
          if field_name in (n, f.validation_alias)),
         field_name,
     )
-    # pydantic echoes the bad input in some messages; never for secrets, so use msg only.
+    name = _field_of(env)
+    field = Settings.model_fields.get(name)
+    fix = _FIXES.get(name) or (setting_fix(env, field) if field is not None else "")
+    return Problem(where=env, what=setting_what(err, secret=name in _SECRET_FIELDS), fix=fix)
+
+
+# Settings whose value may hold a secret (a password inside a URL): never echoed.
+_SECRET_FIELDS = frozenset({"metrilo_api_token", "metrilo_api_secret", "metrilo_api_url",
+                            "source_url", "state_url"})
+
+
+def setting_what(err: Any, *, secret: bool) -> str:
+    """What is wrong with a setting: pydantic's words, after the value given unless secret."""
     what = str(err["msg"]).removeprefix("Value error, ")
-    return Problem(where=env, what=what, fix=_FIXES.get(_field_of(env), ""))
+    given = err.get("input")
+    if secret or not isinstance(given, str | int | float) or isinstance(given, bool):
+        return what
+    return f"{given!r}: {what}"
+
+
+def setting_fix(env: str, field: FieldInfo) -> str:
+    """A fix line from the field's type, bounds and default: "set X to a number ... (default Y)"."""
+    bounds = {}
+    for item in field.metadata:
+        for name in ("ge", "gt", "le", "lt"):
+            if getattr(item, name, None) is not None:
+                bounds[name] = getattr(item, name)
+    kind = repr(field.annotation)
+    if "bool" in kind:
+        wanted = "true or false (1/0, yes/no)"
+    elif "int" in kind:
+        wanted = "a whole number"
+    elif "float" in kind:
+        wanted = "a number"
+    else:
+        return f"see README.md (settings) for what {env} takes"
+    limits = [f"{_WORDS[name]} {value:g}" for name, value in bounds.items()]
+    default = "" if field.default in (None, "") else f" (default {field.default})"
+    return f"set {env} to {wanted}{' ' if limits else ''}{' and '.join(limits)}{default}"
+
+
+_WORDS = {"ge": "at least", "gt": "above", "le": "at most", "lt": "below"}
 
 
 def _field_of(env: str) -> str:

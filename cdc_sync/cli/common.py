@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from cdc_sync.errors import CdcSyncError
-from cdc_sync.settings import Settings, load_settings
+from cdc_sync.daemon.settings import DaemonSettings, load_daemon_settings
+from cdc_sync.errors import CdcSyncError, ConfigError, MappingError
+from cdc_sync.mapping.loader import LoadedMapping, load_mapping
+from cdc_sync.settings import Settings, load_settings, settings_and_problems
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,6 +64,42 @@ def settings_from(kwargs: dict[str, Any]) -> Settings:
     """Settings with the flags in `kwargs` applied (and removed from it)."""
     overrides = {name: kwargs.pop(name, None) for name in SETTING_FLAGS}
     return load_settings(overrides)
+
+
+@dataclass(frozen=True)
+class Configured:
+    """What a command that reads the shop (and sends) needs, every piece checked."""
+
+    settings: Settings
+    mapping: LoadedMapping
+    daemon: DaemonSettings | None = None
+
+
+def configured(kwargs: dict[str, Any], *, send: bool,
+               daemon_flags: Mapping[str, Any] | None = None) -> Configured:
+    """Settings (flags in `kwargs` applied and removed from it), daemon settings when
+    `daemon_flags` is given, and the mapping; one ConfigError listing every problem of all
+    three, so `run`, `sync`, `retry` and `resync` report the same full set at once."""
+    overrides = {name: kwargs.pop(name, None) for name in SETTING_FLAGS}
+    settings, problems = settings_and_problems(overrides)
+    daemon = None
+    if daemon_flags is not None:
+        try:
+            daemon = load_daemon_settings(daemon_flags)
+        except ConfigError as exc:
+            problems += exc.problems
+    required = ("source_url", *(("metrilo_api_token", "metrilo_api_secret") if send else ()))
+    try:
+        settings.require(*required)
+    except ConfigError as exc:
+        problems += exc.problems
+    try:
+        mapping = load_mapping(settings.mappings)
+    except MappingError as exc:
+        problems += exc.problems
+    if problems:
+        raise ConfigError(problems)
+    return Configured(settings, mapping, daemon)
 
 
 def setup_logging(*, json_lines: bool = False, level: int = logging.INFO) -> None:

@@ -9,10 +9,9 @@ from typing import Any
 
 import click
 
-from cdc_sync.cli.common import settings_from, settings_options, setup_logging
+from cdc_sync.cli.common import configured, settings_options, setup_logging
 from cdc_sync.cli.progress import progress_callback
-from cdc_sync.daemon import Daemon, load_daemon_settings, resync_or_hand_over, signals
-from cdc_sync.mapping.loader import load_mapping
+from cdc_sync.daemon import Daemon, resync_or_hand_over, signals
 from cdc_sync.resources import Resource
 from cdc_sync.settings import Settings
 
@@ -50,14 +49,13 @@ def run(interval: float | None, http_port: int | None, http_host: str | None, lo
     state DB a second `run` waits as a standby and takes over when this one dies; with SQLite
     state it refuses to start.
     """
-    settings = settings_from(kwargs)
-    options = load_daemon_settings(
-        {"interval": interval, "http_port": http_port, "http_host": http_host,
-         "log_json": log_json or None, "mapping_changes": mapping_changes}
-    )
-    setup_logging(json_lines=options.log_json)
+    ready = configured(kwargs, send=True, daemon_flags={
+        "interval": interval, "http_port": http_port, "http_host": http_host,
+        "log_json": log_json or None, "mapping_changes": mapping_changes})
+    assert ready.daemon is not None  # daemon_flags given: loaded or raised
+    setup_logging(json_lines=ready.daemon.log_json)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every job run at INFO
-    daemon = Daemon(settings, options, load_mapping(settings.mappings),
+    daemon = Daemon(ready.settings, ready.daemon, ready.mapping,
                     on_progress=progress_callback())
     signals.install(daemon.request_stop)
     signals.install_reload(daemon.request_reload)

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from cdc_sync.app import open_engine, open_state
-from cdc_sync.cli.common import settings_from, settings_options, setup_logging
+from cdc_sync.cli.common import configured, settings_from, settings_options, setup_logging
 from cdc_sync.cli.daemon_cmds import hand_resync_to_daemon
 from cdc_sync.cli.progress import cycle_progress, expect_known_records
 from cdc_sync.cli.show import print_report, print_status
@@ -50,14 +50,16 @@ def sync(dry_run: bool, full: bool, accept_mapping: bool, resources: tuple[str, 
     New and changed records are sent; failed sends stay pending and are retried next cycle;
     records Metrilo or local validation rejected are kept with the reason (see `rejected`).
     """
-    settings = settings_from(kwargs)
+    ready = configured(kwargs, send=not dry_run)
+    settings = ready.settings
     setup_logging()
     options = CycleOptions(
         kind=CycleKind.SYNC, resources=tuple(Resource(r) for r in resources), dry_run=dry_run,
         full=full, accept_mapping=accept_mapping,
     )
     with (_pushing(settings, "sync", dry_run=dry_run), cycle_progress() as progress,
-          open_engine(settings, send=not dry_run, on_progress=progress) as engine):
+          open_engine(settings, send=not dry_run, mapping=ready.mapping,
+                      on_progress=progress) as engine):
         progress.expected = expect_known_records(engine.state)
         report = engine.run(options)
     print_report(report)
@@ -78,12 +80,14 @@ def resync(dry_run: bool, confirm: bool, restart: bool, resources: tuple[str, ..
     Resumable: killed halfway, the next `resync` goes on where it stopped. With a daemon
     running on the same state DB, the resync is handed to it and starts there at once.
     """
-    settings = settings_from(kwargs)
+    ready = configured(kwargs, send=not dry_run)
+    settings = ready.settings
     setup_logging()
     chosen = [Resource(r) for r in resources]
     if dry_run:
         with (cycle_progress() as progress,
-              open_engine(settings, send=False, on_progress=progress) as engine):
+              open_engine(settings, send=False, mapping=ready.mapping,
+                          on_progress=progress) as engine):
             progress.expected = expect_known_records(engine.state)
             report = run_resync(engine, chosen, dry_run=True)
         print_report(report)
@@ -92,7 +96,7 @@ def resync(dry_run: bool, confirm: bool, restart: bool, resources: tuple[str, ..
         if handed:
             raise click.exceptions.Exit(0)
         with (cycle_progress() as progress,
-              open_engine(settings, on_progress=progress) as engine):
+              open_engine(settings, mapping=ready.mapping, on_progress=progress) as engine):
             progress.expected = expect_known_records(engine.state)
             report = run_resync(engine, chosen, confirm=confirm, restart=restart)
     print_report(report)
@@ -104,11 +108,12 @@ def resync(dry_run: bool, confirm: bool, restart: bool, resources: tuple[str, ..
 @click.argument("resources", nargs=-1, type=click.Choice(RESOURCE_NAMES))
 def retry(resources: tuple[str, ...], **kwargs: Any) -> None:
     """Send rejected records again (after fixing the shop data or the mapping), then sync."""
-    settings = settings_from(kwargs)
+    ready = configured(kwargs, send=True)
     setup_logging()
     chosen = [Resource(r) for r in resources]
-    with (_pushing(settings, "retry", dry_run=False), cycle_progress() as progress,
-          open_engine(settings, on_progress=progress) as engine):
+    with (_pushing(ready.settings, "retry", dry_run=False), cycle_progress() as progress,
+          open_engine(ready.settings, mapping=ready.mapping,
+                      on_progress=progress) as engine):
         progress.expected = expect_known_records(engine.state)
         for resource in chosen or engine.mapped_resources():
             engine.state.retry_rejected(resource.value)

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from cdc_sync.errors import StateError
-from cdc_sync.settings import redact_url
+from cdc_sync.settings import redact_url, usual_url
 from cdc_sync.state.engine import describe_failure
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def open_lease(state_url: str, *, session_timeout: float | None = None) -> Lease
     `session_timeout` (PostgreSQL): a holder that stops calling `alive` for this many seconds
     loses the lease; the daemon pings every poll, a foreground CLI run does not ping (None).
     """
-    url = sa.make_url(state_url)
+    url = sa.make_url(usual_url(state_url))
     if url.get_backend_name() == "postgresql":
         return AdvisoryLease(state_url, session_timeout=session_timeout)
     database = url.database or ""
@@ -247,9 +247,7 @@ class AdvisoryLease:
 
 
 def _lease_engine(state_url: str) -> sa.Engine:
-    url = sa.make_url(state_url)
-    if url.drivername == "postgresql":
-        url = url.set(drivername="postgresql+psycopg")
+    url = sa.make_url(usual_url(state_url))
     keepalive = " ".join(f"-c tcp_keepalives_{k}={v}" for k, v in _KEEPALIVE.items())
     return sa.create_engine(
         url,

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from cdc_sync.catalogue import DERIVED
 from cdc_sync.errors import ConfigError, Problem
 from cdc_sync.resources import Resource
+from cdc_sync.settings import setting_fix, setting_what
 
 STANDBY_RETRY_MAX = 5.0
 STALE_INTERVALS = 3
@@ -26,6 +27,10 @@ _FIXES = {
     ),
     "CDC_SYNC_HTTP_PORT": "use a port number from 1 to 65535 (0 picks a free one)",
     "CDC_SYNC_WEBHOOK_URL": "use an http(s) URL that accepts a JSON POST",
+    "CDC_SYNC_HTTP_HOST": (
+        "set CDC_SYNC_HTTP_HOST to the address /healthz listens on, e.g. 127.0.0.1 (0.0.0.0 "
+        "listens on every interface)"
+    ),
     "CDC_SYNC_MAPPING_CHANGES": (
         "use hold (an edit of mappings.yaml that changes more than sync.hold_changes_over "
         "records waits for `cdc-sync resync --confirm`) or apply (send it at once)"
@@ -133,7 +138,10 @@ def load_daemon_settings(overrides: Mapping[str, Any] | None = None,
 
 def _problem(err: Any) -> Problem:
     name = str(err["loc"][0]) if err.get("loc") else "settings"
+    name = next((n for n, f in DaemonSettings.model_fields.items()
+                 if name in (n, f.validation_alias)), name)
     field = DaemonSettings.model_fields.get(name)
     env = str(field.validation_alias) if field is not None and field.validation_alias else name
-    # pydantic's msg, never its input: the webhook URL may hold a token.
-    return Problem(where=env, what=str(err["msg"]), fix=_FIXES.get(env, ""))
+    fix = _FIXES.get(env) or (setting_fix(env, field) if field is not None else "")
+    # Never the webhook URL's input: it may hold a token.
+    return Problem(where=env, what=setting_what(err, secret=name == "webhook_url"), fix=fix)

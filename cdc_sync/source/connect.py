@@ -7,6 +7,7 @@ MySQL sessions are set READ ONLY on connect, SQLite files are opened with `mode=
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from cdc_sync.errors import SourceError
+from cdc_sync.settings import usual_url
 from cdc_sync.source.pgtypes import register_lenient_dates
 
 # cursor_tuple_fraction: PostgreSQL plans a cursor (how cdc-sync streams rows) for fetching its
@@ -28,12 +30,24 @@ _PG_READ_OPTIONS = "-c default_transaction_read_only=on -c cursor_tuple_fraction
 def connect_shop(url: str | URL) -> sa.Engine:
     """An engine on the shop database whose sessions cannot write."""
     try:
-        parsed = sa.make_url(url)
+        parsed = sa.make_url(usual_url(url) if isinstance(url, str) else url)
     except sa.exc.ArgumentError:
         raise SourceError(
             "the shop database URL is not a SQLAlchemy URL; fix: set CDC_SYNC_SOURCE_URL to e.g. "
             "postgresql+psycopg://reader@db/shop"
         ) from None
+    try:
+        return _read_only_engine(parsed)
+    except (sa.exc.NoSuchModuleError, ImportError) as exc:
+        # A dialect or driver that is not installed: say which, and what is.
+        raise SourceError(
+            f"the shop database URL {parsed.render_as_string(hide_password=True)} needs a "
+            f"driver that is not installed ({exc}); fix: set CDC_SYNC_SOURCE_URL with a "
+            "driver cdc-sync ships: postgresql+psycopg://, mysql+pymysql:// or sqlite:///"
+        ) from None
+
+
+def _read_only_engine(parsed: URL) -> sa.Engine:
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         engine = sa.create_engine(_sqlite_read_only(parsed))
@@ -83,8 +97,40 @@ def _mysql_read_only(dbapi_connection: Any, _record: Any) -> None:
 def source_error(
     exc: BaseException, doing: str, fix: str, engine: sa.Engine | None = None
 ) -> SourceError:
-    """A SourceError for a failed read: what was being done, the database's words, the fix."""
-    return SourceError(f"{doing} failed: {database_message(exc, engine)}; fix: {fix}")
+    """A SourceError for a failed read: what was being done, the database's words, the fix.
+
+    A failure to connect at all gets the connection's fix instead of `fix` (which is about
+    the read itself: advising `cdc-sync check` to someone whose password is wrong sends them
+    in a circle).
+    """
+    message = database_message(exc, engine)
+    return SourceError(f"{doing} failed: {message}; fix: {connection_fix(message) or fix}")
+
+
+# (what the database's message says, the fix); PostgreSQL's and MySQL/MariaDB's wording.
+_CONNECTION_FIXES = (
+    (r"password authentication failed|access denied for user|no password supplied|"
+     r'peer authentication|role "[^"]*" does not exist',
+     "check the user name and password in CDC_SYNC_SOURCE_URL (the password is never shown "
+     "here); special characters in the password must be percent-encoded (@ as %40)"),
+    (r'unknown database|database "[^"]*" does not exist',
+     "check the database name at the end of CDC_SYNC_SOURCE_URL (create it, or name the one "
+     "the shop uses)"),
+    (r"could not connect|connection refused|can't connect|could not translate host|"
+     r"name or service not known|timeout expired|connection failed|no route to host|"
+     r"unable to open database file",
+     "check that the shop database server is running and that the host, port (and for SQLite "
+     "the file path) in CDC_SYNC_SOURCE_URL are right and reachable from this machine"),
+)
+
+
+def connection_fix(message: str) -> str | None:
+    """The fix for a failure to connect to the shop (wrong password, host, database), or None
+    when `message` is about something else."""
+    for pattern, fix in _CONNECTION_FIXES:
+        if re.search(pattern, message, re.IGNORECASE):
+            return fix
+    return None
 
 
 def database_message(exc: BaseException, engine: sa.Engine | None = None) -> str:

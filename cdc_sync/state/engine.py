@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from cdc_sync.errors import StateError
-from cdc_sync.settings import redact_url
+from cdc_sync.settings import redact_url, usual_url
 
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -27,7 +28,7 @@ _URL_FIX = (
 def create_state_engine(url: str) -> sa.Engine:
     """An engine for the state DB: SQLite tuned for a daemon plus a CLI, or PostgreSQL."""
     try:
-        parsed = sa.make_url(url)
+        parsed = sa.make_url(usual_url(url))
     except ArgumentError:
         raise StateError(
             f"state DB URL {redact_url(url)} is not a database URL; fix: {_URL_FIX}"
@@ -37,14 +38,11 @@ def create_state_engine(url: str) -> sa.Engine:
             f"state DB {redact_url(url)}: {parsed.get_backend_name()} is not supported for "
             f"state; fix: {_URL_FIX}"
         )
-    if parsed.drivername == "postgresql":
-        # Plain postgresql:// means psycopg2, which is not installed; psycopg 3 is.
-        parsed = parsed.set(drivername="postgresql+psycopg")
     try:
         if parsed.get_backend_name() == "sqlite":
             return _sqlite_engine(parsed)
         return sa.create_engine(parsed, pool_pre_ping=True)
-    except (ArgumentError, NoSuchModuleError) as exc:
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         raise StateError(f"state DB {redact_url(url)}: {exc}; fix: {_URL_FIX}") from None
 
 
@@ -125,7 +123,18 @@ _FIXES = (
 )
 
 
+_NO_DATABASE = re.compile(r'database "[^"]*" does not exist', re.IGNORECASE)
+_CREATE_DATABASE = (
+    "the PostgreSQL database named in CDC_SYNC_STATE_URL does not exist yet: create it (as a "
+    "user allowed to: `createdb -h HOST -U USER DBNAME` in a shell, or `CREATE DATABASE "
+    "dbname;` in psql), then start cdc-sync again; it creates its tables itself"
+)
+
+
 def _fix_for(cause: str) -> str:
+    # Before the table fixes: `db upgrade` creates tables, never the database itself.
+    if _NO_DATABASE.search(cause):
+        return _CREATE_DATABASE
     lowered = cause.lower()
     for needles, fix in _FIXES:
         if any(needle in lowered for needle in needles):
