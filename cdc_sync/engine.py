@@ -34,6 +34,7 @@ from cdc_sync.planner import Dependencies, InFlight, Planner
 from cdc_sync.report import CycleKind, CycleReport, ReadMode, ResourceCounts, ResourceReport
 from cdc_sync.resources import Resource
 from cdc_sync.source import ShopSource, SourceRow
+from cdc_sync.source.sample import no_rows_note
 from cdc_sync.state import Outcome, StateStore
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,11 @@ class SyncEngine:
             rep.error = str(exc)
             log.error("%s: %s", resource, exc)
             return
+        empty = full and not planner.stopped and rep.counts.scanned == 0
+        note = no_rows_note(self.mapping, resource) if empty else None
+        if note is not None:  # not "nothing to do": a wrong where reads nothing too
+            rep.notes.append(note)
+            log.warning("%s: %s", resource, note)
         if planner.stopped:
             report.stopped = True
             rep.notes.append("stopped early on request; the rest is read next cycle")

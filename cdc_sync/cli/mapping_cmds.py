@@ -16,6 +16,7 @@ from cdc_sync.mapping.loader import load_mapping
 from cdc_sync.resources import Resource
 from cdc_sync.settings import Settings, redact_url
 from cdc_sync.source import ShopSource, connect_shop
+from cdc_sync.source.sample import sample_findings
 from cdc_sync.validate import validate
 
 
@@ -38,11 +39,20 @@ def check(**kwargs: Any) -> None:
     Tables, columns, join aliases and template placeholders must exist; coercions must fit
     the columns' types; query, where and expression SQL must run (with LIMIT 0); keys must be
     unique; Metrilo's required fields must be mapped; guest customers and deleted products
-    must have what they need. Reads only, writes nothing. Exits 2 when there are problems.
+    must have what they need. Then the first 50 rows of each resource are composed as a sync
+    would: a field no sampled record can send is a problem, one some cannot send a warning, as
+    is a resource that reads no rows. Reads only, writes nothing. Exits 2 when there are
+    problems.
     """
     settings = settings_from(kwargs)
     with _shop(settings) as source:
         problems = source.check()
+        findings = sample_findings(source, source.mapping)
+        if findings.warnings:
+            click.echo(f"warnings ({len(findings.warnings)}):")
+            for warning in findings.warnings:
+                click.echo(f"  - {warning}")
+        problems = [*problems, *findings.errors]
         if problems:
             raise MappingError(problems, title=f"{settings.mappings} does not fit the shop")
         resources, tables = source.mapped_resources(), len(source.tables())

@@ -57,6 +57,10 @@ class ShopSource:
 
     # -- what the mapping holds ---------------------------------------------------------
 
+    @property
+    def mapping(self) -> LoadedMapping:
+        return self._mapping
+
     def spec(self, resource: Resource) -> ResourceSpec | None:
         """The enabled mapping of a direct resource (None: unmapped, disabled or derived)."""
         return self.catalogue.spec(resource)
