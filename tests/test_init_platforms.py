@@ -19,7 +19,7 @@ from cdc_sync.mapping.loader import load_mapping
 from cdc_sync.sandbox import Sandbox
 from cdc_sync.source import ShopSource, connect_shop
 from helpers.cli import command
-from helpers.platforms import woocommerce
+from helpers.platforms import magento, woocommerce
 from helpers.platforms.expected import Expected
 from helpers.world import SECRET, TOKEN, World
 
@@ -73,3 +73,18 @@ def test_woocommerce(tmp_path: Path, mysql_url: str, prefix: str, hpos: bool,
     assert f"WooCommerce (table prefix '{prefix}'" in stdout
     assert f"table: {prefix}{'wc_orders' if hpos else 'posts'}" in text
     assert f"table: {prefix}{'wc_customer_lookup' if lookup else 'users'}" in text
+
+
+@pytest.mark.parametrize(("version", "staged", "prefix"), [
+    (2, False, ""),          # Magento 2 Open Source
+    (2, True, "mg_"),        # Magento 2 Commerce: EAV values by row_id, staged updates
+    (1, False, ""),          # Magento 1 / OpenMage: sales_flat_*, customer names in EAV
+])
+def test_magento(tmp_path: Path, mysql_url: str, version: int, staged: bool,
+                 prefix: str) -> None:
+    expected = magento.build(mysql_url, version=version, staged=staged, prefix=prefix)
+    stdout, text, differences = synced(tmp_path, mysql_url, expected)
+    assert differences == []
+    assert f"Magento {version}" in stdout
+    assert "entity_type_id = 4" not in text  # ids are looked up by code
+    assert ("row_id" in text) == staged

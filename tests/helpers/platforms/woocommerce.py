@@ -222,7 +222,7 @@ def build(url: str, prefix: str = "wp_", *, hpos: bool = False, lookup: bool = F
     terms = _terms(shop, expected)
     products = _products(shop, expected, rng, terms)
     _orders(shop, expected, rng, customers, products, hpos)
-    _load(url, shop)
+    load(url, shop, DDL)
     return expected
 
 
@@ -407,11 +407,12 @@ def _refund(shop: Shop, hpos: bool, order_id: int, total: Decimal, when: datetim
              date_updated_gmt=later)
 
 
-def _load(url: str, shop: Shop) -> None:
+def load(url: str, shop: Shop, ddl: str) -> None:
+    """Create the tables of `ddl` ({p}: the prefix) and insert the shop's rows."""
     engine = sa.create_engine(url)
     try:
         with engine.begin() as conn:
-            for statement in DDL.replace("{p}", shop.prefix).split(";"):
+            for statement in ddl.replace("{p}", shop.prefix).split(";"):
                 if statement.strip():
                     conn.execute(sa.text(statement))
         metadata = sa.MetaData()
