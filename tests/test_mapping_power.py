@@ -276,15 +276,14 @@ def test_check_resolves_names_in_child_joins(sqlite_url: str) -> None:
               joins:
                 - {table: tagz, alias: t, on: {tag_id: id}}
                 - {table: tags, alias: u, on: {tag_idd: id, nam: {const: x}}}
-              value: x.name
+              value: u.nam
               order_by: u.nme
     """)
     find(problems, "(customers.children.tags.joins[0].table)", "'tagz' does not exist",
          "did you mean 'tags'?")
     find(problems, "(customers.children.tags.joins[1].on.tag_idd)", "did you mean 'tag_id'?")
     find(problems, "(customers.children.tags.joins[1].on.nam)", "did you mean 'name'?")
-    find(problems, "(customers.children.tags.value.column)", "join alias 'x'",
-         "defined aliases: u")
+    find(problems, "(customers.children.tags.value.column)", "'nam' is not a column of join 'u'")
     find(problems, "(customers.children.tags.order_by)", "'nme' is not a column of join 'u'",
          "did you mean 'name'?")
 
@@ -392,10 +391,10 @@ def test_check_validates_aggregates_against_the_schema(sqlite_url: str) -> None:
     engine.dispose()
     problems = check(sqlite_url, ORDERS_WITH.format(fields="""
         amount: {sum: payments.amont}
-        first: {min: payments.x.amount}"""))
+        first: {min: payments.payment_date}"""))
     find(problems, "(orders.fields.amount.sum)", "'amont' is not a column of 'payments'",
          "did you mean 'amount'?")
-    find(problems, "(orders.fields.first.min)", "join alias 'x'")
+    find(problems, "(orders.fields.first.min)", "'payment_date' is not a column of 'payments'")
     assert len(problems) == 2, problems
     problems = check(sqlite_url, ORDERS_WITH.format(fields="""
         amount: {sum: payments.method}
@@ -456,3 +455,45 @@ def test_a_child_only_aggregated_loads_and_is_not_sent() -> None:
     amount = loaded.spec.orders.fields["amount"].aggregate()
     assert amount is not None
     assert (amount.child, amount.column) == ("payments", "amount")
+
+
+def test_undefined_and_repeated_join_aliases_are_reported_with_their_line() -> None:
+    problems = problems_of("""
+        orders:
+          table: orders
+          joins:
+            - {table: customers, alias: c, on: {customer_id: id, co.id: id}}
+            - {table: countries, alias: co, on: {c.country_id: id}}
+            - {table: countries, alias: co, on: {cc.id: id}}
+          fields:
+            id: id
+            email: cu.email
+            city: {template: "{co.name}, {cc.name}"}
+            amount: {sum: payments.pp.amount}
+          children:
+            payments:
+              table: payments
+              parent_key: order_id
+              joins: [{table: methods, alias: m, on: {method_id: id}}]
+              value: c.name
+              order_by: [m.name, p.name]
+    """)
+    by_where = {p.where: p for p in problems}
+    assert set(by_where) == {
+        "mappings.yaml:5 (orders.joins[0].on.co.id)",
+        "mappings.yaml:7 (orders.joins[2].alias)",
+        "mappings.yaml:7 (orders.joins[2].on.cc.id)",
+        "mappings.yaml:10 (orders.fields.email)",
+        "mappings.yaml:11 (orders.fields.city.template)",
+        "mappings.yaml:12 (orders.fields.amount.sum)",
+        "mappings.yaml:18 (orders.children.payments.value)",
+        "mappings.yaml:19 (orders.children.payments.order_by)",
+    }, problems
+    later = by_where["mappings.yaml:5 (orders.joins[0].on.co.id)"]
+    assert "not defined before this join" in later.what
+    assert "did you mean 'c'?" in by_where["mappings.yaml:10 (orders.fields.email)"].fix
+    assert "given twice" in by_where["mappings.yaml:7 (orders.joins[2].alias)"].what
+    aggregate = by_where["mappings.yaml:12 (orders.fields.amount.sum)"]
+    assert "children.payments's joins (defined: m)" in aggregate.what
+    # A child sees its own joins only, not the resource's.
+    assert "(defined: m)" in by_where["mappings.yaml:18 (orders.children.payments.value)"].what

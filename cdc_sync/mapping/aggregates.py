@@ -32,7 +32,7 @@ def aggregate_problems(resource: dict[str, Any]) -> Iterator[Found]:
         return
     used: set[str] = set()
     for name, field in fields.items():
-        for function, target in _aggregates(field):
+        for function, target in aggregates_of(field):
             child = target.partition(".")[0]
             found = _child_problem(function, target, child, children)
             if found is None:
@@ -49,12 +49,13 @@ def aggregate_problems(resource: dict[str, Any]) -> Iterator[Found]:
 
 def misplaced_aggregates(field: Any) -> Iterator[Found]:
     """An aggregate outside a resource's own fields (a child's, guest_customers'...)."""
-    for function, _ in _aggregates(field):
+    for function, _ in aggregates_of(field):
         yield ((function,), f"{function}: only a resource's own fields may aggregate over "
                "its children", "move the field to the resource's fields:, next to the child")
 
 
-def _aggregates(field: Any) -> Iterator[tuple[str, str]]:
+def aggregates_of(field: Any) -> Iterator[tuple[str, str]]:
+    """(function, target) of each aggregate key in a raw field block."""
     if isinstance(field, dict):
         for function in AggregateFunction:
             target = field.get(function.value)

@@ -23,7 +23,13 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from cdc_sync.errors import MappingError, Problem
-from cdc_sync.mapping.aggregates import aggregate_problems, is_resource_field, misplaced_aggregates
+from cdc_sync.mapping.aggregates import (
+    Found,
+    aggregate_problems,
+    is_resource_field,
+    misplaced_aggregates,
+)
+from cdc_sync.mapping.aliases import alias_problems
 from cdc_sync.mapping.labels import template_placeholders
 from cdc_sync.mapping.locations import Locations, YamlPath, format_path, read_yaml
 from cdc_sync.mapping.model import FieldSpec, MappingSpec, ResourceSpec
@@ -146,12 +152,7 @@ def _semantic_problems(path: Path, locations: Locations, data: dict[str, Any]) -
     for yaml_path, model, node in walk_models(MappingSpec, data):
         if model is ResourceSpec:
             yield from _clash_problems(path, locations, yaml_path, node)
-            found = aggregate_problems(node)
-        elif model is FieldSpec and not is_resource_field(yaml_path):
-            found = misplaced_aggregates(node)
-        else:
-            found = iter(())
-        for relative, what, fix in found:
+        for relative, what, fix in _block_problems(yaml_path, model, node):
             yield Problem(_where(path, locations, (*yaml_path, *relative)), what, fix)
         if model is not FieldSpec:
             continue
@@ -166,6 +167,16 @@ def _semantic_problems(path: Path, locations: Locations, data: dict[str, Any]) -
         zone = node.get("timezone")
         if isinstance(zone, str):
             yield from _zone_problems(path, locations, (*yaml_path, "timezone"), zone)
+
+
+def _block_problems(yaml_path: YamlPath, model: type[BaseModel],
+                    node: dict[str, Any]) -> Iterator[Found]:
+    """Aggregates and join aliases, relative to the block (see aggregates.py, aliases.py)."""
+    if model is ResourceSpec:
+        yield from aggregate_problems(node)
+        yield from alias_problems(node)
+    elif model is FieldSpec and not is_resource_field(yaml_path):
+        yield from misplaced_aggregates(node)
 
 
 def _clash_problems(
