@@ -2,7 +2,8 @@
 
 A Composer turns each field of the mapping into one precomputed function of the row when it
 is built, so compose() runs millions of times a cycle without looking at the spec again.
-Per field: read the value (column, `expr:F` expression label, template or const), apply `map`,
+Per field: read the value (column, `expr:F` expression label, template or const), `decode`
+it (HTML entities), apply `map`,
 fill NULLs from `default` (or leave the field out), `split` delimited text, then coerce to
 the field's type. A value that cannot be coerced never raises: the field is left out and the
 reason lands in SourceRecord.problems, so the engine rejects that record with it.
@@ -10,6 +11,7 @@ reason lands in SourceRecord.problems, so the engine rejects that record with it
 
 from __future__ import annotations
 
+import html
 import string
 from collections.abc import Callable, Mapping, Sequence
 from datetime import tzinfo
@@ -19,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cdc_sync.coerce import Coerce, coerce, coercer, shown, to_text
 from cdc_sync.errors import CoercionError, MappingError, Problem
 from cdc_sync.mapping.labels import aggregate_stream, column_label, expression_label
-from cdc_sync.mapping.model import AggregateFunction, ChildSpec, Coercion, FieldSpec
+from cdc_sync.mapping.model import AggregateFunction, ChildSpec, Coercion, Decode, FieldSpec
 from cdc_sync.resources import Payload, Resource, SourceRecord
 
 __all__ = ["CoercionError", "Composer", "coerce", "default_coercion", "is_list_field"]
@@ -290,7 +292,8 @@ def _field_step(
 ) -> _Step:
     zone = tz if spec.timezone is None else _zone(spec.timezone, f"{name}.timezone")
     coerce_one = coercer(coercion, spec, zone)
-    plain = spec.map is None and spec.split is None and spec.default is None and not listed
+    plain = (spec.map is None and spec.split is None and spec.default is None and not listed
+             and spec.decode is None)
     if spec.column is not None and plain:
         return _Step(name, name, column_label(spec.column), coerce_one, coercion in _TEXT_PASSES)
     extract = _extract(spec, coercion, label, coerce_one, listed=listed)
@@ -324,6 +327,18 @@ def _extract(spec: FieldSpec, coercion: Coercion, label: str, coerce_one: Coerce
 
 
 def _reader(spec: FieldSpec, label: str) -> Extract:
+    read = _raw_reader(spec, label)
+    if spec.decode is Decode.HTML:
+        return lambda row: _html_text(read(row))
+    return read
+
+
+def _html_text(value: Any) -> Any:
+    # Entities are decoded once: a shop that stores `&amp;amp;` means the text `&amp;`.
+    return html.unescape(value) if isinstance(value, str) else value
+
+
+def _raw_reader(spec: FieldSpec, label: str) -> Extract:
     if spec.column is not None:
         column = column_label(spec.column)
         return lambda row: row[column]

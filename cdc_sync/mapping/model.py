@@ -27,6 +27,12 @@ class Coercion(StrEnum):
     JSON = "json"  # passed through as-is (already a JSON value)
 
 
+class Decode(StrEnum):
+    """How stored text is decoded before anything else reads it."""
+
+    HTML = "html"  # HTML entities (&amp; &quot; &#039;) -> characters, as OpenCart stores names
+
+
 class Epoch(StrEnum):
     """Unit of a numeric timestamp column."""
 
@@ -120,6 +126,9 @@ class FieldSpec(_Strict):
     default: Any = Field(default=None, description="Used when the value is NULL or not in map.")
     split: str | None = Field(
         default=None, description="Split a delimited text into a list of trimmed strings."
+    )
+    decode: Decode | None = Field(
+        default=None, description="Decode stored text first: html turns &amp; into &."
     )
 
     @model_validator(mode="after")
