@@ -3,7 +3,8 @@
 Wired like `cdc_sync.app.open_engine` (same settings, the same checked source, the same client
 parameters), except that the HTTP transport counts requests and bytes. Emits the cycle's time
 (`SyncEngine.run`; the mapping check before it is timed apart), per-resource times and counts,
-requests, bytes, and the process's RSS before the cycle and at its peak.
+requests, bytes, the process's RSS before the cycle and at its peak, and what the shop's
+server did for the cycle (`bench.shopstats`: rows and bytes read, its own time).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 
 from bench.proc import ROOT, current_rss_mb, emit, peak_rss_mb
+from bench.shopstats import ShopCounters
 from cdc_sync import __version__
 from cdc_sync.app import checked_source
 from cdc_sync.engine import CycleOptions, SyncEngine
@@ -94,6 +96,8 @@ def run_cycle(settings: Settings, *, full: bool) -> dict[str, Any]:
     engine = SyncEngine(mapping=mapping, source=source, state=state, client=client,
                         on_progress=clock)
     rss_before = current_rss_mb()
+    counters = ShopCounters(shop)
+    counters.attach()
     try:
         cpu_before = time.process_time()
         clock.started = started = time.perf_counter()
@@ -105,6 +109,7 @@ def run_cycle(settings: Settings, *, full: bool) -> dict[str, Any]:
         state.close()
         shop.dispose()
     return {
+        "shop": counters.result(),
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
         "check_seconds": check_seconds,

@@ -15,6 +15,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +23,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
+import pymysql
+import pymysql.cursors
 import sqlalchemy as sa
 
 from bench.proc import ROOT, emit, peak_rss_mb
@@ -46,6 +49,10 @@ SELECT g.email, g.created_at, g.billing_first_name, g.billing_last_name FROM (
     FROM orders o WHERE trim(o.email) <> '') g
 WHERE g.rn = 1 AND NOT EXISTS (SELECT 1 FROM customers c WHERE lower(trim(c.email)) = g.email)
 ORDER BY g.email"""
+# MariaDB runs that NOT EXISTS as a scan of customers per guest; NOT IN as one indexed set.
+GUESTS_SQL_MYSQL = GUESTS_SQL.replace(
+    "NOT EXISTS (SELECT 1 FROM customers c WHERE lower(trim(c.email)) = g.email)",
+    "g.email NOT IN (SELECT lower(trim(c.email)) FROM customers c WHERE c.email IS NOT NULL)")
 DELETED_SQL = """
 SELECT l.product_id, max(l.product_name), max(l.unit_price) FROM order_lines l
 WHERE NOT EXISTS (SELECT 1 FROM products p WHERE p.id = l.product_id)
@@ -132,11 +139,41 @@ RESOURCES: dict[str, tuple[str, list[str], Callable[[Row, list[list[Row]]], Reco
 }
 
 
+Reader = Callable[[str, str], Iterator[Row]]  # (sql, cursor name) -> rows, streamed
+
+
+@contextmanager
+def open_reader(url: str) -> Iterator[Reader]:
+    """Streams rows: psycopg server-side cursors on one connection, or on MariaDB/MySQL
+    PyMySQL's unbuffered cursors, one connection each (a connection streams one result)."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() in ("mysql", "mariadb"):
+        yield lambda sql, _name: _mysql_rows(parsed, sql)
+        return
+    with psycopg.connect(_libpq(url)) as conn:
+        yield lambda sql, name: _cursor(conn, sql, name)
+
+
 def _cursor(conn: psycopg.Connection[Row], sql: str, name: str) -> Iterator[Row]:
     with conn.cursor(name=name) as cursor:
         cursor.itersize = ITERSIZE
         cursor.execute(sql)  # our own constant SQL
         yield from cursor
+
+
+def _mysql_rows(url: sa.URL, sql: str) -> Iterator[Row]:
+    if sql == GUESTS_SQL:
+        sql = GUESTS_SQL_MYSQL
+    conn = pymysql.connect(host=url.host or "127.0.0.1", port=url.port or 3306,
+                           user=url.username or "root", password=url.password or "",
+                           database=url.database, charset="utf8mb4",
+                           cursorclass=pymysql.cursors.SSCursor)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql)  # our own constant SQL
+            yield from cursor
+    finally:
+        conn.close()
 
 
 class _Children:
@@ -155,11 +192,11 @@ class _Children:
         return taken
 
 
-def records(conn: psycopg.Connection[Row], name: str) -> Iterator[tuple[Any, Record]]:
+def records(read: Reader, name: str) -> Iterator[tuple[Any, Record]]:
     """(key, record) for every record of one resource, composed by hand."""
     sql, child_sql, compose = RESOURCES[name]
-    parents = _cursor(conn, sql, f"{name}_rows")
-    children = [_Children(_cursor(conn, c, f"{name}_child{i}")) for i, c in enumerate(child_sql)]
+    parents = read(sql, f"{name}_rows")
+    children = [_Children(read(c, f"{name}_child{i}")) for i, c in enumerate(child_sql)]
     for row in parents:
         yield row[0], compose(row, [c.take(row[0]) for c in children])
 
@@ -173,10 +210,10 @@ def read_all(url: str) -> dict[str, Any]:
     seconds: dict[str, float] = {}
     counts: dict[str, int] = {}
     started = time.perf_counter()
-    with psycopg.connect(_libpq(url)) as conn:
+    with open_reader(url) as read:
         for name in RESOURCES:
             begun, count = time.perf_counter(), 0
-            for _key, record in records(conn, name):
+            for _key, record in records(read, name):
                 fingerprint(record)
                 count += 1
             seconds[name], counts[name] = time.perf_counter() - begun, count
@@ -191,9 +228,9 @@ def check(url: str) -> list[str]:
     source = ShopSource(engine, mapping)
     differences: list[str] = []
     try:
-        with psycopg.connect(_libpq(url)) as conn:
+        with open_reader(url) as read:
             for name in RESOURCES:
-                mine = {str(key): record for key, record in records(conn, name)}
+                mine = {str(key): record for key, record in records(read, name)}
                 theirs = {r.key: r.payload for r in source.records(Resource(name))}
                 if mine != theirs:
                     differing = [k for k in theirs if mine.get(k) != theirs[k]]

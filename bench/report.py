@@ -36,7 +36,7 @@ class Figures:
     python: str = ""
 
 
-def machine(postgres: str, load_before: tuple[float, ...],
+def machine(server: str, load_before: tuple[float, ...],
             load_after: tuple[float, ...]) -> dict[str, str]:
     """The machine the figures come from."""
     memory = "unknown"
@@ -46,7 +46,7 @@ def machine(postgres: str, load_before: tuple[float, ...],
         memory = f"{kib / 1024 / 1024:.1f} GiB"
     return {
         "cpus": str(os.cpu_count()), "cpu": platform.processor() or platform.machine(),
-        "memory": memory, "postgres": postgres, "system": platform.platform(),
+        "memory": memory, "server": server, "system": platform.platform(),
         "load": f"{load_before[0]:.2f} before, {load_after[0]:.2f} after (1-min average)",
     }
 
@@ -156,13 +156,36 @@ def _per_resource(figures: Figures) -> list[str]:
     return lines
 
 
+def shop_side(result: Result) -> str:
+    """What one cycle cost the shop's server (bench.shopstats), in one cell."""
+    shop = result.get("shop") or {}
+    if not shop:
+        return "n/a"
+    parts = [f"{_n(shop['rows_read'])} rows read"]
+    if shop.get("rows_sent") is not None:
+        parts.append(f"{_n(shop['rows_sent'])} rows / {shop['bytes_sent'] / 1e6:,.1f} MB sent")
+    if shop.get("bytes_touched") is not None:
+        parts.append(f"{shop['bytes_touched'] / 1e6:,.0f} MB of blocks touched")
+    seconds = shop.get("db_seconds")
+    parts.append(f"server busy {seconds:.1f} s" if seconds is not None else "server time n/a")
+    return ", ".join(parts)
+
+
+def _shop_side(figures: Figures) -> list[str]:
+    kinds = {"first push (sandbox)": figures.push.get("sandbox"),
+             "no-change full cycle": figures.full, "incremental cycle": figures.incremental}
+    lines = ["", "What each cycle cost the shop's server (bench/shopstats.py):", ""]
+    lines += [f"- {kind}: {shop_side(result)}" for kind, result in kinds.items() if result]
+    return lines
+
+
 def render(figures: Figures) -> str:
     """The one table, with the scale, the machine and the command above and below it."""
     scale, tables = figures.scale, figures.tables
     lines = [
         f"Shop: {_n(scale['customers'])} customers, {_n(scale['categories'])} categories, "
         f"{_n(scale['products'])} products, {_n(scale['orders'])} orders with "
-        f"{_n(tables.get('order_lines', 0))} order lines (PostgreSQL).",
+        f"{_n(tables.get('order_lines', 0))} order lines ({figures.machine['server']}).",
         "",
         "| # | measure | cdc-sync | beside it | ratio | target | verdict |",
         "|---|---|---|---|---|---|---|",
@@ -173,11 +196,12 @@ def render(figures: Figures) -> str:
     lines += [_push_row(next(labels), name, figures) for name in figures.push]
     lines.append(_rss_row(figures))
     lines += _per_resource(figures)
+    lines += _shop_side(figures)
     m = figures.machine
     lines += [
         "",
-        f"Machine: {m['cpus']} CPUs ({m['cpu']}), {m['memory']} memory, PostgreSQL "
-        f"{m['postgres']}, Python {figures.python}, {m['system']}; load {m['load']}.",
+        f"Machine: {m['cpus']} CPUs ({m['cpu']}), {m['memory']} memory, "
+        f"{m['server']}, Python {figures.python}, {m['system']}; load {m['load']}.",
         f"Command: `{figures.command}`",
     ]
     return "\n".join(lines)

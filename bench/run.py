@@ -28,7 +28,14 @@ import sqlalchemy as sa
 
 from bench.proc import run_module
 from bench.report import Figures, machine, render
-from bench.shop import DEFAULT_ADMIN_URL, change_orders, ensure_shop, scaled, table_counts
+from bench.shop import (
+    DEFAULT_ADMIN_URL,
+    DEFAULT_MYSQL_ADMIN_URL,
+    change_orders,
+    ensure_shop,
+    scaled,
+    table_counts,
+)
 from bench.sinks import running_sink
 from cdc_sync.demo.generate import Scale
 
@@ -133,13 +140,27 @@ class Bench:
         self.figures.small = {"push": push, "full": full, "scale": asdict(small)}
 
 
-def _postgres_version(admin_url: str) -> str:
+def server_version(admin_url: str) -> str:
+    """E.g. 'PostgreSQL 15.20 (Debian ...)' or 'MariaDB 10.11.19-MariaDB-0+deb12u1'."""
     engine = sa.create_engine(admin_url)
     try:
         with engine.connect() as conn:
-            return str(conn.execute(sa.text("SHOW server_version")).scalar_one())
+            if engine.dialect.name == "postgresql":
+                version = conn.execute(sa.text("SHOW server_version")).scalar_one()
+                return f"PostgreSQL {version}"
+            version = str(conn.execute(sa.text("SELECT version()")).scalar_one())
+            return version if "MariaDB" not in version else f"MariaDB {version}"
     finally:
         engine.dispose()
+
+
+def admin_url(dialect: str, given: str | None) -> str:
+    """The server to build the shop in: --admin-url, else the dialect's env or default."""
+    if given:
+        return given
+    if dialect == "mariadb":
+        return os.environ.get("CDC_BENCH_MYSQL_URL", DEFAULT_MYSQL_ADMIN_URL)
+    return os.environ.get("CDC_BENCH_PG_URL", DEFAULT_ADMIN_URL)
 
 
 def main() -> None:
@@ -148,10 +169,12 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0,
                         help="times the default shop (200k customers, 500 categories, 50k "
                              "products, 1M orders with ~3M lines); default 1")
-    parser.add_argument("--admin-url", default=os.environ.get("CDC_BENCH_PG_URL",
-                                                              DEFAULT_ADMIN_URL),
-                        help="PostgreSQL URL allowed to create databases "
-                             "(env CDC_BENCH_PG_URL)")
+    parser.add_argument("--dialect", choices=("postgresql", "mariadb"), default="postgresql",
+                        help="the shop's database server; default postgresql")
+    parser.add_argument("--admin-url", default=None,
+                        help="URL of a user allowed to create databases on that server "
+                             "(env CDC_BENCH_PG_URL / CDC_BENCH_MYSQL_URL; default the local "
+                             "postgres@127.0.0.1:5432 / root@127.0.0.1:3306)")
     parser.add_argument("--latency-ms", type=float, default=50.0,
                         help="simulated round trip per request for the second minimal-sink "
                              "comparison (0: skip it); default 50")
@@ -166,12 +189,13 @@ def main() -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
 
     scale = scaled(args.scale)
+    admin = admin_url(args.dialect, args.admin_url)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="cdc-bench-") as workdir:
-        bench = Bench(args.admin_url, Path(workdir), args.latency_ms / 1000, args.changes,
+        bench = Bench(admin, Path(workdir), args.latency_ms / 1000, args.changes,
                       args.baseline_fraction, log)
         figures = bench.run(scale)
-    figures.machine = machine(_postgres_version(args.admin_url), load_before, os.getloadavg())
+    figures.machine = machine(server_version(admin), load_before, os.getloadavg())
     figures.command = " ".join([".venv/bin/python -m bench.run", *sys.argv[1:]])
     figures.python = platform.python_version()
     print(render(figures))
