@@ -361,6 +361,18 @@ def test_mariadb_zero_date_rejects_that_customer_only(mariadb_shop: Shop) -> Non
     assert "createdAt: value '0000-00-00 00:00:00' is not a timestamp" in reason
 
 
+def test_mysqlclient_reads_a_zero_date_as_pymysql_does(mysql_url: str, tmp_path: Path) -> None:
+    pytest.importorskip("MySQLdb", reason="mysqlclient is optional: pip install '.[mysqlclient]'")
+    url = sa.make_url(mysql_url).set(drivername="mysql+mysqldb")
+    with open_shop(url.render_as_string(hide_password=False), tmp_path) as shop:
+        shop.add_person()
+        with shop.writer.begin() as conn:
+            conn.execute(sa.text("SET SESSION sql_mode = ''"))
+            conn.execute(sa.text("UPDATE people SET joined = '0000-00-00 00:00:00' WHERE id = 2"))
+        reason = assert_only_the_bad_one_held_back(sync_once(shop), "customers")
+    assert "createdAt: value '0000-00-00 00:00:00' is not a timestamp" in reason
+
+
 def test_postgresql_infinite_timestamp_rejects_that_customer_only(pg_shop: Shop) -> None:
     shop = pg_shop
     shop.add_person()

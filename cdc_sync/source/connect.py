@@ -7,8 +7,9 @@ MySQL sessions are set READ ONLY on connect, SQLite files are opened with `mode=
 
 from __future__ import annotations
 
+import importlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -43,7 +44,8 @@ def connect_shop(url: str | URL) -> sa.Engine:
         raise SourceError(
             f"the shop database URL {parsed.render_as_string(hide_password=True)} needs a "
             f"driver that is not installed ({exc}); fix: set CDC_SYNC_SOURCE_URL with a "
-            "driver cdc-sync ships: postgresql+psycopg://, mysql+pymysql:// or sqlite:///"
+            "driver cdc-sync ships: postgresql+psycopg://, mysql+pymysql:// or sqlite:/// "
+            "(mysql+mysqldb:// needs pip install 'cdc-sync[mysqlclient]')"
         ) from None
 
 
@@ -60,7 +62,8 @@ def _read_only_engine(parsed: URL) -> sa.Engine:
         if parsed.get_driver_name() == "psycopg":
             sa.event.listen(engine, "connect", register_lenient_dates)
         return engine
-    engine = sa.create_engine(parsed, pool_pre_ping=True)
+    connect_args = _mysqldb_lenient_dates() if parsed.get_driver_name() == "mysqldb" else {}
+    engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
     if backend in ("mysql", "mariadb"):
         sa.event.listen(engine, "connect", _mysql_read_only)
     return engine
@@ -84,6 +87,28 @@ def _text_or_bytes(raw: bytes) -> str | bytes:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw
+
+
+def _mysqldb_lenient_dates() -> dict[str, Any]:
+    """mysqlclient (mysql+mysqldb://) reads a zero date ('0000-00-00') as None, which compose
+    would report as a missing value; PyMySQL hands back the text, which it rejects by name
+    ("... is not a timestamp"). This makes mysqlclient do the same."""
+    converters = importlib.import_module("MySQLdb.converters")
+    field_type = importlib.import_module("MySQLdb.constants.FIELD_TYPE")
+    times = importlib.import_module("MySQLdb.times")
+    conv = dict(converters.conversions)
+    for code, parse in ((field_type.DATETIME, times.DateTime_or_None),
+                        (field_type.TIMESTAMP, times.DateTime_or_None),
+                        (field_type.DATE, times.Date_or_None)):
+        conv[code] = _or_text(parse)
+    return {"conv": conv}
+
+
+def _or_text(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parsed_or_text(raw: str) -> Any:
+        value = parse(raw)
+        return raw if value is None else value
+    return parsed_or_text
 
 
 def _mysql_read_only(dbapi_connection: Any, _record: Any) -> None:
