@@ -3,8 +3,10 @@ aggregates over a child. Loader errors, check problems, and records through the 
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections.abc import Iterator
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from cdc_sync.source.plan import plan_resource
 from cdc_sync.source.query import rows_select
 from cdc_sync.source.reflect import ShopSchema
 from helpers.backends import COMBINATIONS, database_urls
+from helpers.cli import run_cli
 from helpers.world import World, demo_world
 
 FILE = Path("mappings.yaml")
@@ -336,6 +339,16 @@ def test_a_sum_over_a_child_is_exact_and_zero_without_rows_end_to_end(world: Wor
                                               method="late"))
     assert world.sync(CycleOptions(full=True)).ok
     assert world.held("orders", str(ids[0]))["amount"] == 5.05
+    # An incremental read aggregates the payments of the orders whose cursor moved.
+    with world.shop.begin() as conn:
+        conn.execute(payments.insert().values(id=10_001, order_id=ids[1], amount=Decimal("0.07"),
+                                              method="late"))
+        conn.execute(sa.text("UPDATE orders SET updated_at = :now WHERE id = :id"),
+                     {"now": datetime(2030, 1, 1), "id": ids[1]})
+    report = world.sync()
+    assert report.ok, report
+    assert report.resources[Resource.ORDERS].mode == "incremental"
+    assert world.held("orders", str(ids[1]))["amount"] == 0.07
 
 
 def test_count_min_max_and_joins_in_an_aggregated_child(world: World) -> None:
@@ -497,3 +510,23 @@ def test_undefined_and_repeated_join_aliases_are_reported_with_their_line() -> N
     assert "children.payments's joins (defined: m)" in aggregate.what
     # A child sees its own joins only, not the resource's.
     assert "(defined: m)" in by_where["mappings.yaml:18 (orders.children.payments.value)"].what
+
+
+def test_check_passes_and_preview_shows_joined_and_aggregated_values(
+        tmp_path: Path, sqlite_url: str) -> None:
+    with demo_world(tmp_path, sqlite_url, f"sqlite:///{tmp_path}/state.sqlite") as built:
+        add_texts(built.shop)
+        ids = add_payments(built.shop)
+        built.edit_mapping(_amount_from_payments)
+        built.edit_mapping(_options_named_in_german)
+        checked = run_cli(built, "check")
+        assert checked.returncode == 0, checked.stderr
+        shown = run_cli(built, "preview", "orders", "--key", str(ids[4]))
+        assert shown.returncode == 0, shown.stderr
+        [record] = json.loads(shown.stdout)
+        assert record["payload"]["amount"] == 10.4
+        assert (record["problems"], record["contract"]) == ([], [])
+        shown = run_cli(built, "preview", "products", "--limit", "30")
+        options = [o for r in json.loads(shown.stdout) for o in r["payload"].get("options", ())]
+        assert options
+        assert all(o["name"].startswith("de ") for o in options)
