@@ -19,7 +19,7 @@ from cdc_sync.mapping.loader import load_mapping
 from cdc_sync.sandbox import Sandbox
 from cdc_sync.source import ShopSource, connect_shop
 from helpers.cli import command
-from helpers.platforms import magento, woocommerce
+from helpers.platforms import magento, opencart, woocommerce
 from helpers.platforms.expected import Expected
 from helpers.world import SECRET, TOKEN, World
 
@@ -88,3 +88,12 @@ def test_magento(tmp_path: Path, mysql_url: str, version: int, staged: bool,
     assert f"Magento {version}" in stdout
     assert "entity_type_id = 4" not in text  # ids are looked up by code
     assert ("row_id" in text) == staged
+
+
+@pytest.mark.parametrize(("version", "prefix"), [(3, "oc_"), (4, "shop_")])
+def test_opencart(tmp_path: Path, mysql_url: str, version: int, prefix: str) -> None:
+    expected = opencart.build(mysql_url, version=version, prefix=prefix)
+    stdout, text, differences = synced(tmp_path, mysql_url, expected)
+    assert differences == []
+    assert f"OpenCart {version} (table prefix '{prefix}')" in stdout
+    assert "decode: html" in text

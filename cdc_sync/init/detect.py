@@ -17,9 +17,10 @@ Preset = Callable[[SchemaFacts], Draft | None]
 def presets() -> list[Preset]:
     """Each preset returns its draft when it recognises the shop, else None."""
     from cdc_sync.init.presets.magento import magento
+    from cdc_sync.init.presets.opencart import opencart
     from cdc_sync.init.presets.woocommerce import woocommerce
 
-    return [woocommerce, magento]
+    return [woocommerce, magento, opencart]
 
 
 def draft_for(facts: SchemaFacts) -> Draft:
