@@ -6,12 +6,18 @@ the simplest way (json.dumps with sorted keys, sha256). No state, no mapping, no
 the floor a full reconciliation cycle is measured against.
 `python -m bench.reference --source URL [--check]`; --check compares every record with what
 cdc-sync composes from the same shop (use a small scale), so the floor reads the same thing.
+
+`--strong` is the stronger second reference, the floor: binary server-side cursors (psycopg
+`binary=True`; on MariaDB/MySQL the C driver mysqlclient when installed), orjson with sorted
+keys and blake2b instead of json.dumps and sha256. The first reference stays as it was.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
+import importlib.util
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 import psycopg
 import pymysql
 import pymysql.cursors
@@ -143,31 +150,49 @@ Reader = Callable[[str, str], Iterator[Row]]  # (sql, cursor name) -> rows, stre
 
 
 @contextmanager
-def open_reader(url: str) -> Iterator[Reader]:
+def open_reader(url: str, *, strong: bool = False) -> Iterator[Reader]:
     """Streams rows: psycopg server-side cursors on one connection, or on MariaDB/MySQL
-    PyMySQL's unbuffered cursors, one connection each (a connection streams one result)."""
+    unbuffered cursors, one connection each (a connection streams one result)."""
     parsed = sa.make_url(url)
     if parsed.get_backend_name() in ("mysql", "mariadb"):
-        yield lambda sql, _name: _mysql_rows(parsed, sql)
+        connect = _mysqldb_connect if strong and _has_mysqldb() else _pymysql_connect
+        yield lambda sql, _name: _mysql_rows(connect(parsed), sql)
         return
     with psycopg.connect(_libpq(url)) as conn:
-        yield lambda sql, name: _cursor(conn, sql, name)
+        yield lambda sql, name: _cursor(conn, sql, name, binary=strong)
 
 
-def _cursor(conn: psycopg.Connection[Row], sql: str, name: str) -> Iterator[Row]:
-    with conn.cursor(name=name) as cursor:
+def _cursor(conn: psycopg.Connection[Row], sql: str, name: str, *,
+            binary: bool = False) -> Iterator[Row]:
+    with conn.cursor(name=name, binary=binary) as cursor:
         cursor.itersize = ITERSIZE
         cursor.execute(sql)  # our own constant SQL
         yield from cursor
 
 
-def _mysql_rows(url: sa.URL, sql: str) -> Iterator[Row]:
-    if sql == GUESTS_SQL:
-        sql = GUESTS_SQL_MYSQL
-    conn = pymysql.connect(host=url.host or "127.0.0.1", port=url.port or 3306,
+def _has_mysqldb() -> bool:
+    return importlib.util.find_spec("MySQLdb") is not None
+
+
+def _pymysql_connect(url: sa.URL) -> Any:
+    return pymysql.connect(host=url.host or "127.0.0.1", port=url.port or 3306,
                            user=url.username or "root", password=url.password or "",
                            database=url.database, charset="utf8mb4",
                            cursorclass=pymysql.cursors.SSCursor)
+
+
+def _mysqldb_connect(url: sa.URL) -> Any:
+    mysqldb = importlib.import_module("MySQLdb")
+    cursors = importlib.import_module("MySQLdb.cursors")
+    return mysqldb.connect(host=url.host or "127.0.0.1", port=url.port or 3306,
+                           user=url.username or "root", password=url.password or "",
+                           database=url.database, charset="utf8mb4",
+                           cursorclass=cursors.SSCursor)
+
+
+def _mysql_rows(conn: Any, sql: str) -> Iterator[Row]:
+    if sql == GUESTS_SQL:
+        sql = GUESTS_SQL_MYSQL
     try:
         with conn.cursor() as cursor:
             cursor.execute(sql)  # our own constant SQL
@@ -205,16 +230,22 @@ def fingerprint(record: Record) -> str:
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
-def read_all(url: str) -> dict[str, Any]:
+def strong_fingerprint(record: Record) -> bytes:
+    return hashlib.blake2b(orjson.dumps(record, option=orjson.OPT_SORT_KEYS),
+                           digest_size=16).digest()
+
+
+def read_all(url: str, *, strong: bool = False) -> dict[str, Any]:
     """Read and hash every record of every resource; times and counts per resource."""
     seconds: dict[str, float] = {}
     counts: dict[str, int] = {}
     started = time.perf_counter()
-    with open_reader(url) as read:
+    hash_record: Callable[[Record], object] = strong_fingerprint if strong else fingerprint
+    with open_reader(url, strong=strong) as read:
         for name in RESOURCES:
             begun, count = time.perf_counter(), 0
             for _key, record in records(read, name):
-                fingerprint(record)
+                hash_record(record)
                 count += 1
             seconds[name], counts[name] = time.perf_counter() - begun, count
     return {"seconds": time.perf_counter() - started, "resource_seconds": seconds,
@@ -252,11 +283,14 @@ def main() -> None:
     parser.add_argument("--source", required=True, help="the benchmark shop's SQLAlchemy URL")
     parser.add_argument("--check", action="store_true",
                         help="compare every record with cdc-sync's instead of timing")
+    parser.add_argument("--strong", action="store_true",
+                        help="the stronger reference: binary reads (mysqlclient on MariaDB "
+                             "when installed), orjson, blake2b")
     args = parser.parse_args()
     if args.check:
         emit({"differences": check(args.source)})
     else:
-        emit(read_all(args.source))
+        emit(read_all(args.source, strong=args.strong))
 
 
 if __name__ == "__main__":
