@@ -35,7 +35,7 @@ from cdc_sync.report import CycleKind, CycleReport, ReadMode, ResourceCounts, Re
 from cdc_sync.resources import Resource
 from cdc_sync.source import ShopSource, SourceRow
 from cdc_sync.source.sample import no_rows_note
-from cdc_sync.state import Outcome, StateStore
+from cdc_sync.state import Outcome, RunStatus, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class SyncEngine:
         finally:
             report.finished = time.monotonic()
             if run_id is not None:
-                status = "ok" if report.ok else "failed"
+                status = RunStatus.OK if report.ok else RunStatus.FAILED
                 errors = "\n".join(report.errors()) or None
                 self.state.finish_run(run_id, status=status, counts=report.counts(), error=errors)
         return report

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from cdc_sync.diff import Change, classify
 from cdc_sync.errors import StateError
-from cdc_sync.state import Outcome, StateStore, Status
+from cdc_sync.state import Outcome, RunStatus, StateStore, Status
 from cdc_sync.state.tables import sync_state
 
 
@@ -268,7 +268,7 @@ def test_rejected_and_top_reasons_summarise_rejections(store: StateStore) -> Non
 
 def test_runs_are_recorded_newest_first(store: StateStore) -> None:
     first = store.start_run("sync")
-    store.finish_run(first, status="ok", counts={"orders": {"scanned": 3, "sent": 2}})
+    store.finish_run(first, status=RunStatus.OK, counts={"orders": {"scanned": 3, "sent": 2}})
     second = store.start_run("resync")
     runs = store.last_runs()
     assert [r.id for r in runs] == [second, first]
@@ -281,7 +281,7 @@ def test_runs_are_recorded_newest_first(store: StateStore) -> None:
 
 def test_finishing_an_unknown_run_is_an_error(store: StateStore) -> None:
     with pytest.raises(StateError, match="run 999 does not exist"):
-        store.finish_run(999, status="ok", counts={})
+        store.finish_run(999, status=RunStatus.OK, counts={})
 
 
 def test_meta_values_are_set_and_overwritten(store: StateStore) -> None:
@@ -367,7 +367,7 @@ def test_a_run_left_running_by_a_dead_process_is_marked_interrupted_with_its_pro
     killed = store.start_run("sync")
     store.record_run_progress(killed, {"customers": {"sent": 7}})
     assert store.interrupt_unfinished_runs() == 1
-    store.finish_run(store.start_run("sync"), status="ok", counts={})
+    store.finish_run(store.start_run("sync"), status=RunStatus.OK, counts={})
     older = store.last_runs(2)[1]
     assert (older.id, older.status) == (killed, "interrupted")
     assert older.counts == {"customers": {"sent": 7}}

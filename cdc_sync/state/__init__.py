@@ -5,9 +5,18 @@
 
 from __future__ import annotations
 
-from cdc_sync.state.rows import Outcome, ResyncRequest, RunRow, SourceMark, StateRow, Status
+from cdc_sync.state.rows import (
+    Outcome,
+    ResyncRequest,
+    RunRow,
+    RunStatus,
+    SourceMark,
+    StateRow,
+    Status,
+)
 from cdc_sync.state.store import StateStore
 
 __all__ = [
-    "Outcome", "ResyncRequest", "RunRow", "SourceMark", "StateRow", "StateStore", "Status"
+    "Outcome", "ResyncRequest", "RunRow", "RunStatus", "SourceMark", "StateRow", "StateStore",
+    "Status",
 ]

@@ -18,6 +18,7 @@ from cdc_sync.state.tables import sync_state
 
 _c = sync_state.c
 _PENDING = _c.status == sa.literal_column("'pending'")  # a literal, for the partial index
+_LIVE = _c.status != Status.GONE.value  # what the shop had at the last look
 # sample_live_keys on SQLite draws this many rowids per key wanted: enough when the resource
 # is more than 1/20 of the table; a smaller one is sorted at random whole (it is small).
 _ROWIDS_PER_SAMPLE = 20
@@ -40,12 +41,12 @@ class PerResourceState(StateAccess):
 
     def live_count(self, resource: str) -> int:
         """Rows of `resource` not gone: what the shop had at the last look."""
-        stmt = sa.select(sa.func.count()).where(_c.resource == resource, _c.status != "gone")
+        stmt = sa.select(sa.func.count()).where(_c.resource == resource, _LIVE)
         return self._scalar_int(f"count live {resource}", stmt)
 
     def iter_live_keys(self, resource: str, chunk: int = 1000) -> Iterator[list[str]]:
         """Keys of `resource` not gone, in key order, `chunk` at a time (keyset pagination)."""
-        return self._iter_keys(resource, _c.status != "gone", chunk)
+        return self._iter_keys(resource, _LIVE, chunk)
 
     def iter_pending_keys(
         self, resource: str, chunk: int = 1000, *, untouched_since: datetime | None = None
@@ -73,7 +74,7 @@ class PerResourceState(StateAccess):
                 return sampled
         stmt = (
             sa.select(_c.key)
-            .where(_c.resource == resource, _c.status != "gone")
+            .where(_c.resource == resource, _LIVE)
             .order_by(sa.func.random())
             .limit(size)
         )
@@ -121,7 +122,7 @@ class PerResourceState(StateAccess):
 
     def force(self, resources: Sequence[str]) -> int:
         """Mark every live row of `resources` (empty: all) to be sent whatever its fingerprint."""
-        stmt = sa.update(sync_state).where(_c.status != "gone").values(forced=True)
+        stmt = sa.update(sync_state).where(_LIVE).values(forced=True)
         if resources:
             stmt = stmt.where(_c.resource.in_(list(resources)))
         return self._update("force a resync", stmt)
@@ -129,7 +130,7 @@ class PerResourceState(StateAccess):
     def forced_count(self, resource: str) -> int:
         """Rows of `resource` a resync still wants sent."""
         stmt = sa.select(sa.func.count()).where(
-            _c.resource == resource, _c.forced.is_(True), _c.status != "gone"
+            _c.resource == resource, _c.forced.is_(True), _LIVE
         )
         return self._scalar_int(f"count forced {resource}", stmt)
 
@@ -137,8 +138,8 @@ class PerResourceState(StateAccess):
         """Rejected rows (of `resource`, or all) become pending, to be sent next cycle."""
         stmt = (
             sa.update(sync_state)
-            .where(_c.status == "rejected")
-            .values(status="pending", attempts=0, updated_at=utc_now())
+            .where(_c.status == Status.REJECTED.value)
+            .values(status=Status.PENDING.value, attempts=0, updated_at=utc_now())
         )
         if resource is not None:
             stmt = stmt.where(_c.resource == resource)
@@ -148,7 +149,7 @@ class PerResourceState(StateAccess):
         """The most recently rejected rows of `resource`, newest first."""
         stmt = (
             sa.select(*statements.ROW_COLUMNS)
-            .where(_c.resource == resource, _c.status == "rejected")
+            .where(_c.resource == resource, _c.status == Status.REJECTED.value)
             .order_by(_c.updated_at.desc(), _c.key)
             .limit(limit)
         )

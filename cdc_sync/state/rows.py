@@ -70,6 +70,15 @@ class SourceMark(NamedTuple):
     has_payload: bool  # state keeps the accepted record (see Outcome.payload)
 
 
+class RunStatus(StrEnum):
+    """How a run in the run history stands; the table stores the value."""
+
+    RUNNING = "running"
+    OK = "ok"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # its process died (SIGKILL, power loss) before it finished
+
+
 @dataclass(frozen=True, slots=True)
 class RunRow:
     """One sync, resync or retry run, as recorded in the run history."""
@@ -78,7 +87,7 @@ class RunRow:
     kind: str
     started_at: datetime
     finished_at: datetime | None
-    status: str
+    status: str  # a RunStatus value (a plain str: what an older version wrote stays readable)
     counts: dict[str, dict[str, int]]
     error: str | None
 

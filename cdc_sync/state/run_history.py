@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from cdc_sync.errors import StateError
 from cdc_sync.state.access import StateAccess, utc_now
-from cdc_sync.state.rows import RunRow
+from cdc_sync.state.rows import RunRow, RunStatus
 from cdc_sync.state.tables import runs
 
 
@@ -18,7 +18,8 @@ class RunHistory(StateAccess):
 
     def start_run(self, kind: str) -> int:
         """Record that a run of `kind` (sync/resync/retry) started; returns its id."""
-        stmt = sa.insert(runs).values(kind=kind, started_at=utc_now(), status="running")
+        stmt = sa.insert(runs).values(kind=kind, started_at=utc_now(),
+                                      status=RunStatus.RUNNING.value)
         return self._insert_returning_id("record the start of a run", stmt)
 
     def record_run_progress(self, run_id: int, counts: Mapping[str, Mapping[str, int]]) -> None:
@@ -31,24 +32,24 @@ class RunHistory(StateAccess):
 
         Only the holder of the daemon lease runs cycles, so it may call this before its own.
         """
-        stmt = (sa.update(runs).where(runs.c.status == "running")
-                .values(status="interrupted", finished_at=utc_now()))
+        stmt = (sa.update(runs).where(runs.c.status == RunStatus.RUNNING.value)
+                .values(status=RunStatus.INTERRUPTED.value, finished_at=utc_now()))
         return self._update("mark runs of dead processes interrupted", stmt)
 
     def finish_run(
         self,
         run_id: int,
         *,
-        status: str,
+        status: RunStatus,
         counts: Mapping[str, Mapping[str, int]],
         error: str | None = None,
     ) -> None:
-        """Record how run `run_id` ended (ok/failed/partial) and its per-resource counts."""
+        """Record how run `run_id` ended and its per-resource counts."""
         stmt = (
             sa.update(runs)
             .where(runs.c.id == run_id)
             .values(
-                finished_at=utc_now(), status=status, error=error,
+                finished_at=utc_now(), status=status.value, error=error,
                 counts=_counts_json(counts),
             )
         )

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
+from cdc_sync.state.rows import Status
 from cdc_sync.state.tables import UtcDateTime, sync_state
 
 _c = sync_state.c
@@ -228,7 +229,7 @@ def _gone() -> sa.Update:
         sa.update(sync_state)
         .where(_c.resource == sa.bindparam("b_resource"), _c.key == sa.bindparam("b_key"))
         .values(
-            status="gone", forced=False, updated_at=sa.bindparam("b_now"),
+            status=Status.GONE.value, forced=False, updated_at=sa.bindparam("b_now"),
             source_fingerprint=None,
         )
     )
