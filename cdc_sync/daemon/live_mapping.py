@@ -33,7 +33,7 @@ from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.marks import ResourceMarks
 from cdc_sync.report import CycleReport, ReadMode, Sample
 from cdc_sync.resources import Resource
-from cdc_sync.state import StateStore
+from cdc_sync.state.meta_keys import MetaStore
 
 log = logging.getLogger("cdc_sync.daemon")
 
@@ -123,7 +123,7 @@ class LiveMapping:
 
     # -- on the worker, between cycles -------------------------------------------------------
 
-    def between_cycles(self, state: StateStore) -> Swap | None:
+    def between_cycles(self, state: MetaStore) -> Swap | None:
         """Swap in a staged mapping and update `status`; what engines use from now on."""
         with self._lock:
             staged, self._staged = self._staged, None
@@ -144,7 +144,7 @@ class LiveMapping:
         with self._lock:
             self._publish = True
 
-    def after_cycle(self, report: CycleReport | None, state: StateStore) -> None:
+    def after_cycle(self, report: CycleReport | None, state: MetaStore) -> None:
         """Log the measured mapping changes a cycle applied; refresh the holds."""
         if report is not None:
             for resource, rep in report.resources.items():
@@ -152,7 +152,7 @@ class LiveMapping:
                     _log_applied(resource.value, rep.notes, rep.samples)
         self._refresh_held(state)
 
-    def _publish_refusal(self, state: StateStore) -> None:
+    def _publish_refusal(self, state: MetaStore) -> None:
         with self._lock:
             publish, refused = self._publish, self._refused
             self._publish = False
@@ -165,7 +165,7 @@ class LiveMapping:
                 self._publish = True  # tried again before the next cycle
             log.warning("could not record the mapping's problems for `cdc-sync status`: %s", exc)
 
-    def _refresh_held(self, state: StateStore) -> None:
+    def _refresh_held(self, state: MetaStore) -> None:
         marks = ResourceMarks(state, self.loaded, time.time)
         try:
             held = {r: h.would_send for r in Resource if (h := marks.held(r)) is not None}

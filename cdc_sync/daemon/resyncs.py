@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
 from cdc_sync.errors import StateError
 from cdc_sync.resources import Resource
-from cdc_sync.state import ResyncRequest, StateStore
+from cdc_sync.state import ResyncRequest
 
 log = logging.getLogger("cdc_sync.daemon")
+
+
+class RequestLedger(Protocol):
+    """What a resync job needs of state: closing its request (`StateStore` is one)."""
+
+    def finish_resync_request(self, request_id: int) -> None: ...
 
 
 @dataclass
@@ -23,7 +30,7 @@ class ResyncJob:
     requested_by: str | None = None
     attempts: int = 0
 
-    def finish(self, state: StateStore) -> None:
+    def finish(self, state: RequestLedger) -> None:
         """Record that the request behind this job is done (a resumed resync has none)."""
         if self.request_id is None:
             return
@@ -34,7 +41,7 @@ class ResyncJob:
                         self.request_id, exc)
 
 
-def job_for(request: ResyncRequest, state: StateStore) -> ResyncJob | None:
+def job_for(request: ResyncRequest, state: RequestLedger) -> ResyncJob | None:
     """The job for a request; None (and the request closed, with a log line) if it is invalid."""
     try:
         resources = tuple(Resource(name) for name in request.resources)
