@@ -19,7 +19,7 @@ from cdc_sync.mapping.loader import load_mapping
 from cdc_sync.sandbox import Sandbox
 from cdc_sync.source import ShopSource, connect_shop
 from helpers.cli import command
-from helpers.platforms import magento, opencart, woocommerce
+from helpers.platforms import magento, opencart, prestashop, woocommerce
 from helpers.platforms.expected import Expected
 from helpers.world import SECRET, TOKEN, World
 
@@ -97,3 +97,11 @@ def test_opencart(tmp_path: Path, mysql_url: str, version: int, prefix: str) -> 
     assert differences == []
     assert f"OpenCart {version} (table prefix '{prefix}')" in stdout
     assert "decode: html" in text
+
+
+def test_prestashop(tmp_path: Path, mysql_url: str) -> None:
+    expected = prestashop.build(mysql_url, prefix="ps_")
+    stdout, text, differences = synced(tmp_path, mysql_url, expected)
+    assert differences == []
+    assert "PrestaShop (table prefix 'ps_')" in stdout
+    assert "PS_LANG_DEFAULT" in text

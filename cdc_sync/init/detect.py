@@ -18,9 +18,10 @@ def presets() -> list[Preset]:
     """Each preset returns its draft when it recognises the shop, else None."""
     from cdc_sync.init.presets.magento import magento
     from cdc_sync.init.presets.opencart import opencart
+    from cdc_sync.init.presets.prestashop import prestashop
     from cdc_sync.init.presets.woocommerce import woocommerce
 
-    return [woocommerce, magento, opencart]
+    return [woocommerce, magento, prestashop, opencart]
 
 
 def draft_for(facts: SchemaFacts) -> Draft:
