@@ -82,3 +82,25 @@ def test_outside_a_terminal_progress_is_a_log_line_every_ten_seconds(
         "progress: orders: 1,000 read, 0 sent, 0 rejected",
         "progress: orders: 3,000 read, 2,500 sent, 1 rejected, 300 records/s",
     ]
+
+
+def test_log_lines_go_above_the_live_bars_not_through_them() -> None:
+    console, out = _terminal()
+    handler = logging.StreamHandler(out)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        with cycle_progress(console=console, get_time=Clock()) as progress:
+            assert isinstance(progress, LiveProgress)
+            progress(Resource.ORDERS, ResourceCounts(scanned=5))
+            progress._progress.refresh()  # the bar is on the terminal now
+            logging.getLogger("cdc_sync.test").warning("a line from the cycle")
+            progress._progress.refresh()
+        assert handler.stream is out  # given back afterwards
+    finally:
+        root.removeHandler(handler)
+    shown = out.getvalue()
+    before = shown[:shown.index("a line from the cycle")]
+    # Rich clears the bar's line first (or starts a new one): the text is not glued to the bar.
+    assert before.endswith(("\x1b[2K", "\n"))
+    assert shown.rindex("orders") > shown.index("a line from the cycle")  # bar redrawn below

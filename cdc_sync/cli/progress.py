@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.file_proxy import FileProxy
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -122,8 +123,28 @@ def cycle_progress(
         return
     columns = (TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
                _RateColumn(), TimeRemainingColumn(), TextColumn("{task.fields[detail]}"))
-    with Progress(*columns, console=console, get_time=get_time) as progress:
+    with Progress(*columns, console=console, get_time=get_time) as progress, \
+            _logs_above(progress.console):
         yield LiveProgress(progress)
+
+
+@contextmanager
+def _logs_above(console: Console) -> Iterator[None]:
+    """Log lines written while the bars are live go above them instead of through them.
+
+    The logging handlers were made before the bars and write to the terminal directly; for the
+    while, those writing where the bars are write through rich, which keeps the bars below.
+    """
+    moved = [h for h in logging.getLogger().handlers
+             if isinstance(h, logging.StreamHandler) and h.stream is console.file]
+    for handler in moved:
+        handler.setStream(FileProxy(console, handler.stream))
+    try:
+        yield
+    finally:
+        for handler in moved:
+            handler.flush()
+            handler.setStream(console.file)
 
 
 def expect_known_records(state: StateStore) -> Expected:
