@@ -296,6 +296,8 @@ def _field_step(
              and spec.decode is None)
     if spec.column is not None and plain:
         return _Step(name, name, column_label(spec.column), coerce_one, coercion in _TEXT_PASSES)
+    if spec.aggregate() is not None and plain:  # always in the row: 0 or NULL without rows
+        return _Step(name, name, label, coerce_one, coercion in _TEXT_PASSES)
     extract = _extract(spec, coercion, label, coerce_one, listed=listed)
     return _Step(name, name, None, extract, False)
 
