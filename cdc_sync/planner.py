@@ -27,7 +27,7 @@ from cdc_sync.report import ResourceReport, Sample
 from cdc_sync.resources import Resource, SourceRecord
 from cdc_sync.source.stream import SourceRow
 from cdc_sync.state import Outcome, SourceMark, StateRow, Status
-from cdc_sync.validate import validate
+from cdc_sync.validate import reasons_to_hold
 
 SAMPLES_PER_CHANGE = 3
 
@@ -256,7 +256,7 @@ class Planner:
                 f"duplicate key {record.key!r} from the source: the key must be unique "
                 "(fix `key:` or the query in mappings.yaml)"
             ]
-        return [*record.problems, *validate(self.resource.endpoint, record.payload)]
+        return [*record.problems, *reasons_to_hold(self.resource.endpoint, record.payload)]
 
     def _split_waiting(
         self, candidates: list[_Candidate]

@@ -17,7 +17,7 @@ from cdc_sync.resources import Resource
 from cdc_sync.settings import Settings, redact_url
 from cdc_sync.source import ShopSource, connect_shop
 from cdc_sync.source.sample import sample_findings
-from cdc_sync.validate import validate
+from cdc_sync.validate import reasons_to_hold
 
 
 @contextmanager
@@ -86,7 +86,7 @@ def preview(resource: str, limit: int, keys: tuple[str, ...], **kwargs: Any) -> 
         records = list(source.records(chosen, keys=wanted))
         shown = [
             {"key": r.key, "payload": r.payload, "problems": list(r.problems),
-             "contract": validate(chosen.endpoint, r.payload)}
+             "contract": reasons_to_hold(chosen.endpoint, r.payload)}
             for r in records
         ]
     click.echo(json.dumps(shown, indent=2, ensure_ascii=False, default=str))

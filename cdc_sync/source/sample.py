@@ -26,7 +26,7 @@ from cdc_sync.errors import MappingError, Problem, SourceError
 from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.mapping.model import ResourceSpec
 from cdc_sync.resources import Resource, SourceRecord
-from cdc_sync.validate import validate
+from cdc_sync.validate import reasons_to_hold
 
 if TYPE_CHECKING:
     from cdc_sync.source.shop import ShopSource
@@ -94,7 +94,7 @@ def _tally(mapping: LoadedMapping, resource: Resource, spec: ResourceSpec,
            records: list[SourceRecord], findings: Findings) -> None:
     failing: dict[str, list[tuple[str, str]]] = {}  # field -> [(key, reason)], one per record
     for record in records:
-        reasons = [*record.problems, *validate(resource.endpoint, record.payload)]
+        reasons = [*record.problems, *reasons_to_hold(resource.endpoint, record.payload)]
         seen: set[str] = set()
         for reason in reasons:
             name = _field_of(reason)

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from cdc_sync.diff import fingerprint
 from cdc_sync.source import ShopSource, connect_shop
 from cdc_sync.state.tables import sync_state
-from cdc_sync.validate import validate
+from cdc_sync.validate import reasons_to_hold
 from helpers.cli import cli_env, command
 from helpers.world import SANDBOX_RESOURCE, World
 
@@ -227,7 +227,7 @@ def source_view(world: World) -> SourceView:
             valid = view.valid.setdefault(resource.value, {})
             invalid = view.invalid.setdefault(resource.value, set())
             for record in source.records(resource):
-                if record.problems or validate(resource.endpoint, record.payload):
+                if record.problems or reasons_to_hold(resource.endpoint, record.payload):
                     invalid.add(record.key)
                 else:
                     valid[record.key] = fingerprint(record.payload)
