@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -146,8 +146,10 @@ class DeleteHandler:
             return
         limit = guard_limit(live_before, self._share(), self._floor())
         gone = self._find_gone(limit, live_before)
-        if not gone:
-            return
+        if gone:
+            self._handle(gone)
+
+    def _handle(self, gone: list[str]) -> None:
         self.report.counts.gone += len(gone)
         action = self._action()
         if self.dry_run:
@@ -158,6 +160,36 @@ class DeleteHandler:
             self._apply(gone[start:start + EXISTENCE_CHUNK], action)
         log.info("%s: %d records gone from the shop (%s)", self.resource, len(gone),
                  action.action.value)
+
+    # -- during a rolling reconciliation ----------------------------------------------------
+
+    def detect_walked(self, pages: Iterable[list[str]], *, window_total: int,
+                      window_gone: int) -> int:
+        """Handle the keys of `pages` (a slice's share of state) that the shop no longer yields.
+
+        Guarded twice: per slice, at most `delete_guard` of the keys it checked (or
+        `delete_guard_min`), so an emptied table trips at its first slice; per window, at most
+        `delete_guard` of the resource (`window_total`, never all of it) in one window.
+        Returns how many were found gone.
+        """
+        source = self.source
+        window_limit = guard_limit(window_total, self._share(), self._floor()) - window_gone
+        gone: list[str] = []
+        checked = 0
+        for keys in pages:
+            existing = source.existing_keys(self.resource, keys)
+            gone.extend(k for k in keys if k not in existing)
+            checked += len(keys)
+            if len(gone) > window_limit:
+                seen = f"{window_gone + len(gone)} were found gone this reconciliation window"
+                raise DeleteGuardError(self._guard_message(self.resource, window_total, seen))
+        slice_limit = max(int(checked * self._share()), self._floor())
+        if len(gone) > slice_limit:
+            seen = f"{len(gone)} of the {checked} keys checked in this slice are gone from the shop"
+            raise DeleteGuardError(self._guard_message(self.resource, window_total, seen))
+        if gone:
+            self._handle(gone)
+        return len(gone)
 
     def _find_gone(self, limit: int, live_before: int) -> list[str]:
         state, source = self.state, self.source

@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from cdc_sync import __version__
-from cdc_sync.catalogue import Catalogue
+from cdc_sync.catalogue import DERIVED, Catalogue
 from cdc_sync.deletes import DeleteHandler, DeleteRules
 from cdc_sync.diff import source_seed
 from cdc_sync.errors import (
@@ -31,6 +31,7 @@ from cdc_sync.mapping.model import DeleteAction
 from cdc_sync.marks import ResourceMarks
 from cdc_sync.metrilo import BatchResult, Item, MetriloClient
 from cdc_sync.planner import Dependencies, InFlight, Planner
+from cdc_sync.reconcile import RollingReconciliation, Slice
 from cdc_sync.report import CycleKind, CycleReport, ReadMode, ResourceCounts, ResourceReport
 from cdc_sync.resources import Resource
 from cdc_sync.source import ShopSource, SourceRow
@@ -55,6 +56,8 @@ class CycleOptions:
     assume_forced: bool = False
     # Count what the records themselves need, not what a resync forced (a mapping preview).
     ignore_forced: bool = False
+    # Seconds between this resource's cycles (the daemon's): sizes reconciliation slices.
+    intervals: Mapping[Resource, float] | None = None
 
 
 class SyncEngine:
@@ -85,6 +88,8 @@ class SyncEngine:
         self.recheck_seconds = recheck_seconds
         self.catalogue = Catalogue(mapping.spec)
         self.marks = ResourceMarks(state, mapping, clock)
+        self.rolling = RollingReconciliation(
+            state, source, mapping.spec.sync.full_reconcile_minutes, clock)
         # Set by a signal handler: the cycle stops reading at the next chunk, lets the batches in
         # flight finish, commits what Metrilo acknowledged and returns.
         self.stop = stop or threading.Event()
@@ -144,11 +149,16 @@ class SyncEngine:
         rules = DeleteRules.of(self.mapping.spec, resource, self.catalogue.entry(resource))
         deletes = DeleteHandler(resource, rep, rules, state=self.state, source=self.source,
                                 client=self.client, dry_run=options.dry_run)
+        piece: Slice | None = None
         try:
             deletes.precheck(full=full)
-            self._deliver(resource, self._items(resource, planner, full), planner, rep)
+            if not full and resource not in DERIVED:
+                piece = self.rolling.plan(resource, options.intervals)
+            self._deliver(resource, self._items(resource, planner, full, piece), planner, rep)
             if full and not planner.stopped:
                 deletes.detect(live_before=live_before, seen_live=planner.seen_live)
+            if piece is not None and not planner.stopped and not options.dry_run:
+                self._reconciled(piece, deletes, rep)
         except (SourceError, DeleteGuardError) as exc:
             rep.error = str(exc)
             log.error("%s: %s", resource, exc)
@@ -163,7 +173,16 @@ class SyncEngine:
             rep.notes.append("stopped early on request; the rest is read next cycle")
         elif not options.dry_run:
             self.marks.advance(resource, high_water, full=full)
+            if full and resource not in DERIVED and self.marks.cursor(resource):
+                self.rolling.restart(resource)
         self._progress(resource, rep.counts)
+
+    def _reconciled(self, piece: Slice, deletes: DeleteHandler, rep: ResourceReport) -> None:
+        try:
+            self.rolling.finish(piece, deletes)
+        finally:
+            rep.reconciled = piece.read
+            rep.notes.extend(piece.notes)
 
     def _planner(self, resource: Resource, options: CycleOptions, rep: ResourceReport) -> Planner:
         return Planner(
@@ -187,8 +206,14 @@ class SyncEngine:
         return (resource is Resource.ORDERS and orders is not None
                 and orders.on_delete.action is DeleteAction.STATUS)
 
-    def _items(self, resource: Resource, planner: Planner, full: bool) -> Iterator[Item]:
+    def _items(self, resource: Resource, planner: Planner, full: bool,
+               piece: Slice | None) -> Iterator[Item]:
         yield from self._read_items(resource, planner, full)
+        if piece is not None and piece.span is not None:
+            # After the changed rows: a key both passes read is skipped while in flight, and
+            # unchanged by its source mark once acknowledged.
+            sliced = self.source.readings(resource, span=piece.span)
+            yield from planner.items(piece.rows(sliced.rows), sliced.compose)
         yield from self._recheck_items(resource, planner)
 
     def _read_items(self, resource: Resource, planner: Planner, full: bool) -> Iterator[Item]:

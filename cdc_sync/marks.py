@@ -1,8 +1,8 @@
 """What the state DB remembers about each resource between cycles (its meta table).
 
 - the cursor's high-water mark: an incremental read starts there, minus the overlap;
-- when the last full read ended: a full reconciliation is due every
-  `sync.full_reconcile_minutes`;
+- when the last full read ended: derived resources are read fully every
+  `sync.full_reconcile_minutes` (direct ones are reconciled in slices: reconcile.py);
 - the fingerprint of the mapping last applied: an edit is noticed;
 - a held mapping change: so that a held resource is not previewed again every cycle.
 """
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cdc_sync.catalogue import Catalogue
+from cdc_sync.catalogue import DERIVED, Catalogue
 from cdc_sync.cursor import decode_high_water, encode_high_water
 from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.resources import Resource
@@ -48,12 +48,18 @@ class ResourceMarks:
         return self.catalogue.cursor(resource)
 
     def full_due(self, resource: Resource) -> bool:
-        """No cursor, no mark yet, or the last full read is older than full_reconcile_minutes."""
+        """No cursor, no mark yet, a window of 0; a derived resource whose last full read is
+        older than full_reconcile_minutes. Direct resources with a cursor are reconciled in
+        slices instead (see reconcile.py)."""
         if (self.cursor(resource) is None
                 or self.state.get_meta(meta_keys.high_water(resource)) is None):
             return True
-        last_full = self.state.get_meta(meta_keys.last_full(resource))
         every = self.mapping.spec.sync.full_reconcile_minutes * 60
+        if every == 0:
+            return True
+        if resource not in DERIVED:  # a direct resource: rolling reconciliation
+            return False
+        last_full = self.state.get_meta(meta_keys.last_full(resource))
         return last_full is None or self.clock() - float(last_full) >= every
 
     def since(self, resource: Resource) -> Any:

@@ -79,6 +79,7 @@ class ResourceReport:
     samples: list[Sample] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    reconciled: int = 0  # rows a rolling-reconciliation slice read (counted in scanned too)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Incremental mode: cursor reads with an overlap, and the periodic full reconciliation."""
+"""Incremental mode: cursor reads with an overlap, and the rolling reconciliation behind it."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from cdc_sync.state import Status
 from helpers.backends import COMBINATIONS, database_urls
 from helpers.world import World, demo_world
 
-HOUR_LATER = 3700.0  # past sync.full_reconcile_minutes (60) of the demo mapping
+HOUR_LATER = 3700.0  # past sync.full_reconcile_minutes: the window's rest is read at once
+LATE_ORDER = 190  # beyond the first reconciliation slices of the 200 demo orders
 
 
 def _later(seconds: float) -> float:
@@ -66,7 +67,8 @@ def test_an_incremental_cycle_reads_only_what_changed_and_overlaps_the_mark(
     orders = second.resources[Resource.ORDERS]
     assert orders.mode == "incremental"
     assert orders.counts.changed == 1
-    assert orders.counts.scanned <= 2  # the change, and the old mark's row inside the overlap
+    # The change, and the old mark's row inside the overlap (beside the reconciliation slice).
+    assert orders.counts.scanned - orders.reconciled <= 2
     assert world.held("orders", "1")["status"] == "refunded"
 
     mark = _updated_at(world, 1)
@@ -78,38 +80,44 @@ def test_an_incremental_cycle_reads_only_what_changed_and_overlaps_the_mark(
     assert world.held("orders", "3")["status"] != "refunded", "read beyond the overlap"
 
     reconciled = world.sync(clock=lambda: _later(HOUR_LATER))
-    assert reconciled.resources[Resource.ORDERS].mode == "full"
+    assert reconciled.resources[Resource.ORDERS].mode == "incremental"
+    assert reconciled.resources[Resource.ORDERS].reconciled > 150  # the rest of the window
+    # Order 3 changed after the window's first slice read it: the next window's first slice.
+    assert world.held("orders", "3")["status"] != "refunded"
+    world.sync(clock=lambda: _later(HOUR_LATER + 60))
     assert world.held("orders", "3")["status"] == "refunded"
     assert world.differences() == []
 
 
-def test_a_child_only_change_is_caught_by_the_full_reconciliation(world: World) -> None:
+def test_a_child_only_change_is_caught_by_the_reconciliation(world: World) -> None:
     world.sync()
     with world.shop.begin() as conn:  # an order line edited, the order's updated_at untouched
         line = conn.execute(sa.select(sa.func.min(schema.order_lines.c.id))
-                            .where(schema.order_lines.c.order_id == 9)).scalar_one()
+                            .where(schema.order_lines.c.order_id == LATE_ORDER)).scalar_one()
         conn.execute(schema.order_lines.update().where(schema.order_lines.c.id == line)
                      .values(quantity=77))
     incremental = world.sync()
     assert incremental.resources[Resource.ORDERS].counts.sent == 0
-    assert 77 not in [p["quantity"] for p in world.held("orders", "9")["products"]]
+    order = str(LATE_ORDER)
+    assert 77 not in [p["quantity"] for p in world.held("orders", order)["products"]]
 
-    full = world.sync(clock=lambda: _later(HOUR_LATER))
-    assert full.resources[Resource.ORDERS].counts.changed == 1
-    assert 77 in [p["quantity"] for p in world.held("orders", "9")["products"]]
+    late = world.sync(clock=lambda: _later(HOUR_LATER))
+    assert late.resources[Resource.ORDERS].counts.changed == 1
+    assert 77 in [p["quantity"] for p in world.held("orders", order)["products"]]
     assert world.differences() == []
 
 
-def test_deletes_wait_for_the_full_reconciliation(world: World) -> None:
+def test_deletes_wait_for_the_reconciliation(world: World) -> None:
     world.sync()
-    mutate.delete_order(world.shop, 4)
+    mutate.delete_order(world.shop, LATE_ORDER)
+    order = str(LATE_ORDER)
     incremental = world.sync()
     assert incremental.resources[Resource.ORDERS].counts.gone == 0
-    assert world.rows(Resource.ORDERS, ["4"])["4"].status is Status.SYNCED
+    assert world.rows(Resource.ORDERS, [order])[order].status is Status.SYNCED
 
-    full = world.sync(clock=lambda: _later(HOUR_LATER))
-    assert full.resources[Resource.ORDERS].counts.gone == 1
-    assert world.rows(Resource.ORDERS, ["4"])["4"].status is Status.GONE
+    late = world.sync(clock=lambda: _later(HOUR_LATER))
+    assert late.resources[Resource.ORDERS].counts.gone == 1
+    assert world.rows(Resource.ORDERS, [order])[order].status is Status.GONE
 
 
 def test_a_guest_customer_keeps_its_first_order_date_in_incremental_cycles(world: World) -> None:

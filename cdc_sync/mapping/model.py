@@ -329,7 +329,8 @@ class SyncOptions(_Strict):
         default=300, ge=0, description="Re-read this much before the high-water mark."
     )
     full_reconcile_minutes: int = Field(
-        default=60, ge=0, description="A full read at least this often in cursor mode (0: always)."
+        default=15, ge=0, description="Every record is read again within this window, a "
+        "key-range slice per cycle, in cursor mode (0: a full read every cycle).",
     )
     hold_changes_over: int = Field(
         default=10_000, ge=0, description="A mapping edit changing more records waits for resync."

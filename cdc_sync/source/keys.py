@@ -11,12 +11,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import Enum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
+
+
+@dataclass(frozen=True)
+class KeySpan:
+    """A range of keys in key order: after `after` (exclusive) up to `upto` (inclusive).
+
+    Both are state keys (`labels.key_string`); None is an open end. A rolling reconciliation
+    slice reads one span, so its queries are ranges on the key (an index serves them).
+    """
+
+    after: str | None = None
+    upto: str | None = None
 
 
 class KeyKind(Enum):
@@ -91,3 +104,35 @@ def bind_value(text: str, type_: sa.types.TypeEngine[Any] | None) -> Any:
     except (ValueError, InvalidOperation):
         return None  # cannot exist in a numeric column
     return text
+
+
+def span_condition(
+    columns: Sequence[sa.ColumnElement[Any]], kinds: Sequence[KeyKind], dialect: str,
+    span: KeySpan,
+) -> sa.ColumnElement[bool]:
+    """`after < key <= upto` in the order `order_expression` sorts by.
+
+    Numeric keys are compared as themselves (the primary key index serves the range); text
+    keys through the same binary-order expression the reads are sorted by, which an index
+    serves where the column's collation is binary. Composite keys compare as row values.
+    """
+    ordered = [order_expression(c, k, dialect) for c, k in zip(columns, kinds, strict=True)]
+    conditions = []
+    if span.after is not None:
+        conditions.append(_compare(ordered, columns, kinds, span.after, upper=False))
+    if span.upto is not None:
+        conditions.append(_compare(ordered, columns, kinds, span.upto, upper=True))
+    return sa.and_(sa.true(), *conditions)
+
+
+def _compare(ordered: Sequence[sa.ColumnElement[Any]], columns: Sequence[sa.ColumnElement[Any]],
+             kinds: Sequence[KeyKind], key: str, *, upper: bool) -> sa.ColumnElement[bool]:
+    parts = parse_key_string(key, len(columns))
+    values = [
+        sa.literal(bind_value(part, column.type), column.type) if kind is KeyKind.NUMBER
+        else sa.literal(part, sa.Text())
+        for part, column, kind in zip(parts, columns, kinds, strict=True)
+    ]
+    left: sa.ColumnElement[Any] = ordered[0] if len(ordered) == 1 else sa.tuple_(*ordered)
+    right: sa.ColumnElement[Any] = values[0] if len(values) == 1 else sa.tuple_(*values)
+    return left <= right if upper else left > right

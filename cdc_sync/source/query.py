@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from cdc_sync.source.keys import KeyKind, bind_value, order_expression, parse_key_string
+from cdc_sync.source.keys import (
+    KeyKind,
+    KeySpan,
+    bind_value,
+    order_expression,
+    parse_key_string,
+    span_condition,
+)
 from cdc_sync.source.plan import AggregatePlan, ChildPlan, Column, ResourcePlan
 
 if TYPE_CHECKING:
@@ -29,16 +36,18 @@ def order_by(columns: Sequence[Column], kinds: Sequence[KeyKind], dialect: str) 
 
 
 def rows_select(plan: ResourcePlan, dialect: str, *, since: Any = None,
-                keys: Sequence[str] | None = None) -> AnySelect:
-    """The resource's rows with every labelled value, in key order."""
+                keys: Sequence[str] | None = None, span: KeySpan | None = None) -> AnySelect:
+    """The resource's rows with every labelled value, in key order (`span`: those keys only)."""
     columns = [column.label(label) for label, column in plan.values.items()]
     stmt = sa.select(*columns).select_from(plan.from_clause)
     stmt = _filtered(stmt, plan, since=since, keys=keys)
+    if span is not None:
+        stmt = stmt.where(span_condition(plan.key, plan.kinds, dialect, span))
     return stmt.order_by(*order_by(plan.key, plan.kinds, dialect))
 
 
 def child_select(plan: ResourcePlan, child: ChildPlan, dialect: str, *, since: Any = None,
-                 keys: Sequence[str] | None = None) -> AnySelect:
+                 keys: Sequence[str] | None = None, span: KeySpan | None = None) -> AnySelect:
     """All of one child collection's rows (for every parent at once), in parent-key order."""
     parent_labels = [c.label(f"{PARENT_KEY_PREFIX}{i}") for i, c in enumerate(child.parent_key)]
     values = [column.label(label) for label, column in child.values.items()]
@@ -49,6 +58,9 @@ def child_select(plan: ResourcePlan, child: ChildPlan, dialect: str, *, since: A
         stmt = stmt.where(child.where)
     if since is not None or keys is not None:
         stmt = stmt.where(parent_exists(plan, child, since=since, keys=keys))
+    if span is not None:
+        # On the child's own parent-key columns: the index a foreign key usually has serves it.
+        stmt = stmt.where(span_condition(child.parent_key, plan.kinds, dialect, span))
     tie_breakers = [child.relation.column(name) for name in child.relation.primary_key]
     return stmt.order_by(
         *order_by(child.parent_key, plan.kinds, dialect),
@@ -58,7 +70,8 @@ def child_select(plan: ResourcePlan, child: ChildPlan, dialect: str, *, since: A
 
 
 def aggregate_select(plan: ResourcePlan, aggregate: AggregatePlan, dialect: str, *,
-                     since: Any = None, keys: Sequence[str] | None = None) -> AnySelect:
+                     since: Any = None, keys: Sequence[str] | None = None,
+                     span: KeySpan | None = None) -> AnySelect:
     """One grouped row per parent with child rows: its aggregate fields, in parent-key order."""
     child = aggregate.child
     parent_labels = [c.label(f"{PARENT_KEY_PREFIX}{i}") for i, c in enumerate(child.parent_key)]
@@ -69,6 +82,8 @@ def aggregate_select(plan: ResourcePlan, aggregate: AggregatePlan, dialect: str,
         stmt = stmt.where(child.where)
     if since is not None or keys is not None:
         stmt = stmt.where(parent_exists(plan, child, since=since, keys=keys))
+    if span is not None:
+        stmt = stmt.where(span_condition(child.parent_key, plan.kinds, dialect, span))
     stmt = stmt.group_by(*child.parent_key)
     return stmt.order_by(*order_by(child.parent_key, plan.kinds, dialect))
 
@@ -181,3 +196,12 @@ def keys_select(plan: ResourcePlan, dialect: str, limit: int) -> AnySelect:
     stmt = sa.select(*plan.key).select_from(plan.from_clause)
     stmt = _filtered(stmt, plan).order_by(*order_by(plan.key, plan.kinds, dialect))
     return stmt.limit(limit)
+
+
+def span_end_select(plan: ResourcePlan, dialect: str, after: str | None, size: int) -> AnySelect:
+    """The `size`-th key after `after` in key order (no row: fewer keys are left)."""
+    stmt = sa.select(*plan.key).select_from(plan.from_clause)
+    stmt = _filtered(stmt, plan).where(
+        span_condition(plan.key, plan.kinds, dialect, KeySpan(after=after)))
+    stmt = stmt.order_by(*order_by(plan.key, plan.kinds, dialect))
+    return stmt.offset(size - 1).limit(1)

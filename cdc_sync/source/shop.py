@@ -23,6 +23,7 @@ from cdc_sync.source import derived as derive
 from cdc_sync.source.check import Checker, spec_problems
 from cdc_sync.source.connect import reading
 from cdc_sync.source.derived import DerivedPlan
+from cdc_sync.source.keys import KeySpan
 from cdc_sync.source.plan import ResourcePlan, plan_resource, resolve_fields
 from cdc_sync.source.query import (
     aggregate_select,
@@ -32,6 +33,7 @@ from cdc_sync.source.query import (
     high_water_select,
     keys_select,
     rows_select,
+    span_end_select,
 )
 from cdc_sync.source.reflect import ShopSchema
 from cdc_sync.source.stream import DEFAULT_BATCH, SourceRow, merge, stream
@@ -124,17 +126,20 @@ class ShopSource:
     # -- reading ----------------------------------------------------------------------
 
     def records(self, resource: Resource, *, since: Any | None = None,
-                keys: Sequence[str] | None = None) -> Iterator[SourceRecord]:
-        """Composed records in key order; `since`: changed rows only; `keys`: just these."""
-        return self.readings(resource, since=since, keys=keys).records()
+                keys: Sequence[str] | None = None,
+                span: KeySpan | None = None) -> Iterator[SourceRecord]:
+        """Composed records in key order; `since`: changed rows only; `keys`: just these;
+        `span`: the keys in this range."""
+        return self.readings(resource, since=since, keys=keys, span=span).records()
 
     def readings(self, resource: Resource, *, since: Any | None = None,
-                 keys: Sequence[str] | None = None) -> Readings:
-        """Source rows in key order with their composer (see `records` for the arguments)."""
+                 keys: Sequence[str] | None = None, span: KeySpan | None = None) -> Readings:
+        """Source rows in key order with their composer (see `records` for the arguments;
+        `span`: the keys of one reconciliation slice, direct resources only)."""
         tz = self._mapping.spec.source_timezone
         spec = self.spec(resource)
         if spec is not None:
-            rows = self.rows(resource, since=since, keys=keys)
+            rows = self.rows(resource, since=since, keys=keys, span=span)
             return Readings(rows, RowComposer(resource, spec.fields, spec.children, tz))
         if self._derived_active(resource):
             derived = self._derived_or_raise(resource)
@@ -143,21 +148,24 @@ class ShopSource:
         return Readings(iter(()), RowComposer(resource, {}, {}, tz))
 
     def rows(self, resource: Resource, *, since: Any | None = None,
-             keys: Sequence[str] | None = None) -> Iterator[SourceRow]:
+             keys: Sequence[str] | None = None,
+             span: KeySpan | None = None) -> Iterator[SourceRow]:
         """Source rows (labelled values, children merged) of a direct resource, in key order."""
         plan = self._plan_or_raise(resource.value)
         dialect = self._schema.dialect
         doing = f"reading {resource.value} from {plan.relation.label}"
-        parents = stream(self._engine, rows_select(plan, dialect, since=since, keys=keys),
+        parents = stream(self._engine,
+                         rows_select(plan, dialect, since=since, keys=keys, span=span),
                          doing=doing, batch=self._batch)
         children = {
-            name: stream(self._engine, child_select(plan, child, dialect, since=since, keys=keys),
+            name: stream(self._engine,
+                         child_select(plan, child, dialect, since=since, keys=keys, span=span),
                          doing=f"reading {resource.value}.children.{name} from "
                                f"{child.relation.label}", batch=self._batch)
             for name, child in plan.children.items()
         }
         for name, aggregate in plan.aggregates.items():
-            stmt = aggregate_select(plan, aggregate, dialect, since=since, keys=keys)
+            stmt = aggregate_select(plan, aggregate, dialect, since=since, keys=keys, span=span)
             children[name] = stream(self._engine, stmt, batch=self._batch,
                                     doing=f"reading the aggregates of {resource.value}.children."
                                           f"{aggregate.child.name} from "
@@ -200,6 +208,16 @@ class ShopSource:
         with reading(f"looking up {resource.value} keys", _FIX, self._engine), \
                 self._engine.connect() as conn:
             return {key_string(list(row[:width])) for row in conn.execute(stmt)}
+
+    def span_end(self, resource: Resource, after: str | None, size: int) -> str | None:
+        """The key `size` keys after `after` (a direct resource, in key order), or None when
+        fewer are left: where a reconciliation slice of `size` keys ends."""
+        plan = self._plan_or_raise(resource.value)
+        stmt = span_end_select(plan, self._schema.dialect, after, max(size, 1))
+        with reading(f"reading {resource.value} keys", _FIX, self._engine), \
+                self._engine.connect() as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else key_string(list(row[:len(plan.key)]))
 
     def has_rows(self, resource: Resource) -> bool:
         """Whether the resource's source (a direct one) yields any row at all."""

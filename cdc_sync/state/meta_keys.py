@@ -42,3 +42,8 @@ def applied_mapping(resource: str) -> str:
 def held_change(resource: str) -> str:
     """A mapping change waiting for confirmation (JSON), or empty."""
     return f"held:{resource}"
+
+
+def reconcile_window(resource: str) -> str:
+    """The rolling reconciliation's current window (JSON: start, slice position, counts)."""
+    return f"reconcile:{resource}"

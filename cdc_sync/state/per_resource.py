@@ -44,9 +44,11 @@ class PerResourceState(StateAccess):
         stmt = sa.select(sa.func.count()).where(_c.resource == resource, _LIVE)
         return self._scalar_int(f"count live {resource}", stmt)
 
-    def iter_live_keys(self, resource: str, chunk: int = 1000) -> Iterator[list[str]]:
-        """Keys of `resource` not gone, in key order, `chunk` at a time (keyset pagination)."""
-        return self._iter_keys(resource, _LIVE, chunk)
+    def iter_live_keys(self, resource: str, chunk: int = 1000, *,
+                       after: str | None = None) -> Iterator[list[str]]:
+        """Keys of `resource` not gone, in key order (of the state's text keys; `after`: those
+        after this one), `chunk` at a time (keyset pagination)."""
+        return self._iter_keys(resource, _LIVE, chunk, after=after)
 
     def iter_pending_keys(
         self, resource: str, chunk: int = 1000, *, untouched_since: datetime | None = None
@@ -102,7 +104,8 @@ class PerResourceState(StateAccess):
         return keys if everything or len(keys) == size else None
 
     def _iter_keys(
-        self, resource: str, which: sa.ColumnElement[bool], chunk: int
+        self, resource: str, which: sa.ColumnElement[bool], chunk: int,
+        after: str | None = None,
     ) -> Iterator[list[str]]:
         base = (
             sa.select(_c.key)
@@ -110,7 +113,7 @@ class PerResourceState(StateAccess):
             .order_by(_c.key)
             .limit(chunk)
         )
-        last: str | None = None
+        last = after
         while True:
             stmt = base if last is None else base.where(_c.key > last)
             keys = [row[0] for row in self._fetch(f"list {resource} keys", stmt)]
