@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,14 @@ def test_status_and_rejected_say_what_a_user_needs(world: World) -> None:
     assert data["resources"]["orders"]["top_pending"][0]["reason"].startswith(
         "waiting for customer")
     assert data["last_runs"][0]["counts"]["orders"]["waiting"] >= 1
+
+    assert run_cli(world, "sync").returncode == 0  # reads the window's first slice
+    out = run_cli(world, "status").stdout
+    assert re.search(r"orders: reconciliation: slice 1/1[45], \d+% of keys read, window "
+                     r"started \d\d:\d\d UTC, full coverage by \d\d:\d\d UTC", out), out
+    window = json.loads(run_cli(world, "status", "--json").stdout)["reconciliation"]["orders"]
+    assert window["slice"] == 1
+    assert 0 < window["keys_read"] < window["keys_total"]
 
     rejected = run_cli(world, "rejected", "customers")
     assert rejected.returncode == 0

@@ -9,6 +9,7 @@ import click
 
 from cdc_sync.daemon.mapping_meta import last_refused_edit
 from cdc_sync.marks import held_changes
+from cdc_sync.reconcile import progress
 from cdc_sync.report import COUNT_NAMES, CycleReport
 from cdc_sync.resources import Resource
 from cdc_sync.resync import unfinished_resync
@@ -62,6 +63,7 @@ def status_data(state: StateStore) -> dict[str, Any]:
         "held_mapping_changes": {r.value: n for r, n in held_changes(state).items()},
         "unfinished_resync": [r.value for r in unfinished_resync(state) or ()],
         "refused_mapping_edit": None if refused is None else refused.as_dict(),
+        "reconciliation": progress(state),
     }
 
 
@@ -97,6 +99,8 @@ def print_status(state: StateStore, *, as_json: bool) -> None:
     for name, would_send in data["held_mapping_changes"].items():
         click.echo(f"held: the {name} mapping changed ({would_send} records would be resent); "
                    f"release it with `cdc-sync resync {name} --confirm`")
+    for name, window in data["reconciliation"].items():
+        click.echo(f"  {name}: {window['summary']}")
     _print_refused_edit(data["refused_mapping_edit"])
     if data["unfinished_resync"]:
         click.echo(f"unfinished resync of {', '.join(data['unfinished_resync'])}: "
