@@ -33,7 +33,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from cdc_sync.catalogue import DERIVED
 from cdc_sync.resources import Resource
 from cdc_sync.source.keys import KeySpan
 from cdc_sync.source.stream import SourceRow
