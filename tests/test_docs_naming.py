@@ -7,7 +7,6 @@ read against SQLite, PostgreSQL and MariaDB.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ from cdc_sync.resources import Resource
 from cdc_sync.source import ShopSource, connect_shop
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "mappings.md"
-T0 = datetime(2024, 5, 1, 12, 0, 0)
 
 
 def docs_block(marker: str) -> dict[str, Any]:
