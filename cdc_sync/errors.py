@@ -132,3 +132,7 @@ class SandboxStoreError(CdcSyncError):
 
 class FaultsError(CdcSyncError, ValueError):
     """A sandbox fault setting is unknown or out of range."""
+
+
+class NoShopError(CdcSyncError):
+    """`cdc-sync init`: the database holds nothing init recognises as a shop."""

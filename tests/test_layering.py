@@ -73,3 +73,19 @@ def test_the_pure_core_contract_names_every_pure_module() -> None:
         dotted = "cdc_sync." + module.removesuffix(".py").replace("/", ".")
         assert dotted in listed or dotted.rsplit(".", 1)[0] in listed, module
     assert set(contract["forbidden_modules"]) >= IO_LIBRARIES
+
+
+def test_every_error_class_lives_in_errors_py() -> None:
+    """One place to see what can go wrong and what each error's exit code is."""
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if path == PACKAGE / "errors.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            bases = [ast.unparse(b) for b in node.bases]
+            if node.name.endswith(("Error", "Exception")) or any(
+                    b.endswith(("Error", "Exception")) for b in bases):
+                offenders.append(f"{path.relative_to(PACKAGE)}: {node.name}")
+    assert offenders == []

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from cdc_sync.errors import CdcSyncError, MappingError, Problem
+from cdc_sync.errors import MappingError, NoShopError, Problem
 from cdc_sync.init.detect import draft_for
 from cdc_sync.init.draft import Draft
 from cdc_sync.init.facts import SchemaFacts
@@ -28,10 +28,6 @@ _DERIVED = ("guest_customers", "deleted_products")
 _ROUNDS = 6
 _PREVIEW_CHARS = 160
 _FIX = "check that CDC_SYNC_SOURCE_URL points at the shop database and the reader may SELECT"
-
-
-class NoShopError(CdcSyncError):
-    """The database holds nothing init recognises as a shop."""
 
 
 @dataclass(frozen=True)
