@@ -7,16 +7,22 @@ varying`), and on SQLite a computed key has no affinity, so '5' never equals 5.
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from cdc_sync.engine import CycleOptions
 from cdc_sync.mapping.loader import parse_mapping
 from cdc_sync.resources import Resource
 from cdc_sync.source import ShopSource, connect_shop
+from helpers.backends import COMBINATIONS, database_urls
+from helpers.cli import run_cli
+from helpers.world import ShopSize, World, demo_world
 
 MAPPING = """
     categories:
@@ -74,3 +80,33 @@ def test_numeric_query_keys_sort_as_numbers_where_the_driver_says_so(
     # SQLite does not report a query's column types: its keys sort as text (docs/mappings.md).
     expected = ["1", "10", "11"] if shop_url.startswith("sqlite") else ["1", "2", "3"]
     assert first == expected
+
+
+def _categories_from_a_query(data: dict[str, Any]) -> None:
+    data["categories"] = {
+        "query": "SELECT id AS category_id, name, slug FROM categories",
+        "key": "category_id",
+        "fields": {"id": "category_id", "name": "name",
+                   "url": {"template": "https://demo-shop.example/c/{slug}"}},
+    }
+
+
+@pytest.fixture(params=COMBINATIONS)
+def world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
+    shop_url, state_url = database_urls(request, tmp_path, *request.param)
+    size = ShopSize(customers=5, categories=4, products=5, orders=10)
+    with demo_world(tmp_path, shop_url, state_url, size=size,
+                    edit=_categories_from_a_query) as built:
+        yield built
+
+
+def test_a_query_source_syncs_and_previews_after_its_first_sync(world: World) -> None:
+    first = world.sync()
+    assert first.ok, first.errors()
+    # A full read checks state's keys against the shop first: keys bound back into the query.
+    again = world.sync(CycleOptions(full=True))
+    assert again.ok, again.errors()
+    assert world.differences() == []
+    shown = run_cli(world, "preview", "categories", "--key", "2")
+    assert shown.returncode == 0, shown.stderr
+    assert [r["key"] for r in json.loads(shown.stdout)] == ["2"]
