@@ -530,3 +530,49 @@ def test_check_passes_and_preview_shows_joined_and_aggregated_values(
         options = [o for r in json.loads(shown.stdout) for o in r["payload"].get("options", ())]
         assert options
         assert all(o["name"].startswith("de ") for o in options)
+
+
+def test_aggregates_over_a_query_child_with_a_composite_text_key(shop_url: str) -> None:
+    meta = sa.MetaData()
+    sa.Table("sales", meta, sa.Column("store", sa.String(10), primary_key=True),
+             sa.Column("number", sa.String(10), primary_key=True))
+    items = sa.Table("items", meta, sa.Column("id", sa.Integer, primary_key=True),
+                     sa.Column("store", sa.String(10)), sa.Column("number", sa.String(10)),
+                     sa.Column("qty", sa.Integer), sa.Column("price", sa.Numeric(10, 2)))
+    engine = sa.create_engine(shop_url)
+    meta.create_all(engine)
+    keys = [("b", "10"), ("b", "9"), ("a", "2"), ("B", "1")]
+    with engine.begin() as conn:
+        conn.execute(meta.tables["sales"].insert(), [{"store": s, "number": n} for s, n in keys])
+        conn.execute(items.insert(), [
+            {"id": i, "store": s, "number": n, "qty": i, "price": Decimal("0.10") * i}
+            for i, (s, n) in enumerate(keys[:3] * 2, 1)
+        ])
+    engine.dispose()
+    reader = connect_shop(shop_url)
+    loaded = parse_mapping(textwrap.dedent("""
+        orders:
+          table: sales
+          fields:
+            id: {template: "{store}-{number}"}
+            lines: {count: items}
+            pieces: {sum: items.qty, type: integer}
+            value: {sum: items.price}
+            cheapest: {min: items.price}
+          children:
+            items:
+              query: SELECT store, number, qty, price FROM items WHERE qty > 1
+              parent_key: [store, number]
+    """), FILE)
+    try:
+        records = {r.key: r.payload for r in ShopSource(reader, loaded).records(Resource.ORDERS)}
+    finally:
+        reader.dispose()
+    assert records == {
+        '["B","1"]': {"id": "B-1", "lines": "0", "pieces": 0, "value": "0"},
+        '["a","2"]': {"id": "a-2", "lines": "2", "pieces": 9, "value": "0.9",
+                      "cheapest": "0.3"},
+        '["b","10"]': {"id": "b-10", "lines": "1", "pieces": 4, "value": "0.4",
+                       "cheapest": "0.4"},
+        '["b","9"]': {"id": "b-9", "lines": "2", "pieces": 7, "value": "0.7", "cheapest": "0.2"},
+    }

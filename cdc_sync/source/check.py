@@ -126,9 +126,12 @@ class Checker:
             if aggregate is None:
                 continue
             grouped = plan.aggregates.get(aggregate_stream(aggregate.child))
-            folded = None if grouped is None else grouped.values.get(expression_label(name))
-            if folded is None:
+            label = expression_label(name)
+            if grouped is None or label not in grouped.values:
                 continue
+            # The folded column's type tells what a sum, min or max of it holds.
+            source = grouped.columns[label]  # None: a count of rows
+            folded = grouped.values[label] if source is None else source
             function = aggregate.function.value
             path: Path = (plan.name, "fields", name, function)
             target = f"{function}: {getattr(spec, function)}"

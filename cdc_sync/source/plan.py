@@ -27,6 +27,7 @@ from cdc_sync.mapping.model import (
 )
 from cdc_sync.source.keys import KeyKind, key_kinds
 from cdc_sync.source.reflect import Relation, ShopSchema
+from cdc_sync.source.sums import exact_sum
 
 Path = tuple[str | int, ...]
 Column = sa.ColumnElement[Any]
@@ -53,6 +54,7 @@ class AggregatePlan:
 
     child: ChildPlan
     values: dict[str, Column]  # expression_label(field) -> SUM(...), COUNT(...), ...
+    columns: dict[str, Column | None]  # the same labels -> the child column folded (None: rows)
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,7 @@ def _aggregates(resolver: _Resolver, path: Path, spec: ResourceSpec,
                 children: Mapping[str, ChildPlan]) -> dict[str, AggregatePlan]:
     """The aggregate fields grouped by the child they fold, each child's as one plan."""
     values: dict[str, dict[str, Column]] = {}
+    columns: dict[str, dict[str, Column | None]] = {}
     for field_name, field_spec in spec.fields.items():
         aggregate = field_spec.aggregate()
         if aggregate is None:
@@ -238,10 +241,11 @@ def _aggregates(resolver: _Resolver, path: Path, spec: ResourceSpec,
                                      what=f"{aggregate.function} column")
             if column is None:
                 continue
-        folded = _folded(aggregate.function, column)
-        values.setdefault(aggregate.child, {})[expression_label(field_name)] = folded
-    return {aggregate_stream(name): AggregatePlan(children[name], folded_values)
-            for name, folded_values in values.items()}
+        label = expression_label(field_name)
+        values.setdefault(aggregate.child, {})[label] = _folded(aggregate.function, column)
+        columns.setdefault(aggregate.child, {})[label] = column
+    return {aggregate_stream(name): AggregatePlan(children[name], folded, columns[name])
+            for name, folded in values.items()}
 
 
 def _folded(function: AggregateFunction, column: Column | None) -> Column:
@@ -250,7 +254,7 @@ def _folded(function: AggregateFunction, column: Column | None) -> Column:
     assert column is not None  # the model requires a column for sum, min and max
     if function is AggregateFunction.SUM:
         # The sum of no values is 0 (an order without payments has paid 0), not NULL.
-        return sa.func.coalesce(sa.func.sum(column), 0)
+        return exact_sum(column)
     return sa.func.min(column) if function is AggregateFunction.MIN else sa.func.max(column)
 
 
