@@ -85,4 +85,5 @@ def open_engine(
             client=client,
             on_progress=on_progress,
             recheck_seconds=settings.recheck_seconds,
+            rejection_threshold=settings.rejection_threshold,
         )

@@ -36,7 +36,7 @@ from cdc_sync.report import CycleKind, CycleReport, ReadMode, ResourceCounts, Re
 from cdc_sync.resources import Resource
 from cdc_sync.source import ShopSource, SourceRow
 from cdc_sync.source.sample import no_rows_note
-from cdc_sync.state import Outcome, RunStatus, StateStore
+from cdc_sync.state import Outcome, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ class SyncEngine:
         clock: Callable[[], float] = time.time,
         stop: threading.Event | None = None,
         recheck_seconds: float = 300.0,
+        rejection_threshold: int = 1,
     ) -> None:
         self.mapping = mapping
         self.source = source
@@ -86,6 +87,8 @@ class SyncEngine:
         # How long after an attempt with an unknown outcome (a timeout) Metrilo is assumed to
         # have applied it, if ever: the record is sent once more after that (see _commit).
         self.recheck_seconds = recheck_seconds
+        # Rejected records from which a cycle ends as "rejected" (exit code 5, status, healthz).
+        self.rejection_threshold = rejection_threshold
         self.catalogue = Catalogue(mapping.spec)
         self.marks = ResourceMarks(state, mapping, clock)
         self.rolling = RollingReconciliation(
@@ -100,7 +103,8 @@ class SyncEngine:
 
     def run(self, options: CycleOptions = CycleOptions()) -> CycleReport:
         """One cycle; Metrilo trouble ends it early, recorded in the report and the run history."""
-        report = CycleReport(kind=options.kind, dry_run=options.dry_run)
+        report = CycleReport(kind=options.kind, dry_run=options.dry_run,
+                             rejection_threshold=self.rejection_threshold)
         wanted = set(options.resources)
         run_id = None
         if not options.dry_run:
@@ -124,9 +128,9 @@ class SyncEngine:
         finally:
             report.finished = time.monotonic()
             if run_id is not None:
-                status = RunStatus.OK if report.ok else RunStatus.FAILED
                 errors = "\n".join(report.errors()) or None
-                self.state.finish_run(run_id, status=status, counts=report.counts(), error=errors)
+                self.state.finish_run(run_id, status=report.status,
+                                      counts=report.counts(), error=errors)
         return report
 
     # -- one resource -------------------------------------------------------------------

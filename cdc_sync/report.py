@@ -18,6 +18,19 @@ class CycleKind(StrEnum):
     RETRY = "retry"  # read everything again, to resend what was rejected
 
 
+class RunStatus(StrEnum):
+    """How a run ended, as the run history stores it and `status` shows it."""
+
+    RUNNING = "running"
+    OK = "ok"
+    # It went through, but at least CDC_SYNC_REJECTION_THRESHOLD records were rejected.
+    REJECTED = "rejected"
+    FAILED = "failed"  # a resource or the whole cycle stopped on an error
+    # Stopped before the end (SIGTERM, a resync waiting) or its process died: the rest is
+    # read next cycle.
+    INTERRUPTED = "interrupted"
+
+
 class ReadMode(StrEnum):
     """How a resource was read in a cycle, as the report prints it."""
 
@@ -93,6 +106,8 @@ class CycleReport:
     resources: dict[Resource, ResourceReport] = field(default_factory=dict)
     error: str | None = None
     stopped: bool = False  # a stop was requested; the cycle ended early, cleanly
+    # Records rejected in the cycle from which it counts as rejected; 0: never.
+    rejection_threshold: int = 1
 
     def for_resource(self, resource: Resource) -> ResourceReport:
         return self.resources.setdefault(resource, ResourceReport(resource))
@@ -100,6 +115,21 @@ class CycleReport:
     @property
     def ok(self) -> bool:
         return self.error is None and all(r.error is None for r in self.resources.values())
+
+    @property
+    def status(self) -> RunStatus:
+        """Failed over interrupted over rejected over ok: the worst thing that happened."""
+        if not self.ok:
+            return RunStatus.FAILED
+        if self.stopped:
+            return RunStatus.INTERRUPTED
+        if self.rejection_threshold and self.total("rejected") >= self.rejection_threshold:
+            return RunStatus.REJECTED
+        return RunStatus.OK
+
+    def total(self, count: str) -> int:
+        """A count ("sent", "rejected"...) summed over the resources."""
+        return sum(getattr(r.counts, count) for r in self.resources.values())
 
     @property
     def seconds(self) -> float:

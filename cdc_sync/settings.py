@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     max_retry_seconds: float = Field(
         default=120.0, gt=0, validation_alias="CDC_SYNC_MAX_RETRY_SECONDS"
     )
+    rejection_threshold: int = Field(
+        default=1, ge=0, validation_alias="CDC_SYNC_REJECTION_THRESHOLD"
+    )
 
     @field_validator("metrilo_api_url")
     @classmethod

@@ -46,7 +46,7 @@ def test_status_and_rejected_say_what_a_user_needs(world: World) -> None:
     customer_id = _customer_with_orders(world)
     mutate.rename_customer(world.shop, customer_id, "Bad\x01Name")
     synced = run_cli(world, "sync")
-    assert synced.returncode == 0, synced.stderr
+    assert synced.returncode == 5, synced.stderr  # done, but records were rejected
 
     status = run_cli(world, "status")
     assert status.returncode == 0, status.stderr
@@ -54,7 +54,8 @@ def test_status_and_rejected_say_what_a_user_needs(world: World) -> None:
     assert "synced   pending  rejected      gone" in out
     assert "rejected 1x: firstName: contains the control character U+0001" in out
     assert "x: waiting for customer" in out
-    assert "last cycle: #1 sync ok" in out
+    assert "last cycle: #1 sync rejected" in out
+    assert "records rejected in this cycle" in out
     assert "  orders: 200 scanned, 200 new, " in out
     assert "last error: none" in out
 
@@ -63,6 +64,7 @@ def test_status_and_rejected_say_what_a_user_needs(world: World) -> None:
     assert data["resources"]["orders"]["top_pending"][0]["reason"].startswith(
         "waiting for customer")
     assert data["last_runs"][0]["counts"]["orders"]["waiting"] >= 1
+    assert data["last_runs"][0]["status"] == "rejected"
 
     assert run_cli(world, "sync").returncode == 0  # reads the window's first slice
     out = run_cli(world, "status").stdout
@@ -81,13 +83,24 @@ def test_status_and_rejected_say_what_a_user_needs(world: World) -> None:
     assert "cdc-sync retry customers" in rejected.stderr
 
 
+def test_rejections_below_the_threshold_leave_the_cycle_ok(world: World) -> None:
+    mutate.rename_customer(world.shop, _customer_with_orders(world), "Bad\x01Name")
+    synced = run_cli(world, "sync", CDC_SYNC_REJECTION_THRESHOLD="2")
+    assert synced.returncode == 0, synced.stderr
+    assert "last cycle: #1 sync ok" in run_cli(world, "status").stdout
+    again = run_cli(world, "retry", "customers", CDC_SYNC_REJECTION_THRESHOLD="1")
+    assert again.returncode == 5, again.stderr
+    off = run_cli(world, "retry", "customers", CDC_SYNC_REJECTION_THRESHOLD="0")
+    assert off.returncode == 0, off.stderr
+
+
 def test_retry_sends_rejected_records_again(world: World) -> None:
     customer_id = _customer_with_orders(world)
     mutate.rename_customer(world.shop, customer_id, "Bad\x01Name")
     run_cli(world, "sync")
     before = world.rows(Resource.CUSTOMERS, [str(customer_id)])[str(customer_id)]
     retried = run_cli(world, "retry", "customers")
-    assert retried.returncode == 0, retried.stderr
+    assert retried.returncode == 5, retried.stderr  # rejected again
     after = world.rows(Resource.CUSTOMERS, [str(customer_id)])[str(customer_id)]
     assert after.status is Status.REJECTED  # still invalid: tried again, refused again
     assert after.attempts == 1

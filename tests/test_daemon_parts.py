@@ -152,6 +152,29 @@ def test_health_is_ok_after_a_success_and_503_once_the_success_is_stale() -> Non
         200, "degraded", "products: 90% of products look deleted")
 
 
+def test_rejections_over_the_threshold_make_the_cycle_rejected_and_health_degraded() -> None:
+    clock = Clock()
+    health = Health(stale_after=180, clock=clock)
+    health.set_active(True)
+    rejecting = _outcome(clock, rejected=2)
+    assert rejecting.result == "rejected"
+    assert rejecting.ok  # it went through: no backoff, nothing to retry
+    health.cycle_finished(rejecting)
+    code, body = health.check()
+    assert (code, body["status"], body["consecutive_failures"]) == (200, "degraded", 0)
+    assert body["last_cycle"]["result"] == "rejected"
+    assert body["last_cycle"]["rejected"] == 2
+    assert body["last_success_age_seconds"] == 0
+
+    tolerant = CycleReport(kind=CycleKind.SYNC, rejection_threshold=3)
+    tolerant.for_resource(Resource.ORDERS).counts.rejected = 2
+    health.cycle_finished(CycleOutcome(CycleKind.SYNC, clock.now, 1.0, tolerant))
+    assert health.check()[1]["status"] == "ok"
+    off = CycleReport(kind=CycleKind.SYNC, rejection_threshold=0)
+    off.for_resource(Resource.ORDERS).counts.rejected = 500
+    assert CycleOutcome(CycleKind.SYNC, clock.now, 1.0, off).result == "ok"
+
+
 def test_a_long_cycle_that_makes_progress_stays_healthy() -> None:
     clock = Clock()
     health = Health(stale_after=180, clock=clock)
@@ -193,7 +216,7 @@ def test_metrics_render_prometheus_text_with_escaped_labels() -> None:
     text = metrics.render()
     assert sample(text, "cdc_sync_records_sent_total", resource="orders") == 7
     assert sample(text, "cdc_sync_records_rejected_total", resource="orders") == 2
-    assert sample(text, "cdc_sync_cycles_total", kind="sync", result="ok") == 1
+    assert sample(text, "cdc_sync_cycles_total", kind="sync", result="rejected") == 1
     assert sample(text, "cdc_sync_cycle_duration_seconds_sum") == 0.25
     assert sample(text, "cdc_sync_cycle_duration_seconds_count") == 1
     assert sample(text, "cdc_sync_last_success_timestamp_seconds") == clock.now

@@ -356,7 +356,8 @@ def test_records_rejected_or_pending_under_the_old_mapping_are_sent_with_the_new
     world.seed()
     write_mapping(world, typo_field)
     daemon, base = start(world)
-    daemon.wait_for(r"sync cycle ok in \S+: customers 40 sent.*categories 6 rejected")
+    daemon.wait_for(r"sync cycle rejected 6 records in \S+: customers 40 sent.*categories 6 "
+                    r"rejected")
     assert world.sandbox.store.counts()["categories"] == 0
     assert "rejected 6x: title: is not a category field Metrilo knows" in status(world)
 

@@ -76,6 +76,7 @@ _BAD_SETTINGS = [
     ("sync", "CDC_SYNC_HTTP_TIMEOUT", "-1"),
     ("sync", "CDC_SYNC_MAX_ATTEMPTS", "1.5"),
     ("sync", "CDC_SYNC_MAX_RETRY_SECONDS", "0"),
+    ("sync", "CDC_SYNC_REJECTION_THRESHOLD", "-2"),
     ("run", "CDC_SYNC_INTERVAL", "abc"),
     ("run", "CDC_SYNC_INTERVALS", "order=30"),
     ("run", "CDC_SYNC_BACKOFF_MAX", "0"),

@@ -20,10 +20,11 @@ from cdc_sync.cli import (
     sandbox_cmds,
     sync_cmds,
 )
-from cdc_sync.cli.common import run_guarded
+from cdc_sync.cli.common import EXIT_HELP, run_guarded
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             epilog=EXIT_HELP)
 @click.version_option(__version__, prog_name="cdc-sync")
 def cli() -> None:
     """Keep a Metrilo project in step with a shop's own SQL database, read-only.

@@ -13,9 +13,32 @@ import click
 from cdc_sync.daemon.settings import DaemonSettings, load_daemon_settings
 from cdc_sync.errors import CdcSyncError, ConfigError, MappingError
 from cdc_sync.mapping.loader import LoadedMapping, load_mapping
+from cdc_sync.report import RunStatus
 from cdc_sync.settings import Settings, load_settings, settings_and_problems
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_CODES: dict[RunStatus, int] = {
+    RunStatus.OK: 0,
+    RunStatus.FAILED: 1,
+    RunStatus.REJECTED: 5,
+    RunStatus.INTERRUPTED: 6,
+    RunStatus.RUNNING: 1,  # never the end of a run; here so every status has a code
+}
+"""The exit code of a cycle that ran to its end (or was stopped); errors that stop a command
+before or during a cycle carry their own (`CdcSyncError.exit_code`). EXIT_HELP lists them all."""
+
+EXIT_HELP = """\b
+Exit codes:
+  0    done; nothing (or fewer than CDC_SYNC_REJECTION_THRESHOLD records) rejected
+  1    the cycle failed (shop, state DB or Metrilo unreachable): see the error
+  2    a setting or mappings.yaml is wrong: every problem is listed with a fix
+  3    Metrilo refused the token or secret (401/402/403)
+  4    another cdc-sync process holds the state DB (a daemon is running)
+  5    done, but at least CDC_SYNC_REJECTION_THRESHOLD records (default 1) were
+       rejected: `cdc-sync status`, `cdc-sync rejected RESOURCE`
+  6    interrupted (SIGTERM / Ctrl-C) before the end: the next cycle goes on
+  130  a second Ctrl-C (143: SIGTERM) stopped it at once, or aborted at a prompt"""
 
 
 def run_guarded(group: click.Group) -> int:

@@ -10,7 +10,7 @@ import click
 from cdc_sync.daemon.mapping_meta import last_refused_edit
 from cdc_sync.marks import held_changes
 from cdc_sync.reconcile import progress
-from cdc_sync.report import COUNT_NAMES, CycleReport
+from cdc_sync.report import COUNT_NAMES, CycleReport, RunStatus
 from cdc_sync.resources import Resource
 from cdc_sync.resync import unfinished_resync
 from cdc_sync.state import RunRow, StateStore, Status
@@ -129,6 +129,11 @@ def _print_last_cycle(data: dict[str, Any]) -> None:
     took = "still running" if run["seconds"] is None else f"took {run['seconds']}s"
     click.echo(f"last cycle: #{run['id']} {run['kind']} {run['status']}, started "
                f"{run['started_at']}, {took}")
+    if run["status"] == RunStatus.REJECTED:
+        rejected = sum(c.get("rejected", 0) for c in run["counts"].values())
+        click.echo(f"  {rejected} records rejected in this cycle (at least "
+                   "CDC_SYNC_REJECTION_THRESHOLD): `cdc-sync rejected RESOURCE` lists them; fix "
+                   "the shop data or the mapping, then `cdc-sync retry`")
     for resource in Resource:  # in import order
         counts = run["counts"].get(resource.value)
         if counts is not None:

@@ -9,10 +9,18 @@ from typing import Any
 import click
 
 from cdc_sync.app import open_engine, open_state
-from cdc_sync.cli.common import configured, settings_from, settings_options, setup_logging
+from cdc_sync.cli.common import (
+    EXIT_CODES,
+    EXIT_HELP,
+    configured,
+    settings_from,
+    settings_options,
+    setup_logging,
+)
 from cdc_sync.cli.daemon_cmds import hand_resync_to_daemon
 from cdc_sync.cli.progress import cycle_progress, expect_known_records
 from cdc_sync.cli.show import print_report, print_status
+from cdc_sync.daemon import signals
 from cdc_sync.daemon.handoff import foreground_lease
 from cdc_sync.engine import CycleOptions
 from cdc_sync.report import CycleKind, CycleReport
@@ -24,7 +32,7 @@ RESOURCE_NAMES = [r.value for r in Resource]
 
 
 def _exit_code(report: CycleReport) -> int:
-    return 0 if report.ok else 1
+    return EXIT_CODES[report.status]
 
 
 def _pushing(settings: Settings, command: str, *, dry_run: bool) -> AbstractContextManager[None]:
@@ -35,7 +43,7 @@ def _pushing(settings: Settings, command: str, *, dry_run: bool) -> AbstractCont
     return foreground_lease(settings.state_url.get_secret_value(), command)
 
 
-@click.command()
+@click.command(epilog=EXIT_HELP)
 @settings_options
 @click.option("--dry-run", is_flag=True,
               help="Print counts and samples of what would be sent; write and send nothing.")
@@ -61,12 +69,13 @@ def sync(dry_run: bool, full: bool, accept_mapping: bool, resources: tuple[str, 
           open_engine(settings, send=not dry_run, mapping=ready.mapping,
                       on_progress=progress) as engine):
         progress.expected = expect_known_records(engine.state)
+        signals.install(engine.stop.set)
         report = engine.run(options)
     print_report(report)
     raise click.exceptions.Exit(_exit_code(report))
 
 
-@click.command()
+@click.command(epilog=EXIT_HELP)
 @settings_options
 @click.option("--dry-run", is_flag=True, help="Print what would be sent; write and send nothing.")
 @click.option("--confirm", is_flag=True, help="Also send a mapping change that is being held.")
@@ -98,12 +107,13 @@ def resync(dry_run: bool, confirm: bool, restart: bool, resources: tuple[str, ..
         with (cycle_progress() as progress,
               open_engine(settings, mapping=ready.mapping, on_progress=progress) as engine):
             progress.expected = expect_known_records(engine.state)
+            signals.install(engine.stop.set)
             report = run_resync(engine, chosen, confirm=confirm, restart=restart)
     print_report(report)
     raise click.exceptions.Exit(_exit_code(report))
 
 
-@click.command()
+@click.command(epilog=EXIT_HELP)
 @settings_options
 @click.argument("resources", nargs=-1, type=click.Choice(RESOURCE_NAMES))
 def retry(resources: tuple[str, ...], **kwargs: Any) -> None:
@@ -117,6 +127,7 @@ def retry(resources: tuple[str, ...], **kwargs: Any) -> None:
         progress.expected = expect_known_records(engine.state)
         for resource in chosen or engine.mapped_resources():
             engine.state.retry_rejected(resource.value)
+        signals.install(engine.stop.set)
         report = engine.run(CycleOptions(kind=CycleKind.RETRY, resources=tuple(chosen)))
     print_report(report)
     raise click.exceptions.Exit(_exit_code(report))

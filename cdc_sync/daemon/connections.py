@@ -56,6 +56,7 @@ class Connections:
             on_progress=on_progress,
             stop=stop,
             recheck_seconds=self._settings.recheck_seconds,
+            rejection_threshold=self._settings.rejection_threshold,
         )
 
     def use_mapping(self, mapping: LoadedMapping) -> None:

@@ -4,8 +4,9 @@ Healthy (200) means: a standby replica, waiting its turn; or an active daemon wh
 cycle that got records through (fully, or partly: one resource failing while the others go
 on) is younger than `stale_after`, or whose current cycle is still making progress (a first
 sync or a resync may run for hours). Otherwise 503: cycles keep failing, or it is stuck.
-The status says more: ok, degraded (the last cycle had errors, an edit of the mapping was
-refused, or a mapping change is held) or standby. A refused edit or a held change leaves the
+The status says more: ok, degraded (the last cycle had errors or rejected at least
+CDC_SYNC_REJECTION_THRESHOLD records, an edit of the mapping was refused, or a mapping change
+is held) or standby. A refused edit or a held change leaves the
 code at 200: the daemon still works, on its last good mapping, and restarting it would not
 help (it would refuse to start on the broken file); the body lists the problems and the holds.
 """
@@ -82,7 +83,7 @@ class Health:
             self._last = outcome
             self._finished_since_active = True
             result = outcome.result
-            if result is CycleResult.OK:
+            if outcome.ok:  # ok, or ok but for rejected records: it went through
                 self._failures = 0
                 self._last_success = outcome.finished_at
                 self._last_error = None
@@ -101,7 +102,8 @@ class Health:
         with self._lock:
             now = self._clock()
             fresh = self._fresh(now)
-            troubled = self._failures or self._mapping_problems or self._held
+            rejected = self._last is not None and self._last.result is CycleResult.REJECTED
+            troubled = self._failures or self._mapping_problems or self._held or rejected
             status = "degraded" if troubled else "ok"
             if not self._active:
                 status = "standby"

@@ -5,13 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from cdc_sync.report import CycleKind, CycleReport
+from cdc_sync.report import CycleKind, CycleReport, RunStatus
 
 
 class CycleResult(StrEnum):
     """How a daemon cycle ended; `/metrics` and `/healthz` show the value."""
 
     OK = "ok"
+    # Went through, but at least CDC_SYNC_REJECTION_THRESHOLD records were rejected: no backoff
+    # (resending would not help), but /healthz says degraded and `status` says rejected.
+    REJECTED = "rejected"
     # Some resources failed, others went through: no backoff, the next tick retries them.
     PARTIAL = "partial"
     FAILED = "failed"  # nothing went through (an outage): back off
@@ -38,11 +41,14 @@ class CycleOutcome:
         if failures:
             return (CycleResult.FAILED if len(failures) == len(report.resources)
                     else CycleResult.PARTIAL)
-        return CycleResult.STOPPED if report.stopped else CycleResult.OK
+        if report.stopped:
+            return CycleResult.STOPPED
+        return CycleResult.REJECTED if report.status is RunStatus.REJECTED else CycleResult.OK
 
     @property
     def ok(self) -> bool:
-        return self.result is CycleResult.OK
+        """Went through to the end: ok, or ok but for records rejected (nothing to retry)."""
+        return self.result in (CycleResult.OK, CycleResult.REJECTED)
 
     @property
     def errors(self) -> list[str]:

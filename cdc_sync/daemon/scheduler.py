@@ -223,7 +223,7 @@ class Daemon:
         outcome = self._cycle(CycleKind.RESYNC, lambda engine: run_resync(
             engine, job.resources, confirm=job.confirm, restart=restart))
         result = outcome.result
-        if result is CycleResult.OK:
+        if outcome.ok:
             with self._lock:
                 self._due -= set(job.resources or Resource)  # just read in full
         elif result is CycleResult.FAILED and job.attempts < MAX_RESYNC_ATTEMPTS:
@@ -289,6 +289,11 @@ class Daemon:
             log.error("%s cycle partly failed in %.1fs: %s; errors: %s", outcome.kind,
                       outcome.seconds, outcome.summary(), "; ".join(outcome.errors),
                       extra=outcome.log_fields())
+        elif result is CycleResult.REJECTED:
+            self._backoff.succeeded()  # sending again would not help: the data must change
+            log.warning("%s cycle rejected %d records in %.1fs: %s; `cdc-sync rejected "
+                        "RESOURCE` lists them", outcome.kind, outcome.total("rejected"),
+                        outcome.seconds, outcome.summary(), extra=outcome.log_fields())
         else:
             if result is CycleResult.OK:
                 self._backoff.succeeded()

@@ -7,6 +7,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import NamedTuple
 
+# How a run ended: defined with the cycle report (pure), stored by the run history.
+from cdc_sync.report import RunStatus as RunStatus
+
 
 class Status(StrEnum):
     """Where a record stands with Metrilo."""
@@ -68,15 +71,6 @@ class SourceMark(NamedTuple):
 
     source_fingerprint: str
     has_payload: bool  # state keeps the accepted record (see Outcome.payload)
-
-
-class RunStatus(StrEnum):
-    """How a run in the run history stands; the table stores the value."""
-
-    RUNNING = "running"
-    OK = "ok"
-    FAILED = "failed"
-    INTERRUPTED = "interrupted"  # its process died (SIGKILL, power loss) before it finished
 
 
 @dataclass(frozen=True, slots=True)
