@@ -175,7 +175,8 @@ def test_init_on_an_unreachable_database_says_so_and_writes_nothing(tmp_path: Pa
     result = run_init("postgresql+psycopg://reader:s3cret@127.0.0.1:9/shop", "-o", str(target))
     assert result.returncode == 1
     assert "reading the shop's schema failed" in result.stderr
-    assert "fix: check that CDC_SYNC_SOURCE_URL" in result.stderr
+    assert "fix:" in result.stderr
+    assert "CDC_SYNC_SOURCE_URL" in result.stderr
     assert "s3cret" not in result.stderr
     assert "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []
