@@ -93,6 +93,31 @@ def test_check_warns_about_a_resource_that_reads_no_rows(shop: str) -> None:
     assert "look them up by code" in empty.fix
 
 
+EMPTY_CHILD = """
+    orders:
+      table: orders
+      fields: {id: id, createdAt: created_at, email: email, amount: total, status: status}
+      children:
+        products:
+          table: order_lines
+          where: quantity < 0
+          parent_key: order_id
+          fields: {productId: product_id, quantity: quantity}
+        coupons:
+          query: SELECT order_id, code FROM order_coupons WHERE code = 'NO-SUCH-CODE'
+          parent_key: order_id
+          value: code
+"""
+
+
+def test_check_warns_about_a_child_whose_where_or_query_reads_no_rows(shop: str) -> None:
+    _, findings = sample(shop, EMPTY_CHILD)
+    lines = one(findings.warnings, "(orders.children.products.where)")
+    assert lines.what == "orders.children.products reads no rows with where: quantity < 0"
+    coupons = one(findings.warnings, "(orders.children.coupons.query)")
+    assert coupons.what == "orders.children.coupons: the query returns no rows"
+
+
 def test_the_demo_mapping_samples_clean(shop: str) -> None:
     demo = (Path(__file__).resolve().parent.parent / "mappings.yaml").read_text()
     problems, findings = sample(shop, demo)

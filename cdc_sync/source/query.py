@@ -191,6 +191,15 @@ def any_key_select(plan: ResourcePlan) -> AnySelect:
     return _filtered(stmt, plan).limit(1)
 
 
+def any_child_select(child: ChildPlan) -> AnySelect:
+    """One row of a child collection, any parent's (its where applies)."""
+    stmt = sa.select(sa.literal(1)).select_from(child.from_clause)
+    stmt = stmt.where(*(c.is_not(None) for c in child.parent_key))
+    if child.where is not None:
+        stmt = stmt.where(child.where)
+    return stmt.limit(1)
+
+
 def keys_select(plan: ResourcePlan, dialect: str, limit: int) -> AnySelect:
     """The first `limit` keys in key order."""
     stmt = sa.select(*plan.key).select_from(plan.from_clause)

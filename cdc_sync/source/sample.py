@@ -9,7 +9,8 @@ refuses, at the field's YAML line:
 - every sampled record fails on the field: an error (the mapping is wrong);
 - some do: a warning (the data has bad values; those records will be rejected, the rest go);
 - a resource that reads no rows at all: a warning naming its `where`, `query` or `table`
-  (an empty table is legitimate in a new shop, a wrong filter is not: the user decides).
+  (an empty table is legitimate in a new shop, a wrong filter is not: the user decides); so
+  is a child whose `where` or `query` reads no row for any parent.
 
 Derived resources (guest customers, deleted products) are not sampled: finding their first
 rows needs a pass over every order. Their fields come from the orders' mapping, sampled there.
@@ -62,6 +63,8 @@ def sample_findings(source: ShopSource, mapping: LoadedMapping, *,
             findings.warnings.append(_no_rows(mapping, resource, spec))
             continue
         _tally(mapping, resource, spec, records, findings)
+        findings.warnings += [_no_child_rows(mapping, resource, spec, name)
+                              for name in source.empty_children(resource)]
     return findings
 
 
@@ -88,6 +91,22 @@ def _no_rows(mapping: LoadedMapping, resource: Resource, spec: ResourceSpec) -> 
                        "this if the shop has none yet")
     return Problem(mapping.where(name, "table"), f"{name}: table {spec.table!r} has no rows",
                    "map the table that holds them, or ignore this if the shop has none yet")
+
+
+def _no_child_rows(mapping: LoadedMapping, resource: Resource, spec: ResourceSpec,
+                   name: str) -> Problem:
+    child = spec.children[name]
+    path = (resource.value, "children", name)
+    if child.where is not None:
+        return Problem(mapping.where(*path, "where"),
+                       f"{resource.value}.children.{name} reads no rows with where: "
+                       f"{child.where}",
+                       "run the where in a SQL console and fix the condition (codes and ids "
+                       "differ between installations), or ignore this if there are none yet")
+    return Problem(mapping.where(*path, "query"),
+                   f"{resource.value}.children.{name}: the query returns no rows",
+                   "run the query in a SQL console and correct its conditions, or ignore this "
+                   "if there are none yet")
 
 
 def _tally(mapping: LoadedMapping, resource: Resource, spec: ResourceSpec,

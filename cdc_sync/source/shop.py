@@ -27,6 +27,7 @@ from cdc_sync.source.keys import KeySpan
 from cdc_sync.source.plan import ResourcePlan, plan_resource, resolve_fields
 from cdc_sync.source.query import (
     aggregate_select,
+    any_child_select,
     any_key_select,
     child_select,
     existing_select,
@@ -227,6 +228,16 @@ class ShopSource:
         with reading(f"reading {resource.value} keys", _FIX, self._engine), \
                 self._engine.connect() as conn:
             return conn.execute(stmt).first() is not None
+
+    def empty_children(self, resource: Resource) -> list[str]:
+        """The children of a direct resource with a `where` or a `query` that read no row."""
+        plan = self._plan_or_raise(resource.value)
+        filtered = [c for c in plan.children.values()
+                    if c.where is not None or c.spec.query is not None]
+        with reading(f"reading {resource.value} children", _FIX, self._engine), \
+                self._engine.connect() as conn:
+            return [c.name for c in filtered
+                    if conn.execute(any_child_select(c)).first() is None]
 
     def sample_keys(self, resource: Resource, limit: int) -> list[str]:
         """The first `limit` keys in key order (for previews)."""
