@@ -162,6 +162,34 @@ class FieldSpec(_Strict):
 Field_ = Annotated[FieldSpec, BeforeValidator(_field_shorthand)]
 
 
+class CursorKind(StrEnum):
+    """How a dependency's column shows its changed rows."""
+
+    TIMESTAMP = "timestamp"  # bumped on every insert and update (updated_at)
+    APPEND = "append"  # a key that only grows, in a table whose rows never change (serial id)
+
+
+class CursorSpec(_Strict):
+    """A column showing which rows of a joined, child or watched table changed since a mark.
+
+    The short form `cursor: updated_at` is a timestamp; `{column: id, kind: append}` is the
+    only-growing key of an append-only table (payments, order lines with a serial id).
+    """
+
+    column: str
+    kind: CursorKind = CursorKind.TIMESTAMP
+
+
+def _cursor_shorthand(value: Any) -> Any:
+    return {"column": value} if isinstance(value, str) else value
+
+
+Cursor_ = Annotated[CursorSpec, BeforeValidator(_cursor_shorthand)]
+_CURSOR_HELP = ("A column showing this table's changed rows: a timestamp bumped on change "
+                "(`updated_at`) or {column: id, kind: append} for an append-only table; its "
+                "changes re-read the records they belong to in the next incremental cycle.")
+
+
 class JoinConst(_Strict):
     """A constant the joined table's column must equal, e.g. a language id (bound, not pasted)."""
 
@@ -202,6 +230,7 @@ class JoinSpec(_Strict):
         description="All must match: {column: joined table column} pairs (the left side may be "
         "alias.column of an earlier join), and {joined table column: {const: value}}."
     )
+    cursor: Cursor_ | None = Field(default=None, description=_CURSOR_HELP)
 
     def pairs(self) -> dict[str, str]:
         """The column-to-column conditions: {column joined to: joined table column}."""
@@ -236,6 +265,7 @@ class ChildSpec(_Strict):
     fields: dict[str, Field_] | None = None
     single: bool = False
     order_by: ColumnList = Field(default_factory=list)
+    cursor: Cursor_ | None = Field(default=None, description=_CURSOR_HELP)
 
     @property
     def sent(self) -> bool:
@@ -266,6 +296,31 @@ class OnDelete(_Strict):
     status: str = "deleted"
 
 
+class WatchSpec(_Strict):
+    """A table a resource reads through raw SQL, watched for changes by a cursor column.
+
+    Each row of `table` (or of the raw SQL `query`) whose cursor moved names the record it
+    belongs to by `parent_key`; those records are re-read whole in the next incremental cycle.
+    """
+
+    table: str | None = Field(default=None, description="The table to watch.")
+    query: str | None = Field(
+        default=None, description="Raw SQL: a SELECT whose rows name changed records (with the "
+        "cursor and parent_key among its columns), for what one table cannot say."
+    )
+    cursor: Cursor_ = Field(description=_CURSOR_HELP)
+    parent_key: ColumnList = Field(
+        description="Column(s) giving the watched record's key, in the key's column order; "
+        "with table: an SQL expression over its columns is allowed (raw SQL)."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WatchSpec:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of table or query")
+        return self
+
+
 class ResourceSpec(_Strict):
     """Where a resource's rows come from and how each becomes a Metrilo record."""
 
@@ -281,6 +336,10 @@ class ResourceSpec(_Strict):
     joins: list[JoinSpec] = Field(default_factory=list)
     fields: dict[str, Field_]
     children: dict[str, ChildSpec] = Field(default_factory=dict)
+    watch: list[WatchSpec] = Field(
+        default_factory=list,
+        description="Tables named in raw SQL (query, expression, where) watched for changes.",
+    )
     on_delete: OnDelete = Field(default_factory=OnDelete)
     enabled: bool = True
 
