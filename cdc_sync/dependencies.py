@@ -316,13 +316,26 @@ def dependency_map(catalogue: Catalogue, dialect: str | None) -> DependencyMap:
 
 
 def _derived(entry: Entry, direct: dict[Resource, list[Dependency]]) -> list[Dependency]:
-    """A derived resource follows its cursor resource's own table; its other tables are seen by
-    reconciliation (an incremental read derives only from the rows whose cursor moved)."""
+    """A derived resource reads its bases' rows (and joins; deleted products the order lines).
+
+    It follows the cursor of the resource it is derived from (orders): an incremental read
+    derives from the rows whose own cursor moved, so its other tables are seen by
+    reconciliation.
+    """
     found = []
     for base in entry.built_from:
         for dep in direct.get(base, []):
+            if not _derived_reads(entry.resource, dep.via):
+                continue
             follows = base is entry.cursor_of and dep.via in ("table", "query")
             seen = dep.seen if follows or dep.seen is Seen.EVERY_CYCLE else Seen.RECONCILIATION
             found.append(Dependency(entry.resource, dep.table, f"{base.value}.{dep.via}",
                                     dep.path, False, seen, dep.cursor if follows else None))
     return found
+
+
+def _derived_reads(resource: Resource, via: str) -> bool:
+    """Whether the derived resource reads this part of a base (guests read no children)."""
+    if not via.startswith("children."):
+        return True
+    return resource is Resource.DELETED_PRODUCTS and via.split(".")[1] == "products"

@@ -26,6 +26,7 @@ from cdc_sync.errors import (
     MetriloUnavailableError,
     SourceError,
 )
+from cdc_sync.follow import Follower
 from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.mapping.model import DeleteAction
 from cdc_sync.marks import ResourceMarks
@@ -155,10 +156,12 @@ class SyncEngine:
                                 client=self.client, dry_run=options.dry_run)
         piece: Slice | None = None
         try:
+            follower = self._follower(resource, full)
             deletes.precheck(full=full)
             if not full and resource not in DERIVED:
                 piece = self.rolling.plan(resource, options.intervals)
-            self._deliver(resource, self._items(resource, planner, full, piece), planner, rep)
+            items = self._items(resource, planner, full, piece, follower)
+            self._deliver(resource, items, planner, rep)
             if full and not planner.stopped:
                 deletes.detect(live_before=live_before, seen_live=planner.seen_live)
             if piece is not None and not planner.stopped and not options.dry_run:
@@ -179,6 +182,8 @@ class SyncEngine:
             self.marks.advance(resource, high_water, full=full)
             if full and resource not in DERIVED and self.marks.cursor(resource):
                 self.rolling.restart(resource)
+            if follower is not None:
+                follower.commit()
         self._progress(resource, rep.counts)
 
     def _reconciled(self, piece: Slice, deletes: DeleteHandler, rep: ResourceReport) -> None:
@@ -210,9 +215,19 @@ class SyncEngine:
         return (resource is Resource.ORDERS and orders is not None
                 and orders.on_delete.action is DeleteAction.STATUS)
 
+    def _follower(self, resource: Resource, full: bool) -> Follower | None:
+        """The resource's joins, children and watches with a cursor (incremental reads only
+        happen with the resource's own cursor; without one every cycle reads it whole)."""
+        if self.marks.cursor(resource) is None or not self.source.trackers(resource):
+            return None
+        follower = Follower(self.state, self.source, resource, chunk_size=self.chunk_size,
+                            overlap_seconds=self.mapping.spec.sync.cursor_overlap_seconds)
+        follower.start(full=full)
+        return follower
+
     def _items(self, resource: Resource, planner: Planner, full: bool,
-               piece: Slice | None) -> Iterator[Item]:
-        yield from self._read_items(resource, planner, full)
+               piece: Slice | None, follower: Follower | None) -> Iterator[Item]:
+        yield from self._read_items(resource, planner, full, follower)
         if piece is not None and piece.span is not None:
             # After the changed rows: a key both passes read is skipped while in flight, and
             # unchanged by its source mark once acknowledged.
@@ -220,7 +235,8 @@ class SyncEngine:
             yield from planner.items(piece.rows(sliced.rows), sliced.compose)
         yield from self._recheck_items(resource, planner)
 
-    def _read_items(self, resource: Resource, planner: Planner, full: bool) -> Iterator[Item]:
+    def _read_items(self, resource: Resource, planner: Planner, full: bool,
+                    follower: Follower | None) -> Iterator[Item]:
         if full:
             everything = self.source.readings(resource)
             yield from planner.items(everything.rows, everything.compose)
@@ -229,7 +245,9 @@ class SyncEngine:
         changed = self.source.readings(resource, since=self.marks.since(resource))
         # A dry run writes nothing, so "not written this cycle" cannot tell which pending
         # records the first pass already counted: remember them (as many as changed rows).
-        counted: set[str] | None = set() if planner.dry_run else None
+        # Followed dependencies need them too: a record sent this cycle, re-read before its
+        # batch is answered, would look unsent and go out twice.
+        counted: set[str] | None = set() if planner.dry_run or follower else None
         yield from planner.items(_remembered(changed.rows, counted), changed.compose)
         # Pending records are retried every cycle even if their cursor did not move (a failed
         # send, an order that waited for its customer); not those this cycle just wrote.
@@ -237,7 +255,12 @@ class SyncEngine:
         for keys in pages:
             pending = self.source.readings(resource, keys=keys)
             rows = (r for r in pending.rows if counted is None or r.key not in counted)
-            yield from planner.items(rows, pending.compose)
+            yield from planner.items(_remembered(rows, counted), pending.compose)
+        # Records whose joined, child or watched rows changed, though their own row did not.
+        if follower is not None and counted is not None:
+            for keys in follower.changed_keys(counted):
+                again = self.source.readings(resource, keys=keys)
+                yield from planner.items(again.rows, again.compose)
 
     def _recheck_items(self, resource: Resource, planner: Planner) -> Iterator[Item]:
         """Records accepted after an attempt with an unknown outcome, once their grace is over:

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cdc_sync.catalogue import Catalogue, Entry
+from cdc_sync.dependencies import trackers
 from cdc_sync.errors import MappingError, Problem
 from cdc_sync.mapping.labels import key_string
 from cdc_sync.mapping.loader import LoadedMapping
@@ -20,6 +21,7 @@ from cdc_sync.mapping.model import ResourceSpec
 from cdc_sync.records import Readings, RowComposer
 from cdc_sync.resources import Resource, SourceRecord
 from cdc_sync.source import derived as derive
+from cdc_sync.source.changes import TrackerPlan, plan_trackers
 from cdc_sync.source.check import Checker, spec_problems
 from cdc_sync.source.connect import reading
 from cdc_sync.source.derived import DerivedPlan
@@ -43,6 +45,7 @@ _FIX = ("check that the shop database is reachable and the reader may SELECT the
         "tables; run `cdc-sync check`")
 _Planned = tuple[ResourcePlan | None, list[Problem]]
 _Derived = tuple[DerivedPlan | None, list[Problem]]
+_Tracked = tuple[list[TrackerPlan], list[Problem]]
 
 
 class ShopSource:
@@ -57,6 +60,7 @@ class ShopSource:
         self._schema = ShopSchema(engine)
         self._plans: dict[str, _Planned] = {}
         self._derived: dict[Resource, _Derived] = {}
+        self._tracked: dict[Resource, _Tracked] = {}
 
     # -- what the mapping holds ---------------------------------------------------------
 
@@ -107,6 +111,7 @@ class ShopSource:
             if plan is not None:
                 found = [*found, *checker.plan_problems(entry.resource, plan,
                                                         complete=not found)]
+                found += self._trackers(entry.resource, plan)[1]
             if found:
                 unfit.add(entry.resource)
             problems.extend(found)
@@ -265,6 +270,45 @@ class ShopSource:
         with reading(f"counting {resource.value}", _FIX, self._engine), \
                 self._engine.connect() as conn:
             return int(conn.execute(counted).scalar_one())
+
+    # -- changes in the tables a record reads (cursors on joins and children, watches) ---
+
+    def trackers(self, resource: Resource) -> list[TrackerPlan]:
+        """The resource's joins, children and watches with a cursor, resolved (direct only)."""
+        if self.spec(resource) is None:
+            return []
+        planned, problems = self._trackers(resource, self._plan_or_raise(resource.value))
+        if problems:
+            raise MappingError(problems, title=f"{resource.value} cannot be followed as mapped")
+        return planned
+
+    def tracker_mark(self, tracker: TrackerPlan) -> Any:
+        """The largest cursor value of the tracked table now (its first high-water mark)."""
+        with reading(f"reading the cursor of {tracker.tracker.name}", _FIX, self._engine), \
+                self._engine.connect() as conn:
+            return conn.execute(tracker.mark_select()).scalar()
+
+    def changed_parents(self, resource: Resource, tracker: TrackerPlan,
+                        since: Any) -> Iterator[tuple[str, Any]]:
+        """(parent key, cursor value) of each tracked row changed since the mark, streamed."""
+        width = len(tracker.parent_key)
+        rows = stream(self._engine, tracker.changed_select(since), batch=self._batch,
+                      doing=f"reading changes of {resource.value}.{tracker.tracker.name}")
+        try:
+            for row in rows.rows:
+                yield key_string(list(row[:width])), row[width]
+        finally:
+            rows.close()
+
+    def _trackers(self, resource: Resource, plan: ResourcePlan) -> _Tracked:
+        if resource not in self._tracked:
+            spec = self.spec(resource)
+            assert spec is not None
+            with reading(f"reading the schema for {resource.value}'s cursors", _FIX,
+                         self._engine):
+                self._tracked[resource] = plan_trackers(self._schema, self._mapping, plan,
+                                                        list(trackers(spec)))
+        return self._tracked[resource]
 
     # -- planning ---------------------------------------------------------------------
 

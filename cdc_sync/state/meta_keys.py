@@ -47,3 +47,9 @@ def held_change(resource: str) -> str:
 def reconcile_window(resource: str) -> str:
     """The rolling reconciliation's current window (JSON: start, slice position, counts)."""
     return f"reconcile:{resource}"
+
+
+def dependency_mark(resource: str, tracker: str) -> str:
+    """The high-water mark (JSON, with the table and column it belongs to) of one tracked
+    join, child or watch of the resource (`dependencies.Tracker.name`)."""
+    return f"dependency:{resource}:{tracker}"

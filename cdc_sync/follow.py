@@ -1,0 +1,94 @@
+"""Records whose joined, child or watched rows changed: found by cursor, re-read whole.
+
+An incremental cycle reads the rows whose own cursor moved; a record also changes when a row
+it reads through a join, a child or raw SQL changes. Each tracked dependency (a `cursor:` on
+a join or child, a `watch:` block) keeps its own high-water mark in state; one query per
+tracker per cycle maps the rows changed since it to their parents' keys, and the engine
+re-reads those parents whole. A mark is stored only after the cycle delivered what it found
+(synced, rejected or left pending for the next cycle): at-least-once, like the resource's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from cdc_sync.cursor import decode_high_water, encode_high_water
+from cdc_sync.resources import Resource
+from cdc_sync.source import ShopSource
+from cdc_sync.source.changes import TrackerPlan
+from cdc_sync.state import StateStore, meta_keys
+
+
+class Follower:
+    """The tracked dependencies of one resource during one cycle."""
+
+    def __init__(self, state: StateStore, source: ShopSource, resource: Resource, *,
+                 overlap_seconds: int, chunk_size: int) -> None:
+        self.state = state
+        self.source = source
+        self.resource = resource
+        self.overlap_seconds = overlap_seconds
+        self.chunk_size = chunk_size
+        self.trackers = source.trackers(resource)
+        self._next: dict[str, str] = {}  # tracker name -> encoded mark, stored on commit
+
+    def start(self, *, full: bool) -> None:
+        """Before reading: a tracker without a mark (and every one on a full read, which covers
+        what came before) takes its table's largest cursor value as its next mark."""
+        for tracker in self.trackers:
+            if full or self._stored(tracker) is None:
+                value = self.source.tracker_mark(tracker)
+                if value is not None:
+                    self._next[tracker.tracker.name] = encode_high_water(value)
+
+    def changed_keys(self, seen: set[str]) -> Iterator[list[str]]:
+        """Chunks of the keys of records whose tracked rows changed, except those in `seen`
+        (read already this cycle); every key yielded is added to `seen`."""
+        chunk: list[str] = []
+        for tracker in self.trackers:
+            stored = self._stored(tracker)
+            if stored is None:
+                continue  # new: its first mark is taken this cycle, reconciliation covers before
+            overlap = 0 if tracker.append else self.overlap_seconds
+            since = decode_high_water(stored, overlap_seconds=overlap)
+            highest: Any = None
+            for key, value in self.source.changed_parents(self.resource, tracker, since):
+                if value is not None and (highest is None or value > highest):
+                    highest = value
+                if key in seen:
+                    continue
+                seen.add(key)
+                chunk.append(key)
+                if len(chunk) >= self.chunk_size:
+                    yield chunk
+                    chunk = []
+            if highest is not None:
+                self._next[tracker.tracker.name] = encode_high_water(highest)
+        if chunk:
+            yield chunk
+
+    def commit(self) -> None:
+        """After the cycle delivered what it found: store the new marks."""
+        by_name = {t.tracker.name: t for t in self.trackers}
+        for name, mark in self._next.items():
+            self.state.set_meta(meta_keys.dependency_mark(self.resource.value, name),
+                                json.dumps({**_identity(by_name[name]), "mark": mark}))
+        self._next.clear()
+
+    def _stored(self, tracker: TrackerPlan) -> str | None:
+        """The stored mark, if it belongs to this tracker's table, column and kind."""
+        text = self.state.get_meta(meta_keys.dependency_mark(self.resource.value,
+                                                             tracker.tracker.name))
+        if not text:
+            return None
+        data = json.loads(text)
+        mark = data.pop("mark", None)
+        return mark if data == _identity(tracker) else None
+
+
+def _identity(tracker: TrackerPlan) -> dict[str, Any]:
+    """What a mark belongs to: an edited cursor or table starts over from a new mark."""
+    spec = tracker.tracker
+    return {"table": spec.table, "column": spec.cursor.column, "kind": spec.cursor.kind.value}
