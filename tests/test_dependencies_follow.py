@@ -254,3 +254,35 @@ def test_a_dependency_mark_advances_only_after_its_parents_were_delivered(
     assert _incremental(world) == {"orders": 1}
     assert _order(world, 6)["amount"] == 11.0
     assert _incremental(world) == {}
+
+
+def test_an_aggregate_over_a_child_with_an_append_key_follows_new_rows(
+    tmp_path: Path, sqlite_url: str, state_url: str
+) -> None:
+    # Mapping power instead of raw SQL: the sum over a child needs no watch.
+    text = MAPPING.replace(
+        "    amount:\n      expression: (SELECT COALESCE(SUM(p.amount), 0) FROM payments p "
+        "WHERE p.order_id = orders.id)\n",
+        "    amount: {sum: payments.amount}\n",
+    ).replace(
+        "  watch:\n    - table: payments\n      cursor: {column: id, kind: append}\n"
+        "      parent_key: order_id\n",
+        "    payments:\n      table: payments\n      parent_key: order_id\n"
+        "      cursor: {column: id, kind: append}\n",
+    )
+    assert "sum: payments.amount" in text
+    assert "    payments:\n" in text
+    shop = sa.create_engine(sqlite_url)
+    _seed(shop)
+    path = tmp_path / "mappings.yaml"
+    path.write_text(text, encoding="utf-8")
+    with Sandbox(token=TOKEN, secret=SECRET) as sandbox:
+        world = World(tmp_path, sqlite_url, state_url, sandbox, shop, load_mapping(path))
+        try:
+            assert world.sync().ok
+            _change(world, payments.insert().values(id=9, order_id=5, amount=Decimal("2.50")))
+            assert _incremental(world) == {"orders": 1}
+            assert _order(world, 5)["amount"] == 12.5
+        finally:
+            world.close()
+            shop.dispose()

@@ -18,7 +18,7 @@ from cdc_sync.dependencies import Tracker
 from cdc_sync.errors import Problem, QueryFailed
 from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.mapping.model import CursorKind, WatchSpec
-from cdc_sync.source.plan import Column, ResourcePlan
+from cdc_sync.source.plan import ChildPlan, Column, ResourcePlan
 from cdc_sync.source.reflect import Relation, ShopSchema
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def _plan_one(resolver: _Resolver, tracker: Tracker) -> TrackerPlan | None:
                      resolver.plan.key, resolver.plan.where)
     if kind == "children":
         child_name, _, join = rest.partition(".joins.")
-        child = resolver.plan.children.get(child_name)
+        child = _child(resolver.plan, child_name)
         if child is None:
             return None  # the child's own problems are reported with it
         if join:
@@ -100,6 +100,13 @@ def _plan_one(resolver: _Resolver, tracker: Tracker) -> TrackerPlan | None:
             return None
         return TrackerPlan(tracker, child.from_clause, child.parent_key, cursor)
     return _watch(resolver, tracker, resolver.plan.spec.watch[int(rest)])
+
+
+def _child(plan: ResourcePlan, name: str) -> ChildPlan | None:
+    """A child sent as a field, or one read only for aggregate fields (`sum: payments.x`)."""
+    if name in plan.children:
+        return plan.children[name]
+    return next((a.child for a in plan.aggregates.values() if a.child.name == name), None)
 
 
 def _join(resolver: _Resolver, tracker: Tracker, joins: Mapping[str, Relation],
