@@ -576,3 +576,29 @@ def test_aggregates_over_a_query_child_with_a_composite_text_key(shop_url: str) 
                        "cheapest": "0.4"},
         '["b","9"]': {"id": "b-9", "lines": "2", "pieces": 7, "value": "0.7", "cheapest": "0.2"},
     }
+
+
+def test_check_finds_a_child_join_that_repeats_child_rows(shop_url: str) -> None:
+    engine = sa.create_engine(shop_url)
+    generate(engine, customers=3, categories=2, products=3, orders=3)
+    add_texts(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO product_variants (id, product_id, name, sku, price) "
+                             "VALUES (900, 1, 'XL', 'x-xl', 1.5)"))
+    engine.dispose()
+    mapping = """
+        products:
+          table: products
+          fields: {{id: id, name: name}}
+          children:
+            options:
+              table: product_variants
+              parent_key: product_id
+              joins: [{{table: product_texts, alias: t, on: {on}}}]
+              fields: {{id: id, name: t.title, price: price}}
+    """
+    problems = check(shop_url, mapping.format(on="{product_id: product_id}"))
+    find(problems, "(products.children.options.joins)", "match several rows for one "
+         "'product_variants' row", "comes out 2 times", "{const: 1}")
+    fixed = "{product_id: product_id, lang_id: {const: 1}}"
+    assert check(shop_url, mapping.format(on=fixed)) == []

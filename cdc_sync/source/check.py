@@ -23,7 +23,7 @@ from cdc_sync.resources import Resource
 from cdc_sync.source.connect import database_message
 from cdc_sync.source.fit import misfit, type_display, type_family
 from cdc_sync.source.plan import AggregatePlan, ChildPlan, Column, Path, ResourcePlan
-from cdc_sync.source.query import duplicate_key_select, probe_select
+from cdc_sync.source.query import duplicate_key_select, probe_select, repeated_child_select
 from cdc_sync.source.required import required_field_problems
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ class Checker:
         yield from sql
         if not sql and self.data and complete:
             yield from self.duplicate_problems(plan)
+            yield from self.repeating_join_problems(plan)
 
     def type_problems(self, resource: Resource, plan: ResourcePlan) -> Iterator[Problem]:
         path: Path = (plan.name, "fields")
@@ -179,6 +180,32 @@ class Checker:
                 f"{found[width]} rows",
                 "set key: to columns that identify one row, or make each join match at most one",
             )
+
+
+    def repeating_join_problems(self, plan: ResourcePlan) -> Iterator[Problem]:
+        """A child's join matching several rows repeats the child row (and what sums count)."""
+        children = {c.name: c for c in plan.children.values()}
+        children.update((a.child.name, a.child) for a in plan.aggregates.values())
+        for child in children.values():
+            stmt = repeated_child_select(child)
+            if stmt is None:
+                continue
+            path: Path = (plan.name, "children", child.name, "joins")
+            try:
+                with self.engine.connect() as conn:
+                    found = conn.execute(stmt).first()
+            except sa.exc.DBAPIError as exc:
+                yield self.problem(path, "the joins cannot be checked for repeated rows: "
+                                   f"{database_message(exc, self.engine)}", _SQL_FIX)
+                continue
+            if found is not None:
+                width = len(child.relation.primary_key)
+                yield self.problem(
+                    path, f"the joins match several rows for one {child.relation.label!r} row "
+                    f"({key_string(list(found[:width]))!r} comes out {found[width]} times), so "
+                    "its values repeat and aggregates count it more than once",
+                    "make each join match at most one row (a key column on each side, or a "
+                    "constant such as {const: 1} for a language or shop)")
 
 
 def spec_problems(mapping: LoadedMapping) -> Iterator[Problem]:

@@ -176,6 +176,15 @@ def duplicate_key_select(plan: ResourcePlan) -> AnySelect:
     return stmt.having(sa.func.count() > 1).limit(1)
 
 
+def repeated_child_select(child: ChildPlan) -> AnySelect | None:
+    """One child row that its joins repeat, with how often (None: no joins or no key)."""
+    if not child.spec.joins or not child.relation.primary_key:
+        return None
+    key = [_must(child.relation.column(name)) for name in child.relation.primary_key]
+    stmt = sa.select(*key, sa.func.count().label("cdc_rows")).select_from(child.from_clause)
+    return stmt.group_by(*key).having(sa.func.count() > 1).limit(1)
+
+
 def probe_select(from_clause: sa.FromClause, *columns: Column,
                  where: sa.ColumnElement[bool] | sa.TextClause | None = None) -> AnySelect:
     """A statement that compiles the user's SQL but reads no rows (LIMIT 0)."""
