@@ -14,8 +14,8 @@ from cdc_sync.init.facts import (
     Reference,
     SchemaFacts,
     TableFact,
+    forms,
     normalize,
-    singular,
 )
 
 MONEY = (Kind.NUMBER, Kind.INTEGER)
@@ -65,12 +65,12 @@ def _named_target(facts: SchemaFacts, table: TableFact, column: ColumnFact) -> T
         return None
     stem = norm[:-2]
     exact = [t for t in facts.tables if t.name != table.name and len(t.primary_key) == 1
-             and stem in (t.norm, singular(t.norm))]
+             and stem in forms(t.norm)]
     if exact:
         return max(exact, key=lambda t: t.rows)
     # A prefixed schema (shop_customers, wp_users): a table ending in the stem, if just one.
     ending = [t for t in facts.tables if t.name != table.name and len(t.primary_key) == 1
-              and singular(t.norm).endswith(stem) and len(stem) >= 4]
+              and any(form.endswith(stem) for form in forms(t.norm)) and len(stem) >= 4]
     return ending[0] if len(ending) == 1 else None
 
 

@@ -95,3 +95,12 @@ def singular(norm: str) -> str:
     if norm.endswith("s") and not norm.endswith("ss"):
         return norm[:-1]
     return norm
+
+
+def forms(norm: str) -> set[str]:
+    """The ways a normalized table name may be named in a column: itself and its singular
+    (both `purchases` -> purchase and `statuses` -> status are tried)."""
+    found = {norm, singular(norm)}
+    if norm.endswith("es"):
+        found.add(norm[:-2])
+    return found

@@ -8,7 +8,15 @@ commented out, with the reason.
 from __future__ import annotations
 
 from cdc_sync.init import roles as r
-from cdc_sync.init.columns import MONEY, pick, reference_to, single_key, text_column
+from cdc_sync.init.columns import (
+    MONEY,
+    pick,
+    reference_to,
+    references,
+    single_key,
+    text_column,
+    words_in,
+)
 from cdc_sync.init.draft import Draft, disabled, header
 from cdc_sync.init.facts import ColumnFact, Kind, SchemaFacts, TableFact
 from cdc_sync.init.yamltext import Entry, Flow, Literal
@@ -260,7 +268,7 @@ def _orders(facts: SchemaFacts, found: r.Roles) -> Entry:
               Entry("createdAt", date, f"{date}: when the order was placed"),
               Entry("amount", total, f"{total}: the order total. TODO: confirm it includes "
                     "shipping and tax"),
-              _status(table)]
+              _status(facts, table, joins)]
     fields += _billing(table)
     body = [Entry("table", table.name), *_cursor(table)]
     if joins:
@@ -288,7 +296,13 @@ def _order_email(facts: SchemaFacts, table: TableFact,
     return [join], Entry("email", f"c.{email}", f"the customer's email, joined by {ref.columns[0]}")
 
 
-def _status(table: TableFact) -> Entry:
+def _status(facts: SchemaFacts, table: TableFact, joins: list[list[Entry]]) -> Entry:
+    named = _status_lookup(facts, table)
+    if named is not None:
+        by, lookup, key, name = named
+        joins.append([Entry("table", lookup), Entry("alias", "st"),
+                      Entry("on", Flow({by: key}))])
+        return Entry("status", f"st.{name}", f"the status's name from {lookup}, joined by {by}")
     column = pick(table, STATUS, (Kind.TEXT, Kind.INTEGER))
     if column is None:
         return Entry("status", [Entry("const", "completed")],
@@ -298,6 +312,20 @@ def _status(table: TableFact) -> Entry:
     return Entry("status", [Entry("column", column.name), Entry("type", "string")],
                  f"TODO: {column.name} holds codes ({_seen(column)}); name them with "
                  "map: {1: pending, 2: completed, ...} and default: other")
+
+
+def _status_lookup(facts: SchemaFacts, table: TableFact) -> tuple[str, str, str, str] | None:
+    """(order column, status table, its key, its name column) when the status is a reference
+    to a table of statuses (order_status_id -> order_statuses.name)."""
+    for ref in references(facts, table):
+        target = facts.table(ref.table)
+        wanted = words_in(ref.table, ("status", "state"))
+        if target is None or len(ref.columns) != 1 or not wanted:
+            continue
+        name = text_column(target, NAMES)
+        if name is not None and len(target.primary_key) == 1:
+            return ref.columns[0], target.name, target.primary_key[0], name.name
+    return None
 
 
 def _billing(table: TableFact) -> list[Entry]:

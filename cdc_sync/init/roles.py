@@ -49,6 +49,9 @@ def email_column(table: TableFact) -> str | None:
 
 def order_date(table: TableFact) -> str | None:
     found = pick(table, ORDER_DATE, (Kind.DATE,), contains=("creat", "date", "placed"))
+    if found is None:  # else the first date column that is not a change date
+        found = next((c for c in table.columns if c.kind == Kind.DATE
+                      and not any(w in c.norm for w in ("upd", "modif", "chang"))), None)
     return found.name if found is not None else None
 
 
