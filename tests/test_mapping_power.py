@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from cdc_sync.demo.generate import generate
+from cdc_sync.dependencies import resource_dependencies
 from cdc_sync.engine import CycleOptions
 from cdc_sync.errors import MappingError, Problem
 from cdc_sync.mapping.loader import parse_mapping
@@ -62,6 +63,7 @@ product_texts = sa.Table(
     sa.Column("lang_id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("lang_code", sa.String(5), nullable=False),
     sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False, default=datetime(2024, 1, 1)),
 )
 LANGUAGES = {1: "en", 2: "de"}
 
@@ -602,3 +604,76 @@ def test_check_finds_a_child_join_that_repeats_child_rows(shop_url: str) -> None
          "'product_variants' row", "comes out 2 times", "{const: 1}")
     fixed = "{product_id: product_id, lang_id: {const: 1}}"
     assert check(shop_url, mapping.format(on=fixed)) == []
+
+
+# --- change detection follows what these features read, with no extra configuration ---
+
+
+def test_the_dependency_map_lists_child_joins_and_aggregated_children() -> None:
+    loaded = parse_mapping(textwrap.dedent("""
+        products:
+          table: products
+          cursor: updated_at
+          joins:
+            - {table: product_texts, alias: t, on: {id: product_id, lang_id: {const: 2}}}
+          fields: {id: id, name: t.title, price: {max: options.price}}
+          children:
+            options:
+              table: product_variants
+              parent_key: product_id
+              joins:
+                - {table: products, alias: p, on: {product_id: id}}
+                - {table: product_texts, alias: pt, on: {p.id: product_id, lang_id: {const: 2}},
+                   cursor: updated_at}
+              fields: {id: id, name: pt.title}
+        orders:
+          table: orders
+          fields: {id: id, amount: {sum: payments.amount}}
+          children:
+            payments: {table: payments, parent_key: order_id}
+            products: {table: order_lines, parent_key: order_id,
+                       fields: {productId: product_id, quantity: quantity}}
+    """), FILE)
+    assert loaded.spec.products is not None
+    assert loaded.spec.orders is not None
+    found, unparsed = resource_dependencies(Resource.PRODUCTS, loaded.spec.products, "sqlite")
+    assert unparsed == []
+    seen = {(d.table, d.via): d.how() for d in found}
+    assert seen == {
+        ("products", "table"): "cursor updated_at",
+        ("product_texts", "joins.t"): "reconciliation only",
+        ("product_variants", "children.options"): "reconciliation only",
+        ("products", "children.options.joins.p"): "reconciliation only",
+        ("product_texts", "children.options.joins.pt"): "cursor updated_at",
+    }
+    found, _ = resource_dependencies(Resource.ORDERS, loaded.spec.orders, "sqlite")
+    assert {(d.table, d.via) for d in found} == {
+        ("orders", "table"), ("payments", "children.payments"),
+        ("order_lines", "children.products")}
+
+
+def test_a_change_in_a_child_joins_table_arrives_in_one_incremental_cycle(world: World) -> None:
+    def edit(data: dict[str, Any]) -> None:
+        _options_named_in_german(data)
+        data["products"]["children"]["options"]["joins"][1]["cursor"] = "updated_at"
+
+    world.edit_mapping(edit)
+    assert world.sync().ok
+    with world.shop.connect() as conn:
+        product_id = conn.execute(sa.text("SELECT MIN(product_id) FROM product_variants")).scalar()
+    with world.shop.begin() as conn:
+        conn.execute(product_texts.update()
+                     .where(product_texts.c.product_id == product_id, product_texts.c.lang_id == 2)
+                     .values(title="neu", updated_at=datetime(2030, 1, 1)))
+        conn.execute(product_texts.update()  # another language: no record reads it
+                     .where(product_texts.c.product_id == product_id, product_texts.c.lang_id == 1)
+                     .values(title="new", updated_at=datetime(2030, 1, 1)))
+    report = world.sync()
+    assert report.ok, report.errors()
+    products = report.resources[Resource.PRODUCTS]
+    assert products.mode == "incremental"
+    assert products.counts.sent == 1
+    assert sum(r.counts.sent for r in report.resources.values()) == 1
+    options = world.held("products", str(product_id))["options"]
+    assert options
+    assert all(o["name"].startswith("neu / ") for o in options)
