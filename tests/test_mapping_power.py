@@ -561,22 +561,25 @@ def test_aggregates_over_a_query_child_with_a_composite_text_key(shop_url: str) 
             pieces: {sum: items.qty, type: integer}
             value: {sum: items.price}
             cheapest: {min: items.price}
+            big: {count: large}
           children:
             items:
               query: SELECT store, number, qty, price FROM items WHERE qty > 1
               parent_key: [store, number]
+            large: {table: items, where: qty > 3, parent_key: [store, number]}
     """), FILE)
     try:
         records = {r.key: r.payload for r in ShopSource(reader, loaded).records(Resource.ORDERS)}
     finally:
         reader.dispose()
     assert records == {
-        '["B","1"]': {"id": "B-1", "lines": "0", "pieces": 0, "value": "0"},
+        '["B","1"]': {"id": "B-1", "lines": "0", "pieces": 0, "value": "0", "big": "0"},
         '["a","2"]': {"id": "a-2", "lines": "2", "pieces": 9, "value": "0.9",
-                      "cheapest": "0.3"},
+                      "cheapest": "0.3", "big": "1"},
         '["b","10"]': {"id": "b-10", "lines": "1", "pieces": 4, "value": "0.4",
-                       "cheapest": "0.4"},
-        '["b","9"]': {"id": "b-9", "lines": "2", "pieces": 7, "value": "0.7", "cheapest": "0.2"},
+                       "cheapest": "0.4", "big": "1"},
+        '["b","9"]': {"id": "b-9", "lines": "2", "pieces": 7, "value": "0.7", "cheapest": "0.2",
+                      "big": "1"},
     }
 
 
