@@ -29,6 +29,7 @@ class Figures:
     full: Result = field(default_factory=dict)
     reference: Result = field(default_factory=dict)
     incremental: Result = field(default_factory=dict)
+    slice: Result = field(default_factory=dict)  # a cycle with nothing changed: one slice
     changed: int = 0
     small: dict[str, Any] = field(default_factory=dict)
     machine: dict[str, str] = field(default_factory=dict)
@@ -99,6 +100,21 @@ def _incremental_row(figures: Figures) -> str:
         f"`cdc-sync sync` process) | "
         f"the full cycle: {full['seconds']:.1f} s | **{share:.1%}** of it | "
         f"<= {TARGET_INCREMENTAL_SHARE:.0%} | {_verdict(share <= TARGET_INCREMENTAL_SHARE)} |"
+    )
+
+
+def _slice_row(figures: Figures) -> str:
+    """Rolling reconciliation (issue 12.3): one cycle's slice beside the full read it replaces."""
+    piece, full = figures.slice, figures.full
+    if not piece:
+        return ""
+    read = sum(piece.get("reconciled", {}).values())
+    share = piece["seconds"] / full["seconds"]
+    return (
+        f"| 2b | one rolling-reconciliation slice (default 15-minute window, 60 s cycles; "
+        f"nothing changed) | **{piece['seconds']:.2f} s**: {_n(read)} records read again "
+        f"({read / max(scanned(full), 1):.1%} of them) | the full cycle: "
+        f"{full['seconds']:.1f} s | **{share:.1%}** of it | about 1/15 | - |"
     )
 
 
@@ -173,7 +189,8 @@ def shop_side(result: Result) -> str:
 
 def _shop_side(figures: Figures) -> list[str]:
     kinds = {"first push (sandbox)": figures.push.get("sandbox"),
-             "no-change full cycle": figures.full, "incremental cycle": figures.incremental}
+             "no-change full cycle": figures.full, "incremental cycle": figures.incremental,
+             "rolling reconciliation slice": figures.slice}
     lines = ["", "What each cycle cost the shop's server (bench/shopstats.py):", ""]
     lines += [f"- {kind}: {shop_side(result)}" for kind, result in kinds.items() if result]
     return lines
@@ -191,6 +208,7 @@ def render(figures: Figures) -> str:
         "|---|---|---|---|---|---|---|",
         _full_row(figures),
         _incremental_row(figures),
+        *([_slice_row(figures)] if figures.slice else []),
     ]
     labels = iter("abcdefgh")
     lines += [_push_row(next(labels), name, figures) for name in figures.push]

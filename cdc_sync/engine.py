@@ -59,6 +59,9 @@ class CycleOptions:
     ignore_forced: bool = False
     # Seconds between this resource's cycles (the daemon's): sizes reconciliation slices.
     intervals: Mapping[Resource, float] | None = None
+    # False: no rolling-reconciliation slice this cycle (the benchmark times the incremental
+    # read alone, and the slice apart).
+    reconcile: bool = True
 
 
 class SyncEngine:
@@ -158,7 +161,7 @@ class SyncEngine:
         try:
             follower = self._follower(resource, full)
             deletes.precheck(full=full)
-            if not full and resource not in DERIVED:
+            if not full and resource not in DERIVED and options.reconcile:
                 piece = self.rolling.plan(resource, options.intervals)
             items = self._items(resource, planner, full, piece, follower)
             self._deliver(resource, items, planner, rep)

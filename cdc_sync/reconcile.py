@@ -107,7 +107,7 @@ def slice_size(window: Window, now: float, interval: float) -> tuple[int | None,
 class RollingReconciliation:
     """Plans and records the slices of every resource; the engine reads and sends them."""
 
-    def __init__(self, state: StateStore, source: ShopSource, window_minutes: int,
+    def __init__(self, state: StateStore, source: ShopSource, window_minutes: float,
                  clock: Callable[[], float]) -> None:
         self.state = state
         self.source = source

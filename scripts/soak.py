@@ -11,11 +11,14 @@
    injects faults in phases (5xx storms, 429s, slow answers, dropped connections, calm), and
    the daemon is SIGKILLed --kills times and started again.
 3. The writer stops and the faults go off; the daemon catches up (an ok cycle with nothing to
-   send) and is stopped with SIGTERM; a final `cdc-sync sync --full` runs.
-4. Checks (`soak_check`): the sandbox equals the source field by field (records gone from the
-   shop stay in Metrilo; tags merge; product options merge by id), state agrees with both, and
-   the run history accounts for every record. The figures are printed; the exit code is 1 when
-   it did not converge, 0 when it did.
+   send), runs on for two reconciliation windows (a short --window-minutes: a key that changed
+   after its slice was read is read again in the next window) and is stopped with SIGTERM. Its
+   own cycles must have left the sandbox equal to the shop (deletes, child-only edits, missed
+   bumps included) BEFORE a final `cdc-sync sync --full` runs.
+4. Checks (`soak_check`): the sandbox equals the source field by field before and after the
+   final full cycle (records gone from the shop stay in Metrilo; tags merge; product options
+   merge by id), state agrees with both, and the run history accounts for every record. The
+   figures are printed; the exit code is 1 when it did not converge, 0 when it did.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ import yaml
 
 # soak_check and soak_writer live beside this file: Python puts a script's directory first
 # on sys.path (and multiprocessing hands that path to the writer process).
-from soak_check import Run, Verdict, check
+from soak_check import Run, Verdict, check, differences
 from soak_writer import Changes, write_shop
 
 from cdc_sync.demo.generate import generate
@@ -84,7 +87,7 @@ class Options:
     seed: int
     kills: int
     customers: int
-    full_every: int
+    window_minutes: float
     shop_url: str | None
     state_url: str | None
     workdir: Path | None
@@ -98,9 +101,10 @@ def parse(argv: list[str] | None) -> Options:
     parser.add_argument("--kills", type=int, default=3, help="SIGKILLs of the daemon (default 3)")
     parser.add_argument("--customers", type=int, default=200,
                         help="demo shop size: customers (orders are 4 per customer)")
-    parser.add_argument("--full-every", type=int, default=1, metavar="MINUTES",
-                        help="sync.full_reconcile_minutes of the mapping (0: every cycle reads "
-                             "fully; default 1: incremental reads between full ones)")
+    parser.add_argument("--window-minutes", "--full-every", type=float, default=0.1,
+                        metavar="MINUTES", dest="window_minutes",
+                        help="sync.full_reconcile_minutes of the mapping: the rolling "
+                             "reconciliation's window (0: every cycle reads fully; default 0.1)")
     parser.add_argument("--shop-url", help="an EMPTY database to seed as the shop "
                                            "(default: a SQLite file in the work directory)")
     parser.add_argument("--state-url", help="an empty state DB (default: a SQLite file)")
@@ -108,7 +112,7 @@ def parse(argv: list[str] | None) -> Options:
                         help="keep the shop, state, sandbox store and daemon logs here "
                              "(default: a temporary directory, removed at the end)")
     args = parser.parse_args(argv)
-    return Options(args.seconds, args.seed, args.kills, args.customers, args.full_every,
+    return Options(args.seconds, args.seed, args.kills, args.customers, args.window_minutes,
                    args.shop_url, args.state_url, args.workdir)
 
 
@@ -192,7 +196,7 @@ class Soak:
         finally:
             shop.dispose()
         mapping = yaml.safe_load(demo_mapping_path().read_text(encoding="utf-8"))
-        mapping["sync"] = {"full_reconcile_minutes": options.full_every}
+        mapping["sync"] = {"full_reconcile_minutes": options.window_minutes}
         self.mapping_path = self.workdir / "mappings.yaml"
         self.mapping_path.write_text(yaml.safe_dump(mapping, sort_keys=False), encoding="utf-8")
 
@@ -213,10 +217,12 @@ class Soak:
             try:
                 changes = self._chaos(sandbox, daemon)
                 began = time.monotonic()
-                caught_up = self._catch_up(daemon)
+                caught_up = self._catch_up(daemon) and self._reconciled(daemon, began)
                 stopped = daemon.stop()
             finally:
                 daemon.end()
+            # What the daemon's own cycles left, before the full cycle below could mend it.
+            before_full = differences(self.shop_url, self.state_url, self.mapping_path, sandbox)
             final = subprocess.run(
                 [sys.executable, "-m", "cdc_sync", "sync", "--full"], env=daemon.env,
                 cwd=self.workdir, capture_output=True, text=True, timeout=600, check=False,
@@ -224,7 +230,7 @@ class Soak:
             self.timings["converge"] = time.monotonic() - began
             run = Run(self.shop_url, self.state_url, self.mapping_path, *changes, daemon.kills,
                       daemon.deaths, daemon.logs(), stopped, final, caught_up, self.timings,
-                      self.phases)
+                      self.phases, before_full)
             return check(run, sandbox)
 
     def _chaos(self, sandbox: Sandbox, daemon: DaemonSupervisor) -> Changes:
@@ -285,6 +291,16 @@ class Soak:
                 return True
             time.sleep(0.1)
         return False
+
+
+    def _reconciled(self, daemon: DaemonSupervisor, began: float) -> bool:
+        """Let the daemon run two reconciliation windows more, then see an idle cycle: every key
+        changed before `began` has been read again after its change."""
+        windows = 2 * self.options.window_minutes * 60
+        while time.monotonic() - began < windows:
+            daemon.watch()
+            time.sleep(0.1)
+        return self._catch_up(daemon)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -214,7 +214,8 @@ class Verdict:
             lines += ["", f"NOT CONVERGED ({len(self.problems)} problems):"]
             lines += [f"  - {p}" for p in self.problems[:SHOWN]]
         else:
-            lines += ["", "CONVERGED: the sandbox equals the shop, state agrees, and the run "
+            lines += ["", "CONVERGED: the sandbox equals the shop (by the daemon's own cycles, "
+                          "and after a final full one), state agrees, and the run "
                           "history accounts for every record"]
         return "\n".join(lines)
 
@@ -236,10 +237,20 @@ class Run:
     caught_up: bool
     timings: dict[str, float]
     phases: list[str]
+    before_full: list[str]  # how the sandbox differed from the shop before `sync --full`
+
+
+def differences(shop_url: str, state_url: str, mapping_path: Path,
+                sandbox: Sandbox) -> list[str]:
+    """How the sandbox differs from the shop now (empty: converged)."""
+    shop = snapshot(shop_url, mapping_path)
+    return list(sandbox_differences(shop, state_rows(state_url), sandbox))
 
 
 def check(run: Run, sandbox: Sandbox) -> Verdict:
     problems = _process_problems(run)
+    problems += [f"before the final sync --full (the daemon's cycles alone): {p}"
+                 for p in run.before_full]
     shop = snapshot(run.shop_url, run.mapping_path)
     rows = state_rows(run.state_url)
     problems += list(sandbox_differences(shop, rows, sandbox))

@@ -30,6 +30,7 @@ WEIGHTS = {
     "rename_customer": 18, "set_order_status": 18, "set_product_price": 10, "add_tag": 6,
     "remove_tag": 6, "add_order": 14, "add_guest_order": 6, "add_customer": 8,
     "add_product": 3, "delete_order": 4, "delete_customer": 3, "delete_product": 2,
+    "edit_line_quietly": 6,
 }
 KIND = {"delete_order": "deletes", "delete_customer": "deletes", "delete_product": "deletes",
         "add_order": "inserts", "add_guest_order": "inserts", "add_customer": "inserts",
@@ -112,6 +113,20 @@ class ShopWriter:
     def set_order_status(self) -> bool:
         mutate.set_order_status(self.engine, self.rng.choice(self.order_ids),
                                 self.rng.choice((1, 2, 3, 4, 5, 9)))
+        return True
+
+    def edit_line_quietly(self) -> bool:
+        """An order line edited in place; the order's cursor does not move (only the rolling
+        reconciliation can see it)."""
+        lines = schema.order_lines
+        order = self.rng.choice(self.order_ids)
+        with self.engine.begin() as conn:
+            line = conn.execute(sa.select(sa.func.min(lines.c.id))
+                                .where(lines.c.order_id == order)).scalar()
+            if line is None:
+                return False
+            conn.execute(lines.update().where(lines.c.id == line)
+                         .values(quantity=self.rng.randrange(1, 9)))
         return True
 
     def set_product_price(self) -> bool:

@@ -191,6 +191,7 @@ class Daemon:
             kind=CycleKind.SYNC,
             resources=() if every else tuple(r for r in IMPORT_ORDER if r in due),
             accept_mapping=self.live.accept_held(),
+            intervals=self._options.intervals(),  # sizes each reconciliation slice
         )
         outcome = self._cycle(CycleKind.SYNC, lambda engine: engine.run(options))
         if outcome.result in (CycleResult.FAILED, CycleResult.STOPPED):

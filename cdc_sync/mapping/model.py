@@ -387,9 +387,10 @@ class SyncOptions(_Strict):
     cursor_overlap_seconds: int = Field(
         default=300, ge=0, description="Re-read this much before the high-water mark."
     )
-    full_reconcile_minutes: int = Field(
+    full_reconcile_minutes: float = Field(
         default=15, ge=0, description="Every record is read again within this window, a "
-        "key-range slice per cycle, in cursor mode (0: a full read every cycle).",
+        "key-range slice per cycle, in cursor mode (0: a full read every cycle; fractions for "
+        "tests and soaks).",
     )
     hold_changes_over: int = Field(
         default=10_000, ge=0, description="A mapping edit changing more records waits for resync."
