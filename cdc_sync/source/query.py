@@ -182,6 +182,11 @@ def repeated_child_select(child: ChildPlan) -> AnySelect | None:
         return None
     key = [_must(child.relation.column(name)) for name in child.relation.primary_key]
     stmt = sa.select(*key, sa.func.count().label("cdc_rows")).select_from(child.from_clause)
+    # Only the rows the child reads: a row its `where` leaves out repeats nothing (variations
+    # are posts beside the products whose several _price rows are never read as options).
+    stmt = stmt.where(*(c.is_not(None) for c in child.parent_key))
+    if child.where is not None:
+        stmt = stmt.where(child.where)
     return stmt.group_by(*key).having(sa.func.count() > 1).limit(1)
 
 
