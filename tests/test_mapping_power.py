@@ -25,6 +25,7 @@ from cdc_sync.source import ShopSource, connect_shop
 from cdc_sync.source.plan import plan_resource
 from cdc_sync.source.query import rows_select
 from cdc_sync.source.reflect import ShopSchema
+from cdc_sync.source.sample import sample_findings
 from helpers.backends import COMBINATIONS, database_urls
 from helpers.cli import run_cli
 from helpers.world import World, demo_world
@@ -680,3 +681,20 @@ def test_a_change_in_a_child_joins_table_arrives_in_one_incremental_cycle(world:
     options = world.held("products", str(product_id))["options"]
     assert options
     assert all(o["name"].startswith("neu / ") for o in options)
+
+
+def test_check_warns_when_an_aggregated_childs_where_reads_nothing(sqlite_url: str) -> None:
+    engine = sa.create_engine(sqlite_url)
+    generate(engine, customers=3, categories=2, products=3, orders=3)
+    add_payments(engine)
+    engine.dispose()
+    text = ORDERS_WITH.format(fields="amount: {sum: payments.amount}")
+    loaded = parse_mapping(textwrap.dedent(text) + "      where: amount > 1000\n", FILE)
+    reader = connect_shop(sqlite_url)
+    try:
+        source = ShopSource(reader, loaded)
+        assert source.check() == []
+        warnings = sample_findings(source, loaded).warnings
+    finally:
+        reader.dispose()
+    find(warnings, "(orders.children.payments.where)", "reads no rows with where: amount > 1000")

@@ -237,7 +237,9 @@ class ShopSource:
     def empty_children(self, resource: Resource) -> list[str]:
         """The children of a direct resource with a `where` or a `query` that read no row."""
         plan = self._plan_or_raise(resource.value)
-        filtered = [c for c in plan.children.values()
+        children = {c.name: c for c in plan.children.values()}
+        children.update((a.child.name, a.child) for a in plan.aggregates.values())
+        filtered = [c for c in children.values()
                     if c.where is not None or c.spec.query is not None]
         with reading(f"reading {resource.value} children", _FIX, self._engine), \
                 self._engine.connect() as conn:
