@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,7 @@ from cdc_sync.resources import Resource
 from cdc_sync.state import Status
 from helpers.backends import COMBINATIONS, database_urls
 from helpers.cli import cli_env, command, run_cli
+from helpers.outages import DaemonProcess, wait_until
 from helpers.world import ShopSize, World, demo_world
 
 INTERVAL = 60.0
@@ -220,3 +221,40 @@ def test_a_sync_killed_during_a_slice_goes_on_from_it_and_skips_nothing(
     assert window.slices == 1
     assert window.after is not None
     assert SLICE <= int(window.after) <= SLICE + 20  # a later start plans a little more
+
+
+# -- the daemon ------------------------------------------------------------------------------
+
+
+def _window(world: World) -> Window | None:
+    stored = world.state().get_meta("reconcile:orders")
+    return Window.from_json(stored) if stored else None
+
+
+def _first_slice(world: World) -> Callable[[], Window | None]:
+    def found() -> Window | None:
+        window = _window(world)
+        return window if window is not None and window.slices >= 1 else None
+    return found
+
+
+def test_the_daemon_sizes_slices_by_its_interval_and_its_own_cycles_find_a_delete(
+    tmp_path: Path, sqlite_url: str,
+) -> None:
+    with demo_world(tmp_path, sqlite_url, f"sqlite:///{tmp_path}/state.sqlite") as world:
+        world.edit_mapping(lambda m: m.update(sync={"full_reconcile_minutes": 0.1}))  # 6 s
+        daemon = DaemonProcess.start(world, CDC_SYNC_INTERVAL="0.3")
+        try:
+            first = wait_until(_first_slice(world), 60, "the first reconciliation slice")
+            # 0.3 s cycles over a 6 s window: many small slices (a one-shot sync's 60 s
+            # assumption would have planned one).
+            assert first is not None
+            assert first.planned >= 5
+            deleted = _registered_order(world, 100)
+            mutate.delete_order(world.shop, deleted)
+            wait_until(lambda: world.rows(Resource.ORDERS, [str(deleted)])[str(deleted)].status
+                       is Status.GONE, 60, "the daemon's slices to find the deleted order")
+            assert daemon.stop() == 0
+        finally:
+            daemon.kill()
+        assert "Traceback" not in daemon.log()
