@@ -110,20 +110,22 @@ class SyncEngine:
         report = CycleReport(kind=options.kind, dry_run=options.dry_run,
                              rejection_threshold=self.rejection_threshold)
         wanted = set(options.resources)
+        report.unfinished = [r for r in self.mapped_resources() if not wanted or r in wanted]
         run_id = None
         if not options.dry_run:
             self.state.interrupt_unfinished_runs()
-            run_id = self.state.start_run(options.kind.value)
+            run_id = self.state.start_run(options.kind.value, _names(report.unfinished))
         try:
-            for resource in self.mapped_resources():
-                if wanted and resource not in wanted:
-                    continue
+            for resource in list(report.unfinished):
                 if self.stop.is_set():
                     report.stopped = True
                     break
                 self._run_resource(resource, options, report)
+                if not report.stopped:  # read to its end (or failed): nothing left of it
+                    report.unfinished.remove(resource)
                 if run_id is not None:
-                    self.state.record_run_progress(run_id, report.counts())
+                    self.state.record_run_progress(run_id, report.counts(),
+                                                   _names(report.unfinished))
         except MetriloUnavailableError as exc:
             report.error = f"{exc}; the cycle stopped, unsent records stay pending"
         except CdcSyncError as exc:  # fatal Metrilo answers, a lost state DB...: recorded, raised
@@ -133,8 +135,8 @@ class SyncEngine:
             report.finished = time.monotonic()
             if run_id is not None:
                 errors = "\n".join(report.errors()) or None
-                self.state.finish_run(run_id, status=report.status,
-                                      counts=report.counts(), error=errors)
+                self.state.finish_run(run_id, status=report.status, counts=report.counts(),
+                                      error=errors, unfinished=_names(report.unfinished))
         return report
 
     # -- one resource -------------------------------------------------------------------
@@ -409,6 +411,10 @@ _UNKNOWN_OUTCOMES = ("timeout", "network_error", "transport_error")
 def _outcome_unknown(result: BatchResult) -> bool:
     """Whether an attempt of this batch may still be applied by Metrilo later."""
     return any(result.statuses.get(label) for label in _UNKNOWN_OUTCOMES)
+
+
+def _names(resources: Iterable[Resource]) -> list[str]:
+    return [resource.value for resource in resources]
 
 
 def _remembered(rows: Iterable[SourceRow], keys: set[str] | None) -> Iterator[SourceRow]:

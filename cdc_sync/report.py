@@ -106,6 +106,9 @@ class CycleReport:
     resources: dict[Resource, ResourceReport] = field(default_factory=dict)
     error: str | None = None
     stopped: bool = False  # a stop was requested; the cycle ended early, cleanly
+    # The resources not read to their end yet, in import order: all of them at the start,
+    # none once the cycle went through; what a stopped cycle leaves to the next one.
+    unfinished: list[Resource] = field(default_factory=list)
     # Records rejected in the cycle from which it counts as rejected; 0: never.
     rejection_threshold: int = 1
 

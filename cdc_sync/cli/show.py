@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -36,13 +37,22 @@ def print_report(report: CycleReport) -> None:
             body = json.dumps(sample.payload, ensure_ascii=False, default=str)
             click.echo(f"  sample {resource} {sample.change} {sample.key}: {body[:300]}")
     if report.stopped:
-        click.echo("  stopped early on request; the next cycle goes on")
+        left = ", ".join(r.value for r in report.unfinished) or "nothing"
+        click.echo(f"  stopped early on request; not finished: {left}; the next cycle goes on")
     for error in report.errors():
         click.echo(f"error: {error}", err=True)
 
 
-def status_data(state: StateStore) -> dict[str, Any]:
-    """Everything `status` shows, as plain data (also for --json and the health endpoint)."""
+OwnerGone = Callable[[str | None], bool]
+"""Whether the process that owns a run ("pid@host") is gone (see daemon.handoff.owner_gone)."""
+
+
+def status_data(state: StateStore, owner_gone: OwnerGone | None = None) -> dict[str, Any]:
+    """Everything `status` shows, as plain data (also for --json and the health endpoint).
+
+    With `owner_gone`, a run still marked running whose process is gone (killed) is shown as
+    interrupted: it is, and nothing will finish it but the next cycle.
+    """
     resources = {}
     for resource in Resource:
         counts = state.count_by_status(resource.value)
@@ -58,7 +68,7 @@ def status_data(state: StateStore) -> dict[str, Any]:
     refused = last_refused_edit(state)
     return {
         "resources": resources,
-        "last_runs": [_run(r) for r in runs[:5]],
+        "last_runs": [_run(r, owner_gone) for r in runs[:5]],
         "last_error": None if failed is None else _run(failed),
         "held_mapping_changes": {r.value: n for r, n in held_changes(state).items()},
         "unfinished_resync": [r.value for r in unfinished_resync(state) or ()],
@@ -72,18 +82,23 @@ def _reasons(state: StateStore, resource: Resource, status: Status) -> list[dict
             for reason, n in state.top_reasons(resource.value, status=status)]
 
 
-def _run(run: RunRow) -> dict[str, Any]:
+def _run(run: RunRow, owner_gone: OwnerGone | None = None) -> dict[str, Any]:
     seconds = None
     if run.finished_at is not None:
         seconds = round((run.finished_at - run.started_at).total_seconds(), 1)
     finished = None if run.finished_at is None else run.finished_at.isoformat(timespec="seconds")
-    return {"id": run.id, "kind": run.kind, "status": run.status,
+    gone = (run.status == RunStatus.RUNNING and owner_gone is not None
+            and owner_gone(run.owner))
+    return {"id": run.id, "kind": run.kind,
+            "status": RunStatus.INTERRUPTED.value if gone else run.status,
             "started_at": run.started_at.isoformat(timespec="seconds"), "finished_at": finished,
-            "seconds": seconds, "counts": run.counts, "error": run.error}
+            "seconds": seconds, "counts": run.counts, "error": run.error, "owner": run.owner,
+            "owner_gone": gone, "unfinished": list(run.unfinished)}
 
 
-def print_status(state: StateStore, *, as_json: bool) -> None:
-    data = status_data(state)
+def print_status(state: StateStore, *, as_json: bool,
+                 owner_gone: OwnerGone | None = None) -> None:
+    data = status_data(state, owner_gone)
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
         return
@@ -122,13 +137,31 @@ def _print_refused_edit(refused: dict[str, Any] | None) -> None:
             click.echo(f"      fix: {problem['fix']}")
 
 
+def _print_interrupted(run: dict[str, Any]) -> None:
+    if run["status"] != RunStatus.INTERRUPTED:
+        return
+    if run["owner_gone"] or run["seconds"] is None or not run["unfinished"]:
+        why = f"its process ({run['owner'] or 'unknown'}) ended before the cycle did (killed?)"
+    else:
+        why = "stopped before its end (SIGTERM, Ctrl-C, or a resync waiting)"
+    left = []
+    for name in run["unfinished"]:
+        scanned = run["counts"].get(name, {}).get("scanned")
+        left.append(f"{name} (read in part: {scanned} records so far)" if scanned else name)
+    click.echo(f"  interrupted: {why}; not finished: {', '.join(left) or 'unknown'}; the "
+               "records of these not yet read or sent go out in the next cycle")
+
+
 def _print_last_cycle(data: dict[str, Any]) -> None:
     if not data["last_runs"]:
         return
     run = data["last_runs"][0]
-    took = "still running" if run["seconds"] is None else f"took {run['seconds']}s"
+    took = f"took {run['seconds']}s"
+    if run["seconds"] is None:
+        took = "its process is gone" if run["owner_gone"] else f"still running ({run['owner']})"
     click.echo(f"last cycle: #{run['id']} {run['kind']} {run['status']}, started "
                f"{run['started_at']}, {took}")
+    _print_interrupted(run)
     if run["status"] == RunStatus.REJECTED:
         rejected = sum(c.get("rejected", 0) for c in run["counts"].values())
         click.echo(f"  {rejected} records rejected in this cycle (at least "

@@ -21,7 +21,7 @@ from cdc_sync.cli.daemon_cmds import hand_resync_to_daemon
 from cdc_sync.cli.progress import cycle_progress, expect_known_records
 from cdc_sync.cli.show import print_report, print_status
 from cdc_sync.daemon import signals
-from cdc_sync.daemon.handoff import foreground_lease
+from cdc_sync.daemon.handoff import foreground_lease, owner_gone
 from cdc_sync.engine import CycleOptions
 from cdc_sync.report import CycleKind, CycleReport
 from cdc_sync.resources import Resource
@@ -141,7 +141,8 @@ def status(as_json: bool, **kwargs: Any) -> None:
     settings = settings_from(kwargs)
     state = open_state(settings)
     try:
-        print_status(state, as_json=as_json)
+        print_status(state, as_json=as_json,
+                     owner_gone=owner_gone(settings.state_url.get_secret_value()))
     finally:
         state.close()
 

@@ -7,7 +7,8 @@ cycle underneath it. A command that cannot take it knows a daemon is active.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from cdc_sync.errors import DaemonRunningError
 from cdc_sync.resources import Resource
 from cdc_sync.settings import redact_url
 from cdc_sync.state import StateStore
+from cdc_sync.state.run_history import process_gone
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,22 @@ def foreground_lease(state_url: str, command: str = "sync") -> Iterator[None]:
         yield
     finally:
         lease.release()
+
+
+def owner_gone(state_url: str) -> Callable[[str | None], bool]:
+    """For `status`: whether the process that owns a run ("pid@host") is gone. Told by its pid
+    on this host; otherwise by the lease: every process that runs cycles holds it, so a free
+    lease means nobody runs one (asked once, as `active_daemon` does)."""
+
+    @functools.cache
+    def lease_free() -> bool:
+        return active_daemon(state_url) is None
+
+    def gone(owner: str | None) -> bool:
+        local = process_gone(owner)
+        return lease_free() if local is None else local
+
+    return gone
 
 
 def active_daemon(state_url: str) -> str | None:

@@ -84,6 +84,8 @@ class RunRow:
     status: str  # a RunStatus value (a plain str: what an older version wrote stays readable)
     counts: dict[str, dict[str, int]]
     error: str | None
+    owner: str | None = None  # "pid@host" of the process that ran it
+    unfinished: tuple[str, ...] = ()  # resources it had not finished when it last wrote
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import os
+import socket
+from collections.abc import Mapping, Sequence
 
 import sqlalchemy as sa
 
@@ -16,15 +18,22 @@ from cdc_sync.state.tables import runs
 class RunHistory(StateAccess):
     """Runs started, progressing, finished or interrupted, and the latest of them."""
 
-    def start_run(self, kind: str) -> int:
-        """Record that a run of `kind` (sync/resync/retry) started; returns its id."""
+    def start_run(self, kind: str, resources: Sequence[str] = ()) -> int:
+        """Record that a run of `kind` (sync/resync/retry) of `resources` started in this
+        process (its owner); returns its id."""
         stmt = sa.insert(runs).values(kind=kind, started_at=utc_now(),
-                                      status=RunStatus.RUNNING.value)
+                                      status=RunStatus.RUNNING.value, owner=this_process(),
+                                      unfinished=json.dumps(list(resources)))
         return self._insert_returning_id("record the start of a run", stmt)
 
-    def record_run_progress(self, run_id: int, counts: Mapping[str, Mapping[str, int]]) -> None:
-        """The counts so far of a run still going, so a killed run still accounts for its work."""
-        stmt = sa.update(runs).where(runs.c.id == run_id).values(counts=_counts_json(counts))
+    def record_run_progress(self, run_id: int, counts: Mapping[str, Mapping[str, int]],
+                            unfinished: Sequence[str] | None = None) -> None:
+        """The counts so far of a run still going, and the resources it has yet to finish, so
+        a killed run still accounts for its work and for what it left."""
+        values = {"counts": _counts_json(counts)}
+        if unfinished is not None:
+            values["unfinished"] = json.dumps(list(unfinished))
+        stmt = sa.update(runs).where(runs.c.id == run_id).values(**values)
         self._update(f"record the progress of run {run_id}", stmt)
 
     def interrupt_unfinished_runs(self) -> int:
@@ -43,14 +52,16 @@ class RunHistory(StateAccess):
         status: RunStatus,
         counts: Mapping[str, Mapping[str, int]],
         error: str | None = None,
+        unfinished: Sequence[str] = (),
     ) -> None:
-        """Record how run `run_id` ended and its per-resource counts."""
+        """Record how run `run_id` ended, its per-resource counts and the resources it did not
+        finish (an interrupted run)."""
         stmt = (
             sa.update(runs)
             .where(runs.c.id == run_id)
             .values(
                 finished_at=utc_now(), status=status.value, error=error,
-                counts=_counts_json(counts),
+                counts=_counts_json(counts), unfinished=json.dumps(list(unfinished)),
             )
         )
         if self._update(f"record the end of run {run_id}", stmt) != 1:
@@ -67,9 +78,31 @@ class RunHistory(StateAccess):
                 id=row.id, kind=row.kind, started_at=row.started_at,
                 finished_at=row.finished_at, status=row.status,
                 counts=json.loads(row.counts) if row.counts else {}, error=row.error,
+                owner=row.owner,
+                unfinished=tuple(json.loads(row.unfinished)) if row.unfinished else (),
             )
             for row in self._fetch("list runs", stmt)
         ]
+
+
+def this_process() -> str:
+    """How a run names the process running it: "pid@host" (see `process_gone`)."""
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def process_gone(owner: str | None) -> bool | None:
+    """Whether the process `owner` ("pid@host") no longer runs: None when it cannot be told
+    from here (another host, or a run recorded before owners were)."""
+    pid_text, _, host = (owner or "").partition("@")
+    if not pid_text.isdigit() or host != socket.gethostname():
+        return None
+    try:
+        os.kill(int(pid_text), 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, run by another user
+        return False
+    return False
 
 
 def _counts_json(counts: Mapping[str, Mapping[str, int]]) -> str:

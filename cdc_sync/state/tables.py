@@ -120,6 +120,10 @@ runs = sa.Table(
     # JSON: {resource: {scanned, new, changed, unchanged, gone, sent, rejected, ...}}
     sa.Column("counts", sa.Text(), nullable=True),
     sa.Column("error", sa.Text(), nullable=True),
+    # "pid@host" of the process running it (migration 0006), to tell a killed one from a live one
+    sa.Column("owner", sa.String(255), nullable=True),
+    # JSON list of the resources it has not finished yet (migration 0006)
+    sa.Column("unfinished", sa.Text(), nullable=True),
 )
 
 meta = sa.Table(
