@@ -461,7 +461,8 @@ def test_a_child_only_aggregated_loads_and_is_not_sent() -> None:
     loaded = parse_mapping(textwrap.dedent("""
         orders:
           table: orders
-          fields: {id: id, amount: {sum: payments.amount}, lines: {count: products}}
+          fields: {id: id, amount: {sum: payments.amount}, lines: {count: products},
+                   payments: {count: payments}}
           children:
             payments: {table: payments, parent_key: order_id}
             products: {table: order_lines, parent_key: order_id, fields: {productId: pid}}

@@ -185,7 +185,9 @@ def _clash_problems(
     fields, children = resource.get("fields"), resource.get("children")
     if not isinstance(fields, dict) or not isinstance(children, dict):
         return
-    for name in sorted(fields.keys() & children.keys()):
+    sent = {name for name, child in children.items()
+            if not isinstance(child, dict) or {"value", "fields"} & child.keys()}
+    for name in sorted(fields.keys() & sent):  # a child only aggregated fills no field
         yield Problem(
             _where(path, locations, (*yaml_path, "children", name)),
             f"{name} is filled both by a field and by a child; one would overwrite the other",
