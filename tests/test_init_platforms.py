@@ -16,6 +16,8 @@ import pytest
 import sqlalchemy as sa
 
 from cdc_sync.mapping.loader import load_mapping
+from cdc_sync.report import ReadMode
+from cdc_sync.resources import Resource
 from cdc_sync.sandbox import Sandbox
 from cdc_sync.source import ShopSource, connect_shop
 from helpers.cli import command
@@ -105,3 +107,32 @@ def test_prestashop(tmp_path: Path, mysql_url: str) -> None:
     assert differences == []
     assert "PrestaShop (table prefix 'ps_')" in stdout
     assert "PS_LANG_DEFAULT" in text
+
+
+def test_woocommerce_preset_follows_a_changed_variation_incrementally(tmp_path: Path,
+                                                                     mysql_url: str) -> None:
+    """The preset declares the variations' cursor: a variation repriced (its product post
+    untouched) reaches Metrilo in the next incremental cycle, not at reconciliation."""
+    woocommerce.build(mysql_url, "wp_")
+    run_init(tmp_path, mysql_url)
+    writable = sa.create_engine(mysql_url)
+    with Sandbox(token=TOKEN, secret=SECRET) as sandbox:
+        world = World(tmp_path, mysql_url, f"sqlite:///{tmp_path}/state.sqlite", sandbox, writable,
+                      load_mapping(tmp_path / "mappings.yaml"))
+        try:
+            world.sync()
+            with writable.begin() as conn:
+                variation, parent = conn.execute(sa.text(
+                    "SELECT ID, post_parent FROM wp_posts WHERE post_type = 'product_variation' "
+                    "ORDER BY ID LIMIT 1")).one()
+                conn.execute(sa.text("UPDATE wp_postmeta SET meta_value = '77.70' WHERE "
+                                     "post_id = :v AND meta_key = '_price'"), {"v": variation})
+                conn.execute(sa.text("UPDATE wp_posts SET post_modified_gmt = UTC_TIMESTAMP() "
+                                     "WHERE ID = :v"), {"v": variation})
+            report = world.sync()
+            options = world.held("products", str(parent))["options"]
+        finally:
+            world.close()
+            writable.dispose()
+    assert report.for_resource(Resource.PRODUCTS).mode != ReadMode.FULL
+    assert {o["id"]: o["price"] for o in options}[str(variation)] == 77.7

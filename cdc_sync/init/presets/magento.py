@@ -87,12 +87,14 @@ children:
   categories:
     table: {{p}}catalog_category_product
     parent_key: product_id
+    cursor: {{column: entity_id, kind: append}}   # a new category link re-reads its product
     value: category_id
     order_by: category_id
   options:
     query: |
 {_indent(options, 6)}
     parent_key: parent_entity_id
+    cursor: updated_at              # a changed simple product re-reads its configurable one
     fields:
       id: entity_id
       sku: sku
@@ -105,7 +107,7 @@ children:
 def _options(edition: Edition) -> str:
     name = _attribute("c", "name", "varchar", "catalog_product_entity", edition)
     price = _attribute("c", "price", "decimal", "catalog_product_entity", edition)
-    return (f"SELECT p.entity_id AS parent_entity_id, c.entity_id, c.sku, "
+    return (f"SELECT p.entity_id AS parent_entity_id, c.entity_id, c.sku, c.updated_at, "
             f"v_name.value AS name, v_price.value AS price\n"
             f"FROM {{p}}catalog_product_super_link l\n"
             f"JOIN {{p}}catalog_product_entity p ON p.{edition.link} = l.parent_id "
@@ -198,6 +200,7 @@ children:
     table: {{p}}{orders}_item
     where: parent_item_id IS NULL
     parent_key: order_id
+    cursor: updated_at              # a changed line re-reads its order
     fields:
       productId: product_id
       quantity: qty_ordered

@@ -102,6 +102,7 @@ children:
   products:
     table: {p}order_product
     parent_key: order_id
+    cursor: {column: order_product_id, kind: append}   # a new line re-reads its order
     fields:
       productId: product_id
       quantity: quantity

@@ -127,6 +127,7 @@ children:
     # One line per product; a combination's line names its product (counted once).
     table: {{p}}order_detail
     parent_key: id_order
+    cursor: {{column: id_order_detail, kind: append}}   # a new line re-reads its order
     fields:
       productId: product_id
       quantity: product_quantity

@@ -98,6 +98,7 @@ children:
       - {table: {p}postmeta, alias: price, on: {ID: post_id, meta_key: {const: _price}}}
       - {table: {p}postmeta, alias: sku, on: {ID: post_id, meta_key: {const: _sku}}}
     parent_key: post_parent
+    cursor: post_modified_gmt       # a changed variation re-reads its product
     fields:
       id: ID
       name: post_title
