@@ -699,3 +699,41 @@ def test_check_warns_when_an_aggregated_childs_where_reads_nothing(sqlite_url: s
     finally:
         reader.dispose()
     find(warnings, "(orders.children.payments.where)", "reads no rows with where: amount > 1000")
+
+
+def test_constants_are_bound_in_the_joined_columns_type(shop_url: str) -> None:
+    meta = sa.MetaData()
+    sa.Table("things", meta, sa.Column("id", sa.Integer, primary_key=True))
+    flags = sa.Table("thing_flags", meta,
+                     sa.Column("thing_id", sa.Integer, primary_key=True, autoincrement=False),
+                     sa.Column("kind", sa.Integer, primary_key=True, autoincrement=False),
+                     sa.Column("active", sa.Boolean, nullable=False),
+                     sa.Column("label", sa.String(20), nullable=False))
+    engine = sa.create_engine(shop_url)
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(meta.tables["things"].insert(), [{"id": 1}, {"id": 2}])
+        conn.execute(flags.insert(), [
+            {"thing_id": t, "kind": k, "active": a, "label": f"t{t}/{k}/{a}"}
+            for t in (1, 2) for k in (1, 2) for a in (True,) if (t, k) != (2, 2)
+        ])
+    engine.dispose()
+    loaded = parse_mapping(textwrap.dedent("""
+        categories:
+          table: things
+          joins:
+            - {table: thing_flags, alias: f, on: {id: thing_id, kind: {const: "2"},
+                                                   active: {const: 1}}}
+            - {table: thing_flags, alias: g, on: {id: thing_id, kind: {const: true}}}
+            - {table: thing_flags, alias: h, on: {id: thing_id, label: {const: 0}}}
+          fields: {id: id, name: f.label, url: g.label, never: h.label}
+    """), FILE)
+    reader = connect_shop(shop_url)
+    try:
+        records = {r.key: r.payload for r in ShopSource(reader, loaded).records(
+            Resource.CATEGORIES)}
+    finally:
+        reader.dispose()
+    # label = 0 is text = '0' (on MySQL a bound 0 would match every label not led by a digit)
+    assert records == {"1": {"id": "1", "name": "t1/2/True", "url": "t1/1/True"},
+                       "2": {"id": "2", "url": "t2/1/True"}}

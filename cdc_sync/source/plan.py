@@ -307,7 +307,8 @@ def _constant_conditions(resolver: _Resolver, where: Path, join: JoinSpec, base:
 
 
 def _constant_for(value: str | int | float | bool, column: Column) -> Any:
-    # `id_lang: {const: 1}` on a text column: PostgreSQL refuses text = integer.
+    """A number meant for a text column, as text: MySQL compares text = 0 as numbers, and
+    every text not starting with a digit is 0 there ('de' = 0 holds)."""
     try:
         wants_text = column.type.python_type is str
     except NotImplementedError:
