@@ -14,7 +14,11 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from cdc_sync import freshness
+from cdc_sync.catalogue import Catalogue
 from cdc_sync.cursor import decode_high_water, encode_high_water
+from cdc_sync.dependencies import dependency_map, sqlglot_dialect
+from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.resources import Resource
 from cdc_sync.source import ShopSource
 from cdc_sync.source.changes import TrackerPlan
@@ -92,3 +96,28 @@ def _identity(tracker: TrackerPlan) -> dict[str, Any]:
     """What a mark belongs to: an edited cursor or table starts over from a new mark."""
     spec = tracker.tracker
     return {"table": spec.table, "column": spec.cursor.column, "kind": spec.cursor.kind.value}
+
+
+def detection_status(mapping: LoadedMapping, dialect: str | None,
+                     state: StateStore) -> dict[str, Any]:
+    """What `status` shows of change detection: per resource each table, how its changes are
+    seen, the worst delay and, for a followed one, the last change seen (its mark); the blind
+    spots. `dialect` is the shop's SQLAlchemy dialect name (None: parse generic SQL)."""
+    dependencies = dependency_map(Catalogue(mapping.spec), sqlglot_dialect(dialect or ""))
+    minutes = mapping.spec.sync.full_reconcile_minutes
+    resources = freshness.rows(dependencies, minutes)
+    for resource, deps in resources.items():
+        for dep in deps:
+            if dep["tracker"] is not None:
+                dep["last_change_seen"] = _mark(state, resource, dep["tracker"])
+    blind = freshness.blind_spots(dependencies, mapping, minutes)
+    return {"reconcile_minutes": minutes, "resources": resources,
+            "warnings": [str(p) for p in blind]}
+
+
+def _mark(state: StateStore, resource: str, tracker: str) -> Any:
+    text = state.get_meta(meta_keys.dependency_mark(resource, tracker))
+    if not text:
+        return None
+    return decode_high_water(json.loads(text)["mark"], overlap_seconds=0)
+

@@ -132,7 +132,7 @@ def test_demo_shop_check_and_preview_commands(tmp_path: Path) -> None:
     flags = ["--source-url", url, "--mappings", str(DEMO_MAPPING)]
     checked = runner.invoke(cli, ["check", *flags])
     assert checked.exit_code == 0, checked.output
-    assert checked.output.strip().endswith("OK (6 resources, 8 tables)")
+    assert checked.output.strip().endswith("OK (6 resources, 10 tables)")
 
     shown = runner.invoke(cli, ["preview", "orders", "--limit", "2", *flags])
     assert shown.exit_code == 0, shown.output

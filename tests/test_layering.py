@@ -18,7 +18,7 @@ PACKAGE = ROOT / "cdc_sync"
 PURE = [
     "mapping/model.py", "mapping/labels.py", "mapping/loader.py", "mapping/locations.py",
     "compose.py", "coerce.py", "validate.py", "diff.py", "cursor.py", "report.py",
-    "resources.py", "errors.py", "signing.py", "catalogue.py", "dependencies.py",
+    "resources.py", "errors.py", "signing.py", "catalogue.py", "dependencies.py", "freshness.py",
     # init: schema facts in, mapping text out (reflection and checking live in reflect/build)
     "init/facts.py", "init/columns.py", "init/roles.py", "init/generic.py", "init/draft.py",
     "init/yamltext.py", "init/detect.py", "init/presets/__init__.py",

@@ -36,7 +36,8 @@ def demo(workdir: Path, keep_running: bool) -> None:
     """A guided tour: demo shop, sandbox, first sync, shop changes, incremental sync.
 
     Creates a demo shop (SQLite) in --dir, starts the local Metrilo sandbox, runs a first sync,
-    changes the shop (an order status, a guest order, a removed tag, a deleted product) and
+    changes the shop (an order status, a guest order, a removed tag, a deleted product, a line
+    added to an order without touching the order) and
     syncs again, printing what happened at each step and where to look. Sends nothing to
     Metrilo itself.
     """
@@ -90,7 +91,9 @@ def _change_shop(shop: sa.Engine) -> Changes:
     click.echo(f"   order {changes.status_order}: status -> completed\n"
                f"   order {changes.guest_order}: new, by a guest (no customer row)\n"
                f"   customer {changes.untagged_customer}: tag {changes.removed_tag!r} removed\n"
-               f"   product {changes.deleted_product}: deleted (it is on order lines)")
+               f"   product {changes.deleted_product}: deleted (it is on order lines)\n"
+               f"   order {changes.line_order}: a line added, the order's own row untouched "
+               "(order_lines has no timestamp; its serial id is an append key)")
     return changes
 
 
@@ -104,6 +107,9 @@ def _incremental_sync(engine: SyncEngine, sandbox: Sandbox, changes: Changes) ->
                f"dropped: {sandbox.store.why_dropped(str(changes.guest_order)) or 'no'}")
     customer = _customer(sandbox, changes.untagged_customer, engine)
     click.echo(f"   customer {changes.untagged_customer} tags now {customer.get('tags')}")
+    lined = sandbox.store.get("orders", str(changes.line_order)) or {}
+    click.echo(f"   order {changes.line_order} now has {len(lined.get('products', []))} lines in "
+               "the sandbox: the child-only change arrived in this cycle")
 
 
 def _full_reconciliation(engine: SyncEngine, sandbox: Sandbox, changes: Changes) -> None:

@@ -10,8 +10,10 @@ from typing import Any
 import click
 import sqlalchemy as sa
 
+from cdc_sync import freshness
 from cdc_sync.cli.common import settings_from, settings_options
-from cdc_sync.errors import CdcSyncError, MappingError, SourceError
+from cdc_sync.cli.show import print_freshness
+from cdc_sync.errors import CdcSyncError, MappingError, Problem, SourceError
 from cdc_sync.mapping.loader import load_mapping
 from cdc_sync.resources import Resource
 from cdc_sync.settings import Settings, redact_url
@@ -48,9 +50,10 @@ def check(**kwargs: Any) -> None:
     with _shop(settings) as source:
         problems = source.check()
         findings = sample_findings(source, source.mapping)
-        if findings.warnings:
-            click.echo(f"warnings ({len(findings.warnings)}):")
-            for warning in findings.warnings:
+        warnings = [*findings.warnings, *_change_detection(source)]
+        if warnings:
+            click.echo(f"warnings ({len(warnings)}):")
+            for warning in warnings:
                 click.echo(f"  - {warning}")
         problems = [*problems, *findings.errors]
         if problems:
@@ -59,6 +62,21 @@ def check(**kwargs: Any) -> None:
     # The catalogue's list: exactly what `sync` sends and `preview` shows, in import order.
     click.echo(f"resources: {', '.join(r.value for r in resources)}")
     click.echo(f"{settings.mappings}: OK ({len(resources)} resources, {tables} tables)")
+
+
+def _change_detection(source: ShopSource) -> list[Problem]:
+    """Print how each dependency's changes are seen; the blind spots, as warnings."""
+    dependencies = source.dependencies()
+    minutes = source.mapping.spec.sync.full_reconcile_minutes
+    hints = source.hints(dependencies)
+    print_freshness({"reconcile_minutes": minutes,
+                     "resources": freshness.rows(dependencies, minutes)})
+    advice = freshness.suggestions(dependencies, hints)
+    if advice:
+        click.echo("suggested cursors (from the schema):")
+        for line in advice:
+            click.echo(f"  - {line}")
+    return freshness.blind_spots(dependencies, source.mapping, minutes, hints)
 
 
 @click.command("preview")

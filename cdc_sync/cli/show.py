@@ -47,11 +47,13 @@ OwnerGone = Callable[[str | None], bool]
 """Whether the process that owns a run ("pid@host") is gone (see daemon.handoff.owner_gone)."""
 
 
-def status_data(state: StateStore, owner_gone: OwnerGone | None = None) -> dict[str, Any]:
+def status_data(state: StateStore, owner_gone: OwnerGone | None = None,
+                detection: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything `status` shows, as plain data (also for --json and the health endpoint).
 
     With `owner_gone`, a run still marked running whose process is gone (killed) is shown as
-    interrupted: it is, and nothing will finish it but the next cycle.
+    interrupted: it is, and nothing will finish it but the next cycle. `detection`: how each
+    dependency's changes are seen (`follow.detection_status`).
     """
     resources = {}
     for resource in Resource:
@@ -74,6 +76,7 @@ def status_data(state: StateStore, owner_gone: OwnerGone | None = None) -> dict[
         "unfinished_resync": [r.value for r in unfinished_resync(state) or ()],
         "refused_mapping_edit": None if refused is None else refused.as_dict(),
         "reconciliation": progress(state),
+        "change_detection": detection,
     }
 
 
@@ -97,8 +100,9 @@ def _run(run: RunRow, owner_gone: OwnerGone | None = None) -> dict[str, Any]:
 
 
 def print_status(state: StateStore, *, as_json: bool,
-                 owner_gone: OwnerGone | None = None) -> None:
-    data = status_data(state, owner_gone)
+                 owner_gone: OwnerGone | None = None,
+                 detection: dict[str, Any] | None = None) -> None:
+    data = status_data(state, owner_gone, detection)
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
         return
@@ -116,6 +120,10 @@ def print_status(state: StateStore, *, as_json: bool,
                    f"release it with `cdc-sync resync {name} --confirm`")
     for name, window in data["reconciliation"].items():
         click.echo(f"  {name}: {window['summary']}")
+    if detection is not None:
+        print_freshness(detection)
+        for warning in detection["warnings"]:
+            click.echo(f"  warning: {warning}")
     _print_refused_edit(data["refused_mapping_edit"])
     if data["unfinished_resync"]:
         click.echo(f"unfinished resync of {', '.join(data['unfinished_resync'])}: "
@@ -178,3 +186,20 @@ def _print_last_cycle(data: dict[str, Any]) -> None:
     else:
         click.echo(f"last error: #{failed['id']} {failed['kind']} at {failed['started_at']}: "
                    f"{failed['error']}")
+
+
+def print_freshness(data: dict[str, Any]) -> None:
+    """Per resource, each table its records read: how its changes are seen, the worst delay."""
+    minutes = data["reconcile_minutes"]
+    window = "every cycle reads everything" if minutes == 0 else (
+        f"reconciliation verifies every record within {minutes:g} min")
+    click.echo(f"change detection (worst-case delay; {window}):")
+    for resource, deps in data["resources"].items():
+        click.echo(f"  {resource}")
+        for dep in deps:
+            flag = "  (blind: see the warning)" if dep["blind"] else ""
+            if dep.get("last_change_seen") is not None:
+                flag += f"  (last change seen: {dep['last_change_seen']})"
+            click.echo(f"    {dep['table']:<24}{dep['via']:<32}{dep['how']:<36}"
+                       f"{dep['delay']}{flag}")
+

@@ -7,6 +7,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import click
+import sqlalchemy as sa
 
 from cdc_sync.app import open_engine, open_state
 from cdc_sync.cli.common import (
@@ -23,10 +24,14 @@ from cdc_sync.cli.show import print_report, print_status
 from cdc_sync.daemon import signals
 from cdc_sync.daemon.handoff import foreground_lease, owner_gone
 from cdc_sync.engine import CycleOptions
+from cdc_sync.errors import MappingError
+from cdc_sync.follow import detection_status
+from cdc_sync.mapping.loader import load_mapping
 from cdc_sync.report import CycleKind, CycleReport
 from cdc_sync.resources import Resource
 from cdc_sync.resync import run_resync
 from cdc_sync.settings import Settings
+from cdc_sync.state import StateStore
 
 RESOURCE_NAMES = [r.value for r in Resource]
 
@@ -142,9 +147,22 @@ def status(as_json: bool, **kwargs: Any) -> None:
     state = open_state(settings)
     try:
         print_status(state, as_json=as_json,
-                     owner_gone=owner_gone(settings.state_url.get_secret_value()))
+                     owner_gone=owner_gone(settings.state_url.get_secret_value()),
+                     detection=_detection(settings, state))
     finally:
         state.close()
+
+
+def _detection(settings: Settings, state: StateStore) -> dict[str, Any] | None:
+    """Change detection as the mapping declares it; None without a loadable mapping (status
+    still shows what state holds)."""
+    try:
+        mapping = load_mapping(settings.mappings)
+    except MappingError:
+        return None
+    url = settings.source_url.get_secret_value() if settings.source_url else ""
+    dialect = sa.make_url(url).get_backend_name() if url else None
+    return detection_status(mapping, dialect, state)
 
 
 @click.command()

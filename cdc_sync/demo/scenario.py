@@ -28,10 +28,12 @@ class Changes:
     untagged_customer: int
     removed_tag: str
     deleted_product: int
+    line_order: int  # an order that got a line, its own row untouched
 
 
 def make_changes(engine: sa.Engine) -> Changes:
-    """An order status change, a guest order, a removed tag and a deleted (ordered) product."""
+    """An order status change, a guest order, a removed tag, a deleted (ordered) product and a
+    line added to an order without touching the order's row (a child-only change)."""
     with engine.connect() as conn:
         order_id = conn.execute(
             sa.select(sa.func.min(schema.orders.c.id)).where(schema.orders.c.status != COMPLETED)
@@ -44,9 +46,14 @@ def make_changes(engine: sa.Engine) -> Changes:
         product_id, other_product = conn.execute(
             sa.select(schema.products.c.id).order_by(schema.products.c.id).limit(2)
         ).scalars().all()
+        line_order = conn.execute(
+            sa.select(sa.func.max(schema.orders.c.id)).where(schema.orders.c.id != order_id)
+        ).scalar_one()
     mutate.set_order_status(engine, order_id, COMPLETED)
     guest_order = mutate.add_order(engine, email=GUEST_EMAIL, lines=[(product_id, 1),
                                                                      (other_product, 2)])
     mutate.remove_tag(engine, tagged.customer_id, tagged.name)
     mutate.delete_product(engine, product_id)
-    return Changes(order_id, guest_order, tagged.customer_id, tagged.name, product_id)
+    mutate.add_order_line(engine, line_order, other_product, 3)
+    return Changes(order_id, guest_order, tagged.customer_id, tagged.name, product_id,
+                   line_order)

@@ -13,8 +13,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from cdc_sync.catalogue import Catalogue, Entry
-from cdc_sync.dependencies import trackers
+from cdc_sync.dependencies import DependencyMap, dependency_map, sqlglot_dialect, trackers
 from cdc_sync.errors import MappingError, Problem
+from cdc_sync.freshness import Hint
 from cdc_sync.mapping.labels import key_string
 from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.mapping.model import ResourceSpec
@@ -40,6 +41,7 @@ from cdc_sync.source.query import (
 )
 from cdc_sync.source.reflect import ShopSchema
 from cdc_sync.source.stream import DEFAULT_BATCH, SourceRow, merge, stream
+from cdc_sync.source.suggest import hints
 
 _FIX = ("check that the shop database is reachable and the reader may SELECT the mapped "
         "tables; run `cdc-sync check`")
@@ -274,6 +276,21 @@ class ShopSource:
             return int(conn.execute(counted).scalar_one())
 
     # -- changes in the tables a record reads (cursors on joins and children, watches) ---
+
+    def dependencies(self) -> DependencyMap:
+        """Every table each resource's records read, and how its changes are seen."""
+        return dependency_map(self.catalogue, sqlglot_dialect(self._schema.dialect))
+
+    def hints(self, dependencies: DependencyMap) -> dict[str, Hint]:
+        """What the schema suggests for the tables seen only by reconciliation (`check`)."""
+        keys: dict[Resource, list[str]] = {}
+        own: dict[Resource, str | None] = {}
+        for entry in self.catalogue:
+            plan, _ = self._plan(entry.resource.value) if entry.spec is not None else (None, [])
+            if plan is not None and entry.spec is not None:
+                keys[entry.resource], own[entry.resource] = list(plan.key_names), entry.spec.table
+        with reading("reading the schema for cursor suggestions", _FIX, self._engine):
+            return hints(dependencies, self._schema.table, keys, own)
 
     def trackers(self, resource: Resource) -> list[TrackerPlan]:
         """The resource's joins, children and watches with a cursor, resolved (direct only)."""
