@@ -15,6 +15,7 @@ from test_dependencies_follow import MAPPING, _seed
 from cdc_sync.catalogue import Catalogue
 from cdc_sync.cli import cli
 from cdc_sync.dependencies import Seen, dependency_map, sql_tables, sqlglot_dialect
+from cdc_sync.errors import MappingError
 from cdc_sync.mapping.loader import parse_mapping
 from cdc_sync.resources import Resource
 from cdc_sync.sandbox import Sandbox
@@ -151,3 +152,23 @@ def test_status_shows_change_detection_and_the_last_change_seen(
     text = runner.invoke(cli, ["status", *flags])
     assert re.search(r"payments +fields\.amount\.expression +watched .*last change seen: 8",
                      text.output)
+
+
+def test_a_wrong_cursor_or_watch_is_a_problem_at_its_line(tmp_path: Path, sqlite_url: str) -> None:
+    _seed(sa.create_engine(sqlite_url))
+    text = MAPPING.replace("    - table: payments\n", "    - table: paymens\n").replace(
+        "      cursor: updated_at\n      fields: {productId", "      cursor: updatd_at\n"
+        "      fields: {productId")
+    path = tmp_path / "mappings.yaml"
+    path.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(cli, ["check", "--source-url", sqlite_url, "--mappings",
+                                      str(path)])
+    assert isinstance(result.exception, MappingError)  # `cdc-sync check` exits 2 with it
+    message = str(result.exception)
+    assert re.search(r"mappings\.yaml:\d+ \(orders\.watch\[0\]\.table\): table 'paymens' "
+                     r"does not exist", message), message
+    assert "fix: did you mean 'payments'?" in message
+    assert re.search(r"mappings\.yaml:\d+ \(orders\.children\.products\.cursor\): cursor "
+                     r"column 'updatd_at' is not a column of 'order_lines'", message), message
+    assert ("fix: did you mean 'updated_at'? columns there: id, order_id, product_id, qty, "
+            "updated_at") in message

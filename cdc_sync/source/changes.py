@@ -8,6 +8,7 @@ is the largest cursor value the query returned; a tracker's first mark is its ta
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -65,8 +66,10 @@ class _Resolver:
                what: str) -> Column | None:
         found = relation.column(name)
         if found is None:
+            close = difflib.get_close_matches(name, relation.column_names, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
             self.problem(path, f"{what} {name!r} is not a column of {relation.label!r}",
-                         f"columns there: {', '.join(relation.column_names)}")
+                         f"{hint}columns there: {', '.join(relation.column_names)}")
         return found
 
 
@@ -136,9 +139,12 @@ def _watch(resolver: _Resolver, tracker: Tracker, watch: WatchSpec) -> TrackerPl
         assert watch.table is not None  # the model guarantees one of table or query
         found = resolver.schema.table(watch.table)
         if found is None:
+            close = resolver.schema.suggest(watch.table)
+            hint = f"did you mean {close!r}? " if close else ""
             resolver.problem((*path, "table"),
                              f"table {watch.table!r} does not exist in the shop database",
-                             "give the table the raw SQL reads (schema.table for another schema)")
+                             f"{hint}give the table the raw SQL reads (schema.table for "
+                             "another schema)")
             return None
         relation = found
     width = len(resolver.plan.key)
