@@ -300,6 +300,11 @@ class DependencyMap:
     def blind(self) -> list[Dependency]:
         return [d for deps in self.by_resource.values() for d in deps if d.blind]
 
+    def idle(self) -> list[Dependency]:
+        """Joins, children and watches with a cursor of a resource read whole every cycle."""
+        return [d for deps in self.by_resource.values() for d in deps
+                if d.tracker is not None and d.seen is Seen.EVERY_CYCLE]
+
 
 def dependency_map(catalogue: Catalogue, dialect: str | None) -> DependencyMap:
     """Every resource's dependencies; `dialect` is sqlglot's name (see `sqlglot_dialect`)."""

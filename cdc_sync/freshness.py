@@ -69,6 +69,15 @@ def blind_spots(dependencies: DependencyMap, mapping: LoadedMapping, reconcile_m
             f"to see them in the next cycle add under {dep.resource.value}: "
             f"{watch_block(dep, hint)}",
         ))
+    for dep in dependencies.idle():
+        part = dep.path[:-1] if dep.path[-1] in ("table", "query") else dep.path
+        found.append(Problem(
+            mapping.where(*part, "cursor"),
+            f"the cursor on {dep.resource.value}.{dep.via} has no effect: {dep.resource.value} "
+            "has no cursor of its own, so every cycle reads it whole",
+            f"give {dep.resource.value} a cursor: (a column bumped on every change) for "
+            "incremental cycles, or remove this one",
+        ))
     for bad in dependencies.unparsed:
         found.append(Problem(
             mapping.where(bad.resource.value, *bad.path[1:]),

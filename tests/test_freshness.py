@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from test_dependencies_follow import MAPPING, _seed
 
+from cdc_sync import freshness
 from cdc_sync.catalogue import Catalogue
 from cdc_sync.cli import cli
 from cdc_sync.dependencies import Seen, dependency_map, sql_tables, sqlglot_dialect
@@ -172,3 +173,21 @@ def test_a_wrong_cursor_or_watch_is_a_problem_at_its_line(tmp_path: Path, sqlite
                      r"column 'updatd_at' is not a column of 'order_lines'", message), message
     assert ("fix: did you mean 'updated_at'? columns there: id, order_id, product_id, qty, "
             "updated_at") in message
+
+
+def test_a_cursor_on_a_child_of_a_resource_without_one_is_called_useless() -> None:
+    text = MAPPING.replace("  table: products\n  cursor: updated_at\n", "  table: products\n")
+    mapping = parse_mapping(text, Path("mappings.yaml"))
+    found = dependency_map(Catalogue(mapping.spec), "sqlite")
+    warnings = [str(p) for p in freshness.blind_spots(found, mapping, 15)]
+    assert [w for w in warnings if "has no effect" in w] == [
+        f"mappings.yaml:{_line(text, 'cursor: {column: id, kind: append}', 2)} "
+        "(products.children.categories.cursor): the cursor on "
+        "products.children.categories has no effect: products has no cursor of its own, so "
+        "every cycle reads it whole\n    fix: give products a cursor: (a column bumped on every "
+        "change) for incremental cycles, or remove this one"]
+
+
+def _line(text: str, needle: str, occurrence: int) -> int:
+    lines = [n for n, line in enumerate(text.splitlines(), 1) if needle in line]
+    return lines[occurrence - 1]
