@@ -182,8 +182,13 @@ def shop_side(result: Result) -> str:
         parts.append(f"{_n(shop['rows_sent'])} rows / {shop['bytes_sent'] / 1e6:,.1f} MB sent")
     if shop.get("bytes_touched") is not None:
         parts.append(f"{shop['bytes_touched'] / 1e6:,.0f} MB of blocks touched")
-    seconds = shop.get("db_seconds")
-    parts.append(f"server busy {seconds:.1f} s" if seconds is not None else "server time n/a")
+    seconds, busy = shop.get("db_seconds"), shop.get("busy_seconds")
+    if seconds is None:
+        parts.append("server time n/a")
+    elif busy is not None:  # MariaDB: Cpu_time, and Busy_time (statements' wall time)
+        parts.append(f"server CPU {seconds:.1f} s (statements open {busy:.0f} s)")
+    else:  # PostgreSQL: active_time
+        parts.append(f"server active {seconds:.1f} s")
     return ", ".join(parts)
 
 

@@ -9,9 +9,11 @@ per statement but needs `shared_preload_libraries`, which a shop's server may no
 
 MariaDB/MySQL: the session counters of every shop connection, read when the pool hands it out
 and when it comes back (`SHOW SESSION STATUS`, no setting needed): `Rows_read` (rows the
-engine read), `Rows_sent` and `Bytes_sent` (what went over the wire to cdc-sync), and the
-session's `Busy_time` (seconds executing) when the server runs with `userstat=ON`
-(`SET GLOBAL userstat=1`; otherwise it stays 0 and the figure reads n/a).
+engine read), `Rows_sent` and `Bytes_sent` (what went over the wire to cdc-sync), and, when
+the server runs with `userstat=ON` (`SET GLOBAL userstat=1`; otherwise n/a), the sessions'
+`Cpu_time` (the server's CPU for them) and `Busy_time` (wall time of their statements, summed
+over connections: a result streamed to a busy client counts as busy all along, so it can
+exceed the cycle's own time).
 """
 
 from __future__ import annotations
@@ -47,11 +49,12 @@ class ShopCounters:
     def result(self) -> dict[str, Any]:
         """The figures since `attach`; call after the engine's pool was disposed."""
         if self.dialect in ("mysql", "mariadb"):
-            busy = self._mysql["Busy_time"]
+            busy, cpu = self._mysql["Busy_time"], self._mysql["Cpu_time"]
             return {"rows_read": int(self._mysql["Rows_read"]),
                     "rows_sent": int(self._mysql["Rows_sent"]),
                     "bytes_sent": int(self._mysql["Bytes_sent"]),
-                    "db_seconds": busy if busy else None,
+                    "db_seconds": cpu if cpu else None,
+                    "busy_seconds": busy if busy else None,
                     "source": "SHOW SESSION STATUS per connection"}
         if self.dialect == "postgresql":
             time.sleep(1.2)  # a backend that just went idle may defer its flush by up to 1 s
