@@ -157,3 +157,16 @@ def test_every_mapping_command_explains_itself() -> None:
         result = runner.invoke(cli, [command, "--help"])
         assert result.exit_code == 0
         assert len(result.output.splitlines()) > 5, command
+
+
+def test_demo_shop_takes_the_url_style_hosting_providers_write(pg_url: str) -> None:
+    """`postgres://…` works for CDC_SYNC_SOURCE_URL (README), so it must for demo-shop too."""
+    provider_style = "postgres://" + pg_url.partition("://")[2]
+    made = CliRunner().invoke(cli, ["demo-shop", provider_style])
+    assert made.exit_code == 0, made.output + str(made.exception)
+    engine = sa.create_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM customers")).scalar() == 40
+    finally:
+        engine.dispose()

@@ -16,7 +16,7 @@ from cdc_sync.cli.show import print_freshness
 from cdc_sync.errors import CdcSyncError, MappingError, Problem, SourceError
 from cdc_sync.mapping.loader import load_mapping
 from cdc_sync.resources import Resource
-from cdc_sync.settings import Settings, redact_url
+from cdc_sync.settings import Settings, redact_url, usual_url
 from cdc_sync.source import ShopSource, connect_shop
 from cdc_sync.source.sample import sample_findings
 from cdc_sync.validate import reasons_to_hold
@@ -152,7 +152,7 @@ def _customers(scale: str) -> int:
 
 def _writable_engine(url: str) -> sa.Engine:
     try:
-        return sa.create_engine(url)
+        return sa.create_engine(usual_url(url))
     except (sa.exc.ArgumentError, ImportError):
         raise CdcSyncError(
             f"{redact_url(url)} is not a usable SQLAlchemy URL; fix: e.g. "
