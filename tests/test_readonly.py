@@ -114,6 +114,16 @@ def test_sqlite_is_opened_read_only(sqlite_url: str) -> None:
     assert_cannot_write(sqlite_url, "readonly database")
 
 
+def test_a_missing_sqlite_file_is_named_with_its_full_path(tmp_path: Path) -> None:
+    # sqlite3 alone says "unable to open database file", naming no file.
+    missing = tmp_path / "shop.sqlite"
+    with pytest.raises(SourceError) as raised:
+        connect_shop(f"sqlite:///{missing}")
+    assert f"the SQLite file {missing} does not exist" in str(raised.value)
+    assert "fix: " in str(raised.value)
+    assert not missing.exists()
+
+
 def test_a_failed_read_names_the_resource_but_never_the_password(pg_reader: str) -> None:
     password = sa.make_url(pg_reader).password
     assert password

@@ -11,6 +11,7 @@ import importlib
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -73,6 +74,12 @@ def _sqlite_read_only(url: URL) -> URL:
     database = url.database or ""
     if database in ("", ":memory:") or database.startswith("file:"):
         return url  # in-memory databases are private to the process; URI files set their own mode
+    if not Path(database).is_file():
+        # sqlite3 would only say "unable to open database file", naming no file.
+        raise SourceError(
+            f"the SQLite file {Path(database).resolve()} does not exist; fix: give its path in "
+            "CDC_SYNC_SOURCE_URL (sqlite:///relative/path or sqlite:////absolute/path)"
+        )
     return url.set(database=f"file:{database}", query={**url.query, "mode": "ro", "uri": "true"})
 
 
