@@ -50,7 +50,7 @@ class TableFact:
     columns: tuple[ColumnFact, ...]
     primary_key: tuple[str, ...] = ()
     foreign_keys: tuple[Reference, ...] = ()
-    rows: int = 0  # counted up to a cap (init.reflect.COUNT_CAP)
+    rows: int = 0  # counted up to a cap (init.reflect.FACT_ROWS)
 
     @property
     def norm(self) -> str:

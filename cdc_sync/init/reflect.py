@@ -1,7 +1,8 @@
 """The shop's schema as `SchemaFacts`: every table's columns, keys, foreign keys, row counts.
 
-Reads only (the engine is the read-only shop engine). Row counts stop at COUNT_CAP, so a shop
-with millions of orders costs a bounded scan; status and flag columns get a few distinct values
+Reads only (the engine is the read-only shop engine). Row counts stop at FACT_ROWS (choosing
+tables needs only "empty or not" and rough sizes), so a shop with hundreds of tables and
+millions of orders costs a bounded scan; status and flag columns get a few distinct values
 so init can say what they hold.
 """
 
@@ -14,7 +15,8 @@ import sqlalchemy as sa
 
 from cdc_sync.init.facts import ColumnFact, Kind, Reference, SchemaFacts, TableFact
 
-COUNT_CAP = 100_000
+COUNT_CAP = 100_000  # the summary's counts of what each resource reads
+FACT_ROWS = 1_000
 _VALUES = 20
 # Columns whose distinct values init reads: statuses, flags, types (short, few values).
 _SAMPLED = re.compile(r"(status|state|newsletter|subscri|optin|opt_in|marketing|type|active)",
@@ -46,7 +48,7 @@ def _table(conn: sa.Connection, inspector: sa.Inspector, name: str) -> TableFact
 
 
 def _count(conn: sa.Connection, table: sa.TableClause) -> int:
-    capped = sa.select(sa.literal(1)).select_from(table).limit(COUNT_CAP).subquery()
+    capped = sa.select(sa.literal(1)).select_from(table).limit(FACT_ROWS).subquery()
     return int(conn.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one())
 
 
