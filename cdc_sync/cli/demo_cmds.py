@@ -113,7 +113,8 @@ def _incremental_sync(engine: SyncEngine, sandbox: Sandbox, changes: Changes) ->
 
 
 def _full_reconciliation(engine: SyncEngine, sandbox: Sandbox, changes: Changes) -> None:
-    _step(6, "full reconciliation (hourly by default): deletions are noticed")
+    _step(6, "a full read (`sync --full`; the rolling reconciliation spreads one over each "
+             "15-minute window by default): deletions are noticed")
     print_report(engine.run(CycleOptions(full=True)))
     product = sandbox.store.get("products", str(changes.deleted_product))
     click.echo(f"   product {changes.deleted_product} is gone from the shop; Metrilo keeps it "
