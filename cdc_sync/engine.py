@@ -145,6 +145,7 @@ class SyncEngine:
         rep = report.for_resource(resource)
         held, mapping_changed = self._mapping_check(resource, options, rep)
         if held:
+            self._run_held(resource, options, report)
             return
         # A changed mapping changes records the cursor does not show as changed: read them all.
         full = (options.full or options.kind is not CycleKind.SYNC or mapping_changed
@@ -379,6 +380,27 @@ class SyncEngine:
         )
         log.warning("%s: %s", resource, rep.notes[-1])
         return True, True
+
+    def _run_held(self, resource: Resource, options: CycleOptions, report: CycleReport) -> None:
+        """While a change waits for a confirm, the resource goes on syncing on the mapping
+        last applied to it: real changes in the shop still reach Metrilo meanwhile."""
+        rep = report.for_resource(resource)
+        applied = self.marks.applied(resource)
+        if applied is None:
+            rep.notes.append("the mapping applied before was not recorded (an older cdc-sync); "
+                             "nothing of this resource syncs until the change is confirmed")
+            return
+        rep.counts = ResourceCounts()  # the held change's own counts are in the notes
+        before = SyncEngine(
+            mapping=applied, source=self.source.with_mapping(applied), state=self.state,
+            client=self.client, chunk_size=self.chunk_size, on_progress=self.on_progress,
+            clock=self.clock, stop=self.stop, recheck_seconds=self.recheck_seconds,
+            rejection_threshold=self.rejection_threshold,
+        )
+        before.marks.keep_holds = True
+        before._run_resource(resource, options, report)
+        rep.notes.append("synced on the mapping applied before, until the change is confirmed")
+        rep.mode = ReadMode.HELD
 
     # -- dependencies ---------------------------------------------------------------------
 

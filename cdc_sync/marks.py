@@ -17,6 +17,8 @@ from typing import Any
 from cdc_sync.catalogue import DERIVED, Catalogue
 from cdc_sync.cursor import decode_high_water, encode_high_water
 from cdc_sync.mapping.loader import LoadedMapping
+from cdc_sync.mapping.locations import Locations
+from cdc_sync.mapping.model import MappingSpec
 from cdc_sync.resources import Resource
 from cdc_sync.state import meta_keys
 from cdc_sync.state.meta_keys import MetaStore
@@ -40,6 +42,9 @@ class ResourceMarks:
         self.mapping = mapping
         self.catalogue = Catalogue(mapping.spec)
         self.clock = clock
+        # Set while a resource syncs on its last applied mapping because a change is held:
+        # such a read must not release the hold.
+        self.keep_holds = False
 
     # -- incremental reads ------------------------------------------------------------------
 
@@ -77,8 +82,14 @@ class ResourceMarks:
             self.state.set_meta(meta_keys.high_water(resource), encode_high_water(high_water))
         if full:
             self.state.set_meta(meta_keys.last_full(resource), repr(self.clock()))
-        self.state.set_meta(meta_keys.applied_mapping(resource), self.fingerprint(resource))
-        if self.state.get_meta(meta_keys.held_change(resource)):
+        fingerprint = self.fingerprint(resource)
+        if (self.state.get_meta(meta_keys.applied_mapping(resource)) != fingerprint
+                or not self.state.get_meta(meta_keys.applied_spec(resource))):
+            spec = self.mapping.spec.model_dump(mode="json", by_alias=True)
+            self.state.set_meta(meta_keys.applied_spec(resource), json.dumps(
+                {"fingerprint": self.mapping.fingerprint, "spec": spec}, sort_keys=True))
+        self.state.set_meta(meta_keys.applied_mapping(resource), fingerprint)
+        if not self.keep_holds and self.state.get_meta(meta_keys.held_change(resource)):
             self.state.set_meta(meta_keys.held_change(resource), "")
 
     # -- mapping changes --------------------------------------------------------------------
@@ -92,6 +103,20 @@ class ResourceMarks:
         """Whether the mapping differs from the one the last completed read applied."""
         applied = self.state.get_meta(meta_keys.applied_mapping(resource))
         return applied is not None and applied != self.fingerprint(resource)
+
+    def applied(self, resource: Resource) -> LoadedMapping | None:
+        """The mapping last applied to `resource`, as stored when it was applied; None when
+        none was stored (applied by an older version) or it no longer matches its fingerprint."""
+        stored = self.state.get_meta(meta_keys.applied_spec(resource))
+        if not stored:
+            return None
+        data = json.loads(stored)
+        loaded = LoadedMapping(spec=MappingSpec.model_validate(data["spec"]),
+                               path=self.mapping.path, fingerprint=data["fingerprint"],
+                               locations=Locations())
+        applied = ResourceMarks(self.state, loaded, self.clock).fingerprint(resource)
+        same = applied == self.state.get_meta(meta_keys.applied_mapping(resource))
+        return loaded if same else None
 
     def held(self, resource: Resource) -> Held | None:
         """The hold recorded for the current mapping of `resource`, if any."""

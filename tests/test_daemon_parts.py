@@ -175,6 +175,19 @@ def test_rejections_over_the_threshold_make_the_cycle_rejected_and_health_degrad
     assert CycleOutcome(CycleKind.SYNC, clock.now, 1.0, off).result == "ok"
 
 
+def test_a_held_mapping_change_answers_503_only_when_the_operator_asks() -> None:
+    clock = Clock()
+    for fails_on_hold, code in ((False, 200), (True, 503)):
+        health = Health(stale_after=180, clock=clock, fails_on_hold=fails_on_hold)
+        health.set_active(True)
+        health.cycle_finished(_outcome(clock))
+        health.mapping_held({"orders": 120})
+        assert health.check()[0] == code
+        assert health.check()[1]["held_mapping_changes"] == {"orders": 120}
+        health.mapping_held({})
+        assert health.check()[0] == 200
+
+
 def test_a_long_cycle_that_makes_progress_stays_healthy() -> None:
     clock = Clock()
     health = Health(stale_after=180, clock=clock)

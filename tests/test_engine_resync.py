@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -231,9 +232,19 @@ def test_a_large_mapping_change_is_held_until_accepted(sqlite_world: World) -> N
     assert _sent(world) == sent
     assert held.resources[Resource.ORDERS].error is None
 
+    # Held, the products go on syncing on the mapping applied before: a real price change
+    # still goes out (with the old URL), and the change stays held.
+    old_url = world.held("products", "1")["url"]
+    mutate.set_product_price(world.shop, 1, Decimal("12.34"))
     still = world.sync()
-    assert still.resources[Resource.PRODUCTS].mode == "held"
-    assert still.resources[Resource.PRODUCTS].counts.scanned == 0, "held: not read again"
+    products = still.resources[Resource.PRODUCTS]
+    assert products.mode == "held"
+    assert products.counts.sent == 1
+    assert "synced on the mapping applied before" in products.notes[-1]
+    assert world.held("products", "1")["price"] == 12.34
+    assert world.held("products", "1")["url"] == old_url
+    assert not old_url.startswith("https://shop.example/item/")
+    assert world.sync().resources[Resource.PRODUCTS].mode == "held"  # still held
     dry = world.sync(DRY, send=False)
     assert dry.resources[Resource.PRODUCTS].counts.changed == 30
     assert "the mapping changed since the last sync" in dry.resources[Resource.PRODUCTS].notes[0]

@@ -147,7 +147,7 @@ def test_a_large_edit_is_held_and_shown_until_resync_confirm_releases_it(world: 
 
     world.seed()
     write_mapping(world)
-    daemon, base = start(world)
+    daemon, base = start(world, CDC_SYNC_HEALTH_FAILS_ON_HOLD="1")
     daemon.wait_for(FIRST_CYCLE)
     requests_before = world.requests("order/batch")
     touched = mapped_status_orders(world)
@@ -159,14 +159,22 @@ def test_a_large_edit_is_held_and_shown_until_resync_confirm_releases_it(world: 
     daemon.wait_for(rf"orders: mapping changed: {touched} records would be resent", count=2)
     assert world.requests("order/batch") == requests_before  # measured, nothing sent
     code, body = health(base)
-    assert (code, body["status"], body["held_mapping_changes"]) == (200, "degraded",
+    assert (code, body["status"], body["held_mapping_changes"]) == (503, "degraded",
                                                                    {"orders": touched})
+
+    # Held, the orders go on syncing on the mapping applied before: a real change goes out.
+    order = int(shop_value(world, "SELECT MIN(id) FROM orders WHERE status = 1"))
+    mutate.set_order_status(world.shop(), order, 4)
+    wait_until(lambda: world.held("orders", str(order))["status"] == "cancelled", 15,
+               "the cancellation sent, as the mapping applied before says it")
+    assert world.requests("order/batch") == requests_before + 1  # that order alone
     assert (f"held: the orders mapping changed ({touched} records would be resent)"
             in status(world))
 
     with resync_or_hand_over(world.state_url, [Resource.ORDERS], confirm=True) as handed:
         assert handed is not None
     daemon.wait_for(r"resync cycle ok in \S+: .*orders 120 sent")
+    assert world.held("orders", str(order))["status"] == UPPER_STATUSES[4]
     assert held_status(world) in UPPER_STATUSES.values()
     code, body = health(base)
     assert (code, body["status"], body["held_mapping_changes"]) == (200, "ok", {})
@@ -294,8 +302,8 @@ def test_an_added_resource_is_imported_in_the_same_cycle_before_the_products_usi
     write_mapping(world)
     daemon.wait_for(r"categories: newly mapped")
     daemon.wait_for(r"sync cycle ok in \S+: .*categories 6 sent.*products 25 sent")
-    with world.state() as state:
-        run = state.last_runs(1)[0]
+    with world.state() as state:  # the next cycle may have begun already
+        run = next(r for r in state.last_runs(5) if r.status != "running")
     assert run.counts["categories"]["sent"] == 6
     assert run.counts["products"]["sent"] == 25
     categories_done = _synced_at(world, "MAX", "categories")

@@ -89,6 +89,7 @@ _BAD_SETTINGS = [
     ("run", "CDC_SYNC_WEBHOOK_REJECTIONS", "0"),
     ("run", "CDC_SYNC_LOG_JSON", "maybe"),
     ("run", "CDC_SYNC_MAPPING_CHANGES", "later"),
+    ("run", "CDC_SYNC_HEALTH_FAILS_ON_HOLD", "maybe"),
 ]
 
 

@@ -9,6 +9,8 @@ CDC_SYNC_REJECTION_THRESHOLD records, an edit of the mapping was refused, or a m
 is held) or standby. A refused edit or a held change leaves the
 code at 200: the daemon still works, on its last good mapping, and restarting it would not
 help (it would refuse to start on the broken file); the body lists the problems and the holds.
+An operator who wants orchestrators to alert while a change is held sets
+CDC_SYNC_HEALTH_FAILS_ON_HOLD: then a held change answers 503.
 """
 
 from __future__ import annotations
@@ -27,8 +29,11 @@ from cdc_sync.report import CycleKind
 class Health:
     """Thread-safe record of the daemon's role and cycles; `check` renders it."""
 
-    def __init__(self, *, stale_after: float, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, stale_after: float, clock: Callable[[], float] = time.time,
+                 fails_on_hold: bool = False) -> None:
         self.stale_after = stale_after
+        # CDC_SYNC_HEALTH_FAILS_ON_HOLD: the operator wants an alert while a change is held.
+        self.fails_on_hold = fails_on_hold
         self._clock = clock
         self._lock = threading.Lock()
         self._active = False
@@ -123,6 +128,8 @@ class Health:
                 "pid": os.getpid(),
             }
         healthy = fresh if self._active else self._standby_error is None
+        if self._active and self.fails_on_hold and self._held:
+            healthy = False
         return (200 if healthy else 503), body
 
     def _fresh(self, now: float) -> bool:

@@ -63,7 +63,8 @@ class Daemon:
         self._state_url = settings.state_url.get_secret_value()
         self._on_progress = on_progress
         self.metrics = Metrics()
-        self.health = Health(stale_after=options.stale_seconds())
+        self.health = Health(stale_after=options.stale_seconds(),
+                             fails_on_hold=options.health_fails_on_hold)
         self.live = LiveMapping(mapping, policy=options.mapping_changes, health=self.health,
                                 metrics=self.metrics)
         self.connections = Connections(settings, self.live.for_engine(), self.metrics)

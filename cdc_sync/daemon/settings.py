@@ -64,6 +64,9 @@ class DaemonSettings(BaseSettings):
     mapping_changes: Literal["hold", "apply"] = Field(
         default="hold", validation_alias="CDC_SYNC_MAPPING_CHANGES"
     )
+    health_fails_on_hold: bool = Field(
+        default=False, validation_alias="CDC_SYNC_HEALTH_FAILS_ON_HOLD"
+    )
 
     @field_validator("resource_intervals")
     @classmethod

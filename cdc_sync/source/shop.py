@@ -64,6 +64,10 @@ class ShopSource:
         self._derived: dict[Resource, _Derived] = {}
         self._tracked: dict[Resource, _Tracked] = {}
 
+    def with_mapping(self, mapping: LoadedMapping) -> ShopSource:
+        """The same shop read through another mapping (a held change's last applied one)."""
+        return ShopSource(self._engine, mapping, batch_size=self._batch)
+
     # -- what the mapping holds ---------------------------------------------------------
 
     @property

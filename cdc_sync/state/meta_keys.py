@@ -39,6 +39,12 @@ def applied_mapping(resource: str) -> str:
     return f"mapping:{resource}"
 
 
+def applied_spec(resource: str) -> str:
+    """The whole mapping (JSON: fingerprint and spec) last applied to the resource, to keep
+    syncing it on while a change of its mapping is held."""
+    return f"mapping_spec:{resource}"
+
+
 def held_change(resource: str) -> str:
     """A mapping change waiting for confirmation (JSON), or empty."""
     return f"held:{resource}"
