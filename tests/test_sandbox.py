@@ -6,11 +6,13 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -429,6 +431,25 @@ def test_status_page_shows_counts_and_recent_records(client: httpx.Client) -> No
     assert "<td>customers</td><td>1</td>" in page.text
     assert "&lt;Ann&gt;" in page.text
     assert "<Ann>" not in page.text
+
+
+def test_status_page_shows_dates_names_and_amounts_as_people_read_them(
+        client: httpx.Client) -> None:
+    send(client, "customer", customer(firstName="Ann", lastName="Lee", tags=["vip"]))
+    send(client, "product", product(price=10.5, categories=["3"]))
+    send(client, "order", order(amount=1234.5, email="ann@example.com"))
+    text = client.get("/").text
+    local = datetime.fromtimestamp(MS / 1000).astimezone().isoformat(sep=" ", timespec="seconds")
+    assert "<td>customers</td><td>ann@example.com</td><td>Ann Lee &lt;ann@example.com&gt;</td>" \
+        f"<td>{local}</td>" in text
+    assert '<td class="amount">1,234.50</td><td>paid</td>' in text
+    assert "<td>order 14 by ann@example.com, 1 item</td>" in text
+    assert '<td>Shirt</td><td></td><td class="amount">10.50</td><td>categories: 3</td>' in text
+    visible = re.sub(r"<details>.*?</details>", "", text, flags=re.S)
+    assert str(MS) not in visible  # epoch milliseconds only inside the folded JSON
+    assert f"&quot;createdAt&quot;: {MS}" in text
+    # The JSON endpoints are for machines and stay as Metrilo holds the records.
+    assert client.get("/_sandbox/records/orders/14").json()["record"]["createdAt"] == MS
 
 
 def test_repr_and_urls_never_show_the_secret(sandbox: Sandbox) -> None:

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, unquote
 from cdc_sync.errors import FaultsError
 from cdc_sync.sandbox.faults import Faults
 from cdc_sync.sandbox.protocol import Answer, refusal
+from cdc_sync.sandbox.readable import readable
 from cdc_sync.sandbox.semantics import RESOURCES, resource_named
 from cdc_sync.sandbox.store import SandboxStore
 
@@ -86,14 +87,26 @@ def render_page(store: SandboxStore, faults: Faults, api_url: str) -> bytes:
                         for status, n in by_status.items()]),
         duplicates=_e(json.dumps(stats["duplicates"])),
         faults=_e(json.dumps(faults.settings())),
-        recent=_rows([(resource, key, _Pre(json.dumps(record, ensure_ascii=False)))
+        recent=_rows([_recent_row(resource, key, record)
                       for resource, key, record in store.recent()]),
     )
     return text.encode("utf-8")
 
 
-class _Pre(str):
-    """A cell rendered as preformatted text."""
+def _recent_row(resource: str, key: str, record: dict[str, Any]) -> tuple[Any, ...]:
+    shown = readable(resource, record)
+    raw = _Json(json.dumps(record, ensure_ascii=False, indent=1))
+    return (resource, key, shown.what, shown.when, _Amount(shown.amount), shown.status, raw)
+
+
+class _Amount(str):
+    """A cell aligned right, as amounts are."""
+
+    __slots__ = ()
+
+
+class _Json(str):
+    """A cell holding the record's JSON, folded away."""
 
     __slots__ = ()
 
@@ -103,8 +116,10 @@ def _rows(rows: list[tuple[Any, ...]]) -> str:
 
 
 def _cell(value: Any) -> str:
-    if isinstance(value, _Pre):
-        return f"<td><pre>{_e(value[:2000])}</pre></td>"
+    if isinstance(value, _Json):
+        return f"<td><details><summary>JSON</summary><pre>{_e(value[:4000])}</pre></details></td>"
+    if isinstance(value, _Amount):
+        return f'<td class="amount">{_e(value)}</td>'
     return f"<td>{_e(str(value))}</td>"
 
 
