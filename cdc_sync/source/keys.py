@@ -114,25 +114,50 @@ def span_condition(
 
     Numeric keys are compared as themselves (the primary key index serves the range); text
     keys through the same binary-order expression the reads are sorted by, which an index
-    serves where the column's collation is binary. Composite keys compare as row values.
+    serves where the column's collation is binary. Composite keys compare as row values on
+    PostgreSQL and SQLite, which range-scan an index with them; MariaDB/MySQL scan the whole
+    index for a row-value comparison, so there it is spelled out column by column.
     """
     ordered = [order_expression(c, k, dialect) for c, k in zip(columns, kinds, strict=True)]
     conditions = []
-    if span.after is not None:
-        conditions.append(_compare(ordered, columns, kinds, span.after, upper=False))
-    if span.upto is not None:
-        conditions.append(_compare(ordered, columns, kinds, span.upto, upper=True))
+    for key, upper in ((span.after, False), (span.upto, True)):
+        if key is not None:
+            values = _bound_values(columns, kinds, key)
+            if len(ordered) == 1 or dialect not in ("mysql", "mariadb"):
+                conditions.append(_compare_rows(ordered, values, upper=upper))
+            else:
+                conditions.append(_compare_columns(ordered, values, upper=upper))
     return sa.and_(sa.true(), *conditions)
 
 
-def _compare(ordered: Sequence[sa.ColumnElement[Any]], columns: Sequence[sa.ColumnElement[Any]],
-             kinds: Sequence[KeyKind], key: str, *, upper: bool) -> sa.ColumnElement[bool]:
+def _bound_values(columns: Sequence[sa.ColumnElement[Any]], kinds: Sequence[KeyKind],
+                  key: str) -> list[sa.ColumnElement[Any]]:
     parts = parse_key_string(key, len(columns))
-    values = [
+    return [
         sa.literal(bind_value(part, column.type), column.type) if kind is KeyKind.NUMBER
         else sa.literal(part, sa.Text())
         for part, column, kind in zip(parts, columns, kinds, strict=True)
     ]
+
+
+def _compare_rows(ordered: Sequence[sa.ColumnElement[Any]],
+                  values: Sequence[sa.ColumnElement[Any]], *,
+                  upper: bool) -> sa.ColumnElement[bool]:
     left: sa.ColumnElement[Any] = ordered[0] if len(ordered) == 1 else sa.tuple_(*ordered)
     right: sa.ColumnElement[Any] = values[0] if len(values) == 1 else sa.tuple_(*values)
     return left <= right if upper else left > right
+
+
+def _compare_columns(ordered: Sequence[sa.ColumnElement[Any]],
+                     values: Sequence[sa.ColumnElement[Any]], *,
+                     upper: bool) -> sa.ColumnElement[bool]:
+    """The row comparison as `a > x OR (a = x AND b > y) ...`, with the leading column's own
+    bound (`a >= x`) beside it, which the range optimizer uses."""
+    terms = []
+    for i, (column, value) in enumerate(zip(ordered, values, strict=True)):
+        equal_before = [ordered[j] == values[j] for j in range(i)]
+        terms.append(sa.and_(*equal_before, column < value if upper else column > value))
+    if upper:
+        terms.append(sa.and_(*(c == v for c, v in zip(ordered, values, strict=True))))
+    leading = ordered[0] <= values[0] if upper else ordered[0] >= values[0]
+    return sa.and_(leading, sa.or_(*terms))
