@@ -443,7 +443,7 @@ def test_status_page_shows_dates_names_and_amounts_as_people_read_them(
     assert "<td>customers</td><td>ann@example.com</td><td>Ann Lee &lt;ann@example.com&gt;</td>" \
         f"<td>{local}</td>" in text
     assert '<td class="amount">1,234.50</td><td>paid</td>' in text
-    assert "<td>order 14 by ann@example.com, 1 item</td>" in text
+    assert "<td>order 14 by Ann Lee &lt;ann@example.com&gt;, 1 item</td>" in text
     assert '<td>Shirt</td><td></td><td class="amount">10.50</td><td>categories: 3</td>' in text
     visible = re.sub(r"<details>.*?</details>", "", text, flags=re.S)
     assert str(MS) not in visible  # epoch milliseconds only inside the folded JSON

@@ -87,14 +87,15 @@ def render_page(store: SandboxStore, faults: Faults, api_url: str) -> bytes:
                         for status, n in by_status.items()]),
         duplicates=_e(json.dumps(stats["duplicates"])),
         faults=_e(json.dumps(faults.settings())),
-        recent=_rows([_recent_row(resource, key, record)
+        recent=_rows([_recent_row(resource, key, record, store)
                       for resource, key, record in store.recent()]),
     )
     return text.encode("utf-8")
 
 
-def _recent_row(resource: str, key: str, record: dict[str, Any]) -> tuple[Any, ...]:
-    shown = readable(resource, record)
+def _recent_row(resource: str, key: str, record: dict[str, Any],
+                store: SandboxStore) -> tuple[Any, ...]:
+    shown = readable(resource, record, lambda email: store.get("customers", email))
     raw = _Json(json.dumps(record, ensure_ascii=False, indent=1))
     return (resource, key, shown.what, shown.when, _Amount(shown.amount), shown.status, raw)
 

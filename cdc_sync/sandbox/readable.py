@@ -7,6 +7,7 @@ decimals and names, and keeps the raw JSON one click away. The JSON endpoints ar
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,19 +23,22 @@ class Readable:
     status: str  # an order's status, a customer's subscription and tags, a product's categories
 
 
-def readable(resource: str, record: dict[str, Any]) -> Readable:
-    """What the page shows of `record` (as Metrilo holds it) of `resource`."""
+def readable(resource: str, record: dict[str, Any],
+             customer: Callable[[str], dict[str, Any] | None] = lambda _email: None) -> Readable:
+    """What the page shows of `record` (as Metrilo holds it) of `resource`; `customer` finds
+    the customer held for an email, to name an order's buyer."""
     when = local_time(record.get("createdAt"))
     if resource == "customers":
-        name = " ".join(str(record[k]) for k in ("firstName", "lastName") if record.get(k))
-        what = f"{name} <{record.get('email', '')}>" if name else str(record.get("email", ""))
+        what = _person(record)
         tags = ", ".join(str(t) for t in record.get("tags") or ())
         subscribed = "subscribed" if record.get("subscribed") else "not subscribed"
         return Readable(what, when, "", f"{subscribed}{'; tags: ' + tags if tags else ''}")
     if resource == "orders":
         lines = record.get("products") or ()
         items = sum(_number(line.get("quantity")) or 0 for line in lines)
-        what = f"order {record.get('id', '')} by {record.get('email') or 'a guest'}"
+        email = record.get("email")
+        buyer = _person(customer(str(email)) or {"email": email}) if email else "a guest"
+        what = f"order {record.get('id', '')} by {buyer}"
         count = f"{items:g} item{'' if items == 1 else 's'}"
         return Readable(f"{what}, {count}", when, money(record.get("amount")),
                         str(record.get("status", "")))
@@ -45,6 +49,13 @@ def readable(resource: str, record: dict[str, Any]) -> Readable:
     categories = ", ".join(str(c) for c in record.get("categories") or ())
     return Readable(str(record.get("name", "")), when, money(price),
                     f"categories: {categories}" if categories else "")
+
+
+def _person(customer: dict[str, Any]) -> str:
+    """"Ann Lee <ann@example.com>", or the email alone when no name is held."""
+    name = " ".join(str(customer[k]) for k in ("firstName", "lastName") if customer.get(k))
+    email = str(customer.get("email") or "")
+    return f"{name} <{email}>" if name else email
 
 
 def local_time(millis: Any) -> str:
