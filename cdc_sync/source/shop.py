@@ -109,10 +109,9 @@ class ShopSource:
         problems = list(spec_problems(self._mapping))
         checker = Checker(self._engine, self._mapping, data)
         unfit: set[Resource] = set()
-        for entry in self.catalogue:  # bases first: derived ones come later in import order
-            if entry.derived:
-                problems.extend(self._check_derived(entry, checker, unfit))
-                continue
+        # Direct resources first: a derived one is built from bases that may come after it
+        # in import order (guest customers from orders), and must know whether they fit.
+        for entry in (e for e in self.catalogue if not e.derived):
             plan, found = self._partial_plan(entry.resource.value)
             if plan is not None:
                 found = [*found, *checker.plan_problems(entry.resource, plan,
@@ -121,6 +120,8 @@ class ShopSource:
             if found:
                 unfit.add(entry.resource)
             problems.extend(found)
+        for entry in (e for e in self.catalogue if e.derived):
+            problems.extend(self._check_derived(entry, checker, unfit))
         return list(dict.fromkeys(problems))
 
     def _check_derived(self, entry: Entry, checker: Checker,
