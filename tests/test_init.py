@@ -170,6 +170,18 @@ def test_init_refuses_an_existing_file_and_force_replaces_it(tmp_path: Path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mappings.yaml", "shop.sqlite"]
 
 
+def test_init_into_a_missing_directory_says_so(tmp_path: Path, sqlite_url: str) -> None:
+    engine = sa.create_engine(sqlite_url)
+    from cdc_sync.demo.generate import generate
+
+    generate(engine, customers=3, categories=1, products=2, orders=3, seed=1)
+    engine.dispose()
+    result = run_init(sqlite_url, "-o", str(tmp_path / "nowhere" / "m.yaml"))
+    assert result.returncode == 1
+    assert "is not a directory; fix: create it or pass -o" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_init_on_an_unreachable_database_says_so_and_writes_nothing(tmp_path: Path) -> None:
     target = tmp_path / "mappings.yaml"
     result = run_init("postgresql+psycopg://reader:s3cret@127.0.0.1:9/shop", "-o", str(target))

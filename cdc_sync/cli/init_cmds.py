@@ -45,25 +45,28 @@ def init(output: Path | None, force: bool, **kwargs: Any) -> None:
 
 
 def _refuse_existing(target: Path, force: bool) -> None:
+    """Before reading the shop: the file must be new (or --force) and its directory exist."""
     if target.exists() and not force:
         raise CdcSyncError(f"{target} exists; fix: pass --force to replace it, or -o FILE to "
                            "write the mapping elsewhere")
+    directory = target.resolve().parent
+    if not directory.is_dir():
+        raise CdcSyncError(f"cannot write {target}: {directory} is not a directory; fix: create "
+                           "it or pass -o with another path")
 
 
 def _write(target: Path, text: str, force: bool) -> None:
     """Write via a temporary file in the same directory: whole or not at all."""
     directory = target.resolve().parent
-    if not directory.is_dir():
-        raise CdcSyncError(f"cannot write {target}: {directory} is not a directory; fix: create "
-                           "it or pass -o with another path")
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
+    except OSError as exc:
+        raise CdcSyncError(f"cannot write {target}: {exc.strerror}; fix: choose a writable "
+                           "path with -o") from None
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             file.write(text)
-        if force:
-            os.replace(temporary, target)
-        else:
-            os.link(temporary, target)  # fails if the file appeared meanwhile: never overwrite
+        _publish(Path(temporary), target, force)
     except FileExistsError:
         raise CdcSyncError(f"{target} appeared while init ran; fix: pass --force to replace "
                            "it") from None
@@ -73,6 +76,23 @@ def _write(target: Path, text: str, force: bool) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+
+
+def _publish(temporary: Path, target: Path, force: bool) -> None:
+    """Move the finished file into place; without `force` never over an existing file."""
+    if force:
+        os.replace(temporary, target)
+        return
+    try:
+        os.link(temporary, target)  # atomic, and fails if the file appeared meanwhile
+    except FileExistsError:
+        raise
+    except OSError:
+        # A filesystem without hard links (some network and container volumes): look once
+        # more, then rename, which is still atomic.
+        if target.exists():
+            raise FileExistsError(target) from None
+        os.replace(temporary, target)
 
 
 def _report(target: Path, result: InitResult, *, default: bool) -> None:
