@@ -155,7 +155,8 @@ def server_version(admin_url: str) -> str:
                 version = conn.execute(sa.text("SHOW server_version")).scalar_one()
                 return f"PostgreSQL {version}"
             version = str(conn.execute(sa.text("SELECT version()")).scalar_one())
-            return version if "MariaDB" not in version else f"MariaDB {version}"
+            # MariaDB says e.g. '10.11.19-MariaDB-0+deb12u1'
+            return f"MariaDB {version.split('-MariaDB')[0]}" if "MariaDB" in version else version
     finally:
         engine.dispose()
 
