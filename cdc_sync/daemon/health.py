@@ -98,10 +98,6 @@ class Health:
                 if result is CycleResult.PARTIAL:
                     self._last_partial = outcome.finished_at
 
-    def last_success(self) -> float | None:
-        with self._lock:
-            return self._last_success
-
     def check(self) -> tuple[int, dict[str, Any]]:
         """(HTTP status, JSON body) for /healthz."""
         with self._lock:

@@ -19,7 +19,6 @@ from cdc_sync.init.facts import (
 )
 
 MONEY = (Kind.NUMBER, Kind.INTEGER)
-NUMERIC = (Kind.NUMBER, Kind.INTEGER)
 
 
 def pick(table: TableFact, names: Iterable[str], kinds: Iterable[Kind] | None = None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import string
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from cdc_sync.mapping.model import FieldSpec
@@ -60,15 +60,6 @@ def field_columns(spec: FieldSpec) -> list[str]:
     if spec.template is not None:
         return template_placeholders(spec.template)
     return []
-
-
-def fields_columns(fields: Iterable[FieldSpec]) -> list[str]:
-    """Every column a set of fields reads, in first-use order, without repeats."""
-    seen: dict[str, None] = {}
-    for spec in fields:
-        for column in field_columns(spec):
-            seen.setdefault(column, None)
-    return list(seen)
 
 
 def key_string(values: Sequence[Any]) -> str:

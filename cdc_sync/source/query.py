@@ -7,7 +7,7 @@ Every statement is built from reflected columns; the only raw SQL is what the us
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -49,18 +49,7 @@ def rows_select(plan: ResourcePlan, dialect: str, *, since: Any = None,
 def child_select(plan: ResourcePlan, child: ChildPlan, dialect: str, *, since: Any = None,
                  keys: Sequence[str] | None = None, span: KeySpan | None = None) -> AnySelect:
     """All of one child collection's rows (for every parent at once), in parent-key order."""
-    parent_labels = [c.label(f"{PARENT_KEY_PREFIX}{i}") for i, c in enumerate(child.parent_key)]
-    values = [column.label(label) for label, column in child.values.items()]
-    # The parent key goes last: the merge zips the value labels with a row and stops there.
-    stmt = sa.select(*values, *parent_labels).select_from(child.from_clause)
-    stmt = stmt.where(*(c.is_not(None) for c in child.parent_key))
-    if child.where is not None:
-        stmt = stmt.where(child.where)
-    if since is not None or keys is not None:
-        stmt = stmt.where(parent_exists(plan, child, since=since, keys=keys))
-    if span is not None:
-        # On the child's own parent-key columns: the index a foreign key usually has serves it.
-        stmt = stmt.where(span_condition(child.parent_key, plan.kinds, dialect, span))
+    stmt = _child_rows(plan, child, child.values, dialect, since=since, keys=keys, span=span)
     tie_breakers = [child.relation.column(name) for name in child.relation.primary_key]
     return stmt.order_by(
         *order_by(child.parent_key, plan.kinds, dialect),
@@ -74,18 +63,28 @@ def aggregate_select(plan: ResourcePlan, aggregate: AggregatePlan, dialect: str,
                      span: KeySpan | None = None) -> AnySelect:
     """One grouped row per parent with child rows: its aggregate fields, in parent-key order."""
     child = aggregate.child
+    stmt = _child_rows(plan, child, aggregate.values, dialect, since=since, keys=keys, span=span)
+    stmt = stmt.group_by(*child.parent_key)
+    return stmt.order_by(*order_by(child.parent_key, plan.kinds, dialect))
+
+
+def _child_rows(plan: ResourcePlan, child: ChildPlan, labelled: Mapping[str, Column],
+                dialect: str, *, since: Any, keys: Sequence[str] | None,
+                span: KeySpan | None) -> AnySelect:
+    """A child table's `labelled` values then its parent key, for the parents asked for."""
     parent_labels = [c.label(f"{PARENT_KEY_PREFIX}{i}") for i, c in enumerate(child.parent_key)]
-    values = [column.label(label) for label, column in aggregate.values.items()]
-    stmt = sa.select(*values, *parent_labels).select_from(child.from_clause)  # key last
+    values = [column.label(label) for label, column in labelled.items()]
+    # The parent key goes last: the merge zips the value labels with a row and stops there.
+    stmt = sa.select(*values, *parent_labels).select_from(child.from_clause)
     stmt = stmt.where(*(c.is_not(None) for c in child.parent_key))
     if child.where is not None:
         stmt = stmt.where(child.where)
     if since is not None or keys is not None:
         stmt = stmt.where(parent_exists(plan, child, since=since, keys=keys))
     if span is not None:
+        # On the child's own parent-key columns: the index a foreign key usually has serves it.
         stmt = stmt.where(span_condition(child.parent_key, plan.kinds, dialect, span))
-    stmt = stmt.group_by(*child.parent_key)
-    return stmt.order_by(*order_by(child.parent_key, plan.kinds, dialect))
+    return stmt
 
 
 def parent_exists(plan: ResourcePlan, child: ChildPlan, *, since: Any,
