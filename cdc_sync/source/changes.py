@@ -8,7 +8,6 @@ is the largest cursor value the query returned; a tracker's first mark is its ta
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -66,10 +65,8 @@ class _Resolver:
                what: str) -> Column | None:
         found = relation.column(name)
         if found is None:
-            close = difflib.get_close_matches(name, relation.column_names, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
             self.problem(path, f"{what} {name!r} is not a column of {relation.label!r}",
-                         f"{hint}columns there: {', '.join(relation.column_names)}")
+                         relation.column_fix(name))
         return found
 
 

@@ -8,7 +8,6 @@ placeholder; key shape) are collected, each with its YAML location and a fix.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,10 +124,8 @@ class _Resolver:
             what: str) -> Column | None:
         found = relation.column(name)
         if found is None:
-            close = difflib.get_close_matches(name, relation.column_names, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
             self.problem(path, f"{what} {name!r} is not a column of {owner}",
-                         f"{hint}columns there: {', '.join(relation.column_names)}")
+                         relation.column_fix(name))
         return found
 
     def values(self, path: Path, fields: Mapping[str, FieldSpec], base: Relation,

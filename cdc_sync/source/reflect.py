@@ -35,6 +35,12 @@ class Relation:
     def column_names(self) -> list[str]:
         return [c.name for c in self.from_clause.c]
 
+    def column_fix(self, name: str) -> str:
+        """The fix for a missing column `name`: the closest one there, then all of them."""
+        close = difflib.get_close_matches(name, self.column_names, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return f"{hint}columns there: {', '.join(self.column_names)}"
+
     def aliased(self, name: str) -> Relation:
         """The same rows under another name, to join or correlate without clashes."""
         return Relation(self.label, self.from_clause.alias(name), self.primary_key, self.is_query)
