@@ -143,6 +143,12 @@ def test_demo_shop_check_and_preview_commands(tmp_path: Path) -> None:
     one = json.loads(runner.invoke(cli, ["preview", "products", "--key", "5", *flags]).output)
     assert [r["payload"]["id"] for r in one] == ["5"]
 
+    # A key the shop does not have is named, not answered with a silent [].
+    absent = runner.invoke(cli, ["preview", "products", "--key", "5", "--key", "999", *flags])
+    assert absent.exit_code == 0
+    assert [r["key"] for r in json.loads(absent.stdout)] == ["5"]
+    assert "no products record with key 999" in absent.stderr
+
     broken = tmp_path / "broken.yaml"
     broken.write_text(DEMO_MAPPING.read_text().replace("table: orders", "table: orderz"))
     failed = runner.invoke(cli, ["check", "--source-url", url, "--mappings", str(broken)])

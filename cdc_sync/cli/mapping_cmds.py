@@ -108,6 +108,10 @@ def preview(resource: str, limit: int, keys: tuple[str, ...], **kwargs: Any) -> 
             for r in records
         ]
     click.echo(json.dumps(shown, indent=2, ensure_ascii=False, default=str))
+    found = {r.key for r in records}
+    for key in dict.fromkeys(k for k in keys if k not in found):
+        click.echo(f"note: no {resource} record with key {key}; the shop has no such row, or "
+                   f"the mapping's where (or query) leaves it out", err=True)
 
 
 
