@@ -159,3 +159,22 @@ def test_since_keeps_case_variants_blanks_and_customers_as_a_full_read_does(
         "8": {"id": "8", "name": "Old", "price": 3.5},
         "9": {"id": "9", "name": "Gone v2", "price": 6},
     }
+
+
+def test_mariadb_reads_guests_without_a_scan_of_customers_per_guest(source: ShopSource,
+                                                                    shop_url: str) -> None:
+    # MariaDB ran the NOT EXISTS form as a dependent subquery, one scan of every customer per
+    # guest (quadratic: 67.9 s at 100k orders); the NOT IN form is materialized once.
+    if not shop_url.startswith("mysql"):
+        pytest.skip("the plan shape checked here is MariaDB's")
+    stmt = source._derived_or_raise(Resource.GUEST_CUSTOMERS).select("mysql")
+    engine = sa.create_engine(shop_url)
+    try:
+        with engine.connect() as conn:
+            sql = str(stmt.compile(conn, compile_kwargs={"literal_binds": True}))
+            plan = conn.exec_driver_sql(f"EXPLAIN {sql}").mappings().all()
+    finally:
+        engine.dispose()
+    kinds = {(row["table"], row["select_type"]) for row in plan}
+    assert ("customers", "MATERIALIZED") in kinds, plan
+    assert not any(kind == "DEPENDENT SUBQUERY" for _, kind in kinds), plan
