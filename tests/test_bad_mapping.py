@@ -25,6 +25,8 @@ from cdc_sync.sandbox import Sandbox
 
 TOKEN, SECRET = "bad-mapping-token", "bad-mapping-secret"
 DEMO = demo_mapping_path().read_text(encoding="utf-8")
+# The demo's tags child, from its first line to its last (a case swaps it for a raw query).
+TAGS_CHILD = DEMO[DEMO.index("    tags:"):DEMO.index("      order_by: t.name\n") + 23]
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,9 @@ SCHEMA_CASES_FIRST = {
         "    lastName: last_name\n", '    lastName: {template: "{last_nam}"}\n', "{last_nam}",
         ("template placeholder 'last_nam' is not a column", "did you mean 'last_name'?")),
     "a query that fails": Case(
-        "FROM customer_tags ct JOIN tags t", "FROM customer_tagz ct JOIN tags t",
+        TAGS_CHILD, "    tags:\n      query: >-\n        SELECT ct.customer_id, t.name\n"
+        "        FROM customer_tagz ct JOIN tags t ON t.id = ct.tag_id\n"
+        "      parent_key: customer_id\n      value: name\n",
         "query: >-", ("the query fails", "customer_tagz", "correct it")),
 }
 
