@@ -186,11 +186,20 @@ class SyncEngine:
             rep.notes.append("stopped early on request; the rest is read next cycle")
         elif not options.dry_run:
             self.marks.advance(resource, high_water, full=full)
-            if full and resource not in DERIVED and self.marks.cursor(resource):
-                self.rolling.restart(resource)
+            if full:
+                self._read_fully(resource, rep.counts.scanned)
             if follower is not None:
                 follower.commit()
         self._progress(resource, rep.counts)
+
+    def _read_fully(self, resource: Resource, records: int) -> None:
+        """A full read starts a new reconciliation window (status shows the others' reads)."""
+        windowed = (self.marks.cursor(resource) is not None
+                    and self.mapping.spec.sync.full_reconcile_minutes > 0)
+        if windowed and resource not in DERIVED:
+            self.rolling.restart(resource)
+        else:
+            self.rolling.read_fully(resource, records, every_cycle=not windowed)
 
     def _reconciled(self, piece: Slice, deletes: DeleteHandler, rep: ResourceReport) -> None:
         try:

@@ -63,6 +63,9 @@ class Window:
     state_done: bool = False
     gone: int = 0  # records found gone this window (the per-window delete guard)
     last_slice: float | None = None  # when the last slice completed
+    # "slices"; "every cycle" (no cursor: read fully each cycle); "per window" (a derived
+    # resource: one full read per window). The last two are shown by status, never planned.
+    mode: str = "slices"
 
     @property
     def complete(self) -> bool:
@@ -151,6 +154,13 @@ class RollingReconciliation:
         """A full read just verified everything: a new window starts now."""
         self._save(resource, self._new(resource, self.clock(), last_slice=None))
 
+    def read_fully(self, resource: Resource, records: int, *, every_cycle: bool) -> None:
+        """A resource that is not sliced was read fully: recorded for status only."""
+        mode = "every cycle" if every_cycle else "per window"
+        self._save(resource, Window(started=self.clock(), seconds=self.seconds, total=records,
+                                    source_done=True, done=records, slices=1, state_done=True,
+                                    mode=mode))
+
     def _current(self, resource: Resource, now: float) -> Window:
         stored = self.state.get_meta(meta_keys.reconcile_window(resource))
         window = None if not stored else Window.from_json(stored)
@@ -203,6 +213,12 @@ def _interval(window: Window, now: float, intervals: Mapping[Resource, float] | 
 
 
 def _describe(window: Window) -> str:
+    if window.mode == "every cycle":
+        return (f"reconciliation: read fully every cycle (no cursor), last at "
+                f"{_hhmm(window.started)}")
+    if window.mode == "per window":
+        return (f"reconciliation: read fully once per window (derived from orders), last at "
+                f"{_hhmm(window.started)}, next by {_hhmm(window.started + window.seconds)}")
     share = 100.0 if window.source_done else min(99.9, 100.0 * window.done / max(window.total, 1))
     return (f"reconciliation: slice {window.slices}/{max(window.planned, window.slices)}, "
             f"{share:.0f}% of keys read, window started {_hhmm(window.started)}, full coverage "
@@ -232,6 +248,7 @@ def progress(state: StateStore) -> dict[str, dict[str, Any]]:
             "window_started": _iso(window.started),
             "full_coverage_by": _iso(window.started + window.seconds),
             "complete": window.complete,
+            "mode": window.mode,
             "summary": _describe(window),
         }
     return found

@@ -118,7 +118,12 @@ def test_changes_no_cursor_shows_arrive_within_the_window_and_nothing_else_is_re
     assert max(slices) <= 2 * 200 / (WINDOW_CYCLES - 1)
     assert world.differences(extra_ok={"orders": {str(deleted)}}) == []
 
-    shown = progress(world.state())["orders"]
+    windows = progress(world.state())
+    assert windows["categories"]["mode"] == "every cycle"  # no cursor: read fully every cycle
+    assert windows["guest_customers"]["summary"].startswith(
+        "reconciliation: read fully once per window (derived from orders), last at ")
+    shown = windows["orders"]
+    assert shown["mode"] == "slices"
     assert shown["complete"]
     assert shown["share_read"] == 1.0
     assert shown["slice"] == WINDOW_CYCLES - 1
