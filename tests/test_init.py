@@ -168,6 +168,12 @@ def test_init_refuses_an_existing_file_and_force_replaces_it(tmp_path: Path,
     assert forced.returncode == 0, forced.stderr
     assert "customers:" in target.read_text(encoding="utf-8")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mappings.yaml", "shop.sqlite"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("METRILO_", "CDC_SYNC_"))}
+    checked = subprocess.run(command("check", "--mappings", str(target)),
+                             env={**env, "CDC_SYNC_SOURCE_URL": sqlite_url}, cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120, check=False)
+    assert checked.returncode == 0, checked.stderr
+    assert f"{target}: OK" in checked.stdout
 
 
 def test_init_into_a_missing_directory_says_so(tmp_path: Path, sqlite_url: str) -> None:
