@@ -62,6 +62,7 @@ def sync(dry_run: bool, full: bool, accept_mapping: bool, resources: tuple[str, 
 
     New and changed records are sent; failed sends stay pending and are retried next cycle;
     records Metrilo or local validation rejected are kept with the reason (see `rejected`).
+    Name RESOURCES to sync only those.
     """
     ready = configured(kwargs, send=not dry_run)
     settings = ready.settings
