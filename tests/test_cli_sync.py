@@ -42,6 +42,13 @@ def test_sync_dry_run_prints_samples_and_writes_and_sends_nothing(world: World) 
     assert all(not any(state.count_by_status(r.value).values()) for r in Resource)
 
 
+def test_status_before_any_sync_says_so_without_an_empty_table(world: World) -> None:
+    status = run_cli(world, "status")
+    assert status.returncode == 0, status.stderr
+    assert "nothing synced yet: run `cdc-sync sync`" in status.stdout
+    assert "synced   pending" not in status.stdout
+
+
 def test_status_and_rejected_say_what_a_user_needs(world: World) -> None:
     customer_id = _customer_with_orders(world)
     mutate.rename_customer(world.shop, customer_id, "Bad\x01Name")

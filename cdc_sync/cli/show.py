@@ -108,7 +108,8 @@ def print_status(state: StateStore, *, as_json: bool,
         return
     if not data["resources"]:
         click.echo("nothing synced yet: run `cdc-sync sync`")
-    click.echo(f"  {'resource':<17}" + "".join(f"{s.value:>10}" for s in Status))
+    else:
+        click.echo(f"  {'resource':<17}" + "".join(f"{s.value:>10}" for s in Status))
     for name, info in data["resources"].items():
         click.echo(f"  {name:<17}" + "".join(f"{info['counts'][s.value]:>10}" for s in Status))
         for top in info["top_rejections"]:
