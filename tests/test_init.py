@@ -116,6 +116,7 @@ def test_init_maps_the_demo_shop(tmp_path: Path, shop_url: str) -> None:
     assert total > 200
     assert right >= 0.9 * total, (right, total, report)
     assert "orders: 200 rows" in output
+    assert "deleted_products: 1 row\n" in output
     assert "preview: {" in output
     assert "status holds codes" in output  # left for a person, said on screen
     assert "next: " in output

@@ -98,7 +98,8 @@ def _publish(temporary: Path, target: Path, force: bool) -> None:
 def _report(target: Path, result: InitResult, *, default: bool) -> None:
     click.echo(f"wrote {target}: {result.platform}")
     for mapped in result.mapped:
-        rows = f"{mapped.rows}{'+' if mapped.capped else ''} rows"
+        noun = "row" if mapped.rows == 1 and not mapped.capped else "rows"
+        rows = f"{mapped.rows}{'+' if mapped.capped else ''} {noun}"
         click.echo(f"  {mapped.resource}: {rows}")
         if mapped.preview:
             click.echo(f"    preview: {mapped.preview}")
