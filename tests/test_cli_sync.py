@@ -49,6 +49,17 @@ def test_status_before_any_sync_says_so_without_an_empty_table(world: World) -> 
     assert "synced   pending" not in status.stdout
 
 
+def test_naming_a_resource_the_mapping_does_not_produce_is_an_error(world: World) -> None:
+    # A silent empty cycle (exit 0) would read as "done"; preview already refuses it.
+    world.edit_mapping(lambda data: data.update(guest_customers={"enabled": False}))
+    for command in ("sync", "retry", "resync"):
+        result = run_cli(world, command, "guest_customers")
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert "guest_customers is not mapped (or is disabled)" in result.stderr
+        assert "fix: " in result.stderr
+    assert sum(world.sandbox.store.counts().values()) == 0
+
+
 def test_status_and_rejected_say_what_a_user_needs(world: World) -> None:
     customer_id = _customer_with_orders(world)
     mutate.rename_customer(world.shop, customer_id, "Bad\x01Name")

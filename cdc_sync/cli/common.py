@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from cdc_sync.catalogue import Catalogue
 from cdc_sync.daemon.settings import DaemonSettings, load_daemon_settings
-from cdc_sync.errors import CdcSyncError, ConfigError, MappingError
+from cdc_sync.errors import CdcSyncError, ConfigError, MappingError, Problem
 from cdc_sync.mapping.loader import LoadedMapping, load_mapping
 from cdc_sync.report import RunStatus
+from cdc_sync.resources import Resource
 from cdc_sync.settings import Settings, load_settings, settings_and_problems
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -99,10 +101,12 @@ class Configured:
 
 
 def configured(kwargs: dict[str, Any], *, send: bool,
-               daemon_flags: Mapping[str, Any] | None = None) -> Configured:
+               daemon_flags: Mapping[str, Any] | None = None,
+               resources: Sequence[str] = ()) -> Configured:
     """Settings (flags in `kwargs` applied and removed from it), daemon settings when
     `daemon_flags` is given, and the mapping; one ConfigError listing every problem of all
-    three, so `run`, `sync`, `retry` and `resync` report the same full set at once."""
+    three, so `run`, `sync`, `retry` and `resync` report the same full set at once.
+    `resources` named on the command line must be ones the mapping produces."""
     overrides = {name: kwargs.pop(name, None) for name in SETTING_FLAGS}
     settings, problems = settings_and_problems(overrides)
     daemon = None
@@ -118,11 +122,23 @@ def configured(kwargs: dict[str, Any], *, send: bool,
         problems += exc.problems
     try:
         mapping = load_mapping(settings.mappings)
+        problems += _unmapped(resources, mapping)
     except MappingError as exc:
         problems += exc.problems
     if problems:
         raise ConfigError(problems)
     return Configured(settings, mapping, daemon)
+
+
+def _unmapped(names: Sequence[str], mapping: LoadedMapping) -> list[Problem]:
+    """A problem for each named resource the mapping does not produce (a silent empty cycle
+    would read as done)."""
+    produced = Catalogue(mapping.spec).resources()
+    known = ", ".join(r.value for r in produced)
+    return [Problem(str(mapping.path), f"{name} is not mapped (or is disabled) in it",
+                    f"map it (a {name}: block without enabled: false; docs/mappings.md), or "
+                    f"name one of {known}")
+            for name in dict.fromkeys(names) if Resource(name) not in produced]
 
 
 def setup_logging(*, json_lines: bool = False, level: int = logging.INFO) -> None:

@@ -64,7 +64,7 @@ def sync(dry_run: bool, full: bool, accept_mapping: bool, resources: tuple[str, 
     records Metrilo or local validation rejected are kept with the reason (see `rejected`).
     Name RESOURCES to sync only those.
     """
-    ready = configured(kwargs, send=not dry_run)
+    ready = configured(kwargs, send=not dry_run, resources=resources)
     settings = ready.settings
     setup_logging()
     options = CycleOptions(
@@ -95,7 +95,7 @@ def resync(dry_run: bool, confirm: bool, restart: bool, resources: tuple[str, ..
     Resumable: killed halfway, the next `resync` goes on where it stopped. With a daemon
     running on the same state DB, the resync is handed to it and starts there at once.
     """
-    ready = configured(kwargs, send=not dry_run)
+    ready = configured(kwargs, send=not dry_run, resources=resources)
     settings = ready.settings
     setup_logging()
     chosen = [Resource(r) for r in resources]
@@ -124,7 +124,7 @@ def resync(dry_run: bool, confirm: bool, restart: bool, resources: tuple[str, ..
 @click.argument("resources", nargs=-1, type=click.Choice(RESOURCE_NAMES))
 def retry(resources: tuple[str, ...], **kwargs: Any) -> None:
     """Send rejected records again (after fixing the shop data or the mapping), then sync."""
-    ready = configured(kwargs, send=True)
+    ready = configured(kwargs, send=True, resources=resources)
     setup_logging()
     chosen = [Resource(r) for r in resources]
     with (_pushing(ready.settings, "retry", dry_run=False), cycle_progress() as progress,
