@@ -244,3 +244,23 @@ def test_rendered_text_reads_back_as_written_and_lists_its_todos() -> None:
     assert [lines[n - 1].strip()[:9] for n, _ in found] == ["# TODO: n", "# TODO: n"]
     assert [n for n, _ in found] == sorted(n for n, _ in found)
     assert found[0][1] == "name the codes " + ("word " * 30).strip()
+
+
+def test_the_next_commands_work_when_the_url_came_as_a_flag(tmp_path: Path,
+                                                              sqlite_url: str) -> None:
+    # `preview` and `sync` read the shop too: with the URL given as --source-url (not set in
+    # the environment), the next commands printed as they are fail with "not set".
+    engine = sa.create_engine(sqlite_url)
+    from cdc_sync.demo.generate import generate
+
+    generate(engine, customers=5, categories=2, products=3, orders=6, seed=1)
+    engine.dispose()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("METRILO_", "CDC_SYNC_"))}
+    target = tmp_path / "m.yaml"
+    result = subprocess.run(command("init", "--source-url", sqlite_url, "-o", str(target)),
+                            env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    nxt = next(line for line in result.stdout.splitlines() if line.startswith("next: "))
+    assert f"`cdc-sync preview orders --mappings {target}`" in nxt
+    assert "set CDC_SYNC_SOURCE_URL to the shop's URL" in nxt
+    assert sqlite_url not in nxt  # it may hold a password

@@ -31,6 +31,7 @@ def init(output: Path | None, force: bool, **kwargs: Any) -> None:
     with TODO. Then prints per resource its row count and one record, and the next command.
     Never replaces an existing file without --force; the file appears whole or not at all.
     """
+    url_flag = kwargs.get("source_url") is not None
     settings = settings_from(kwargs)
     settings.require("source_url")
     target = output or settings.mappings
@@ -41,7 +42,8 @@ def init(output: Path | None, force: bool, **kwargs: Any) -> None:
     finally:
         engine.dispose()
     _write(target, result.text, force)
-    _report(target, result, default=output is None and target == Path("mappings.yaml"))
+    _report(target, result, default=output is None and target == Path("mappings.yaml"),
+            url_flag=url_flag)
 
 
 def _refuse_existing(target: Path, force: bool) -> None:
@@ -95,7 +97,7 @@ def _publish(temporary: Path, target: Path, force: bool) -> None:
         os.replace(temporary, target)
 
 
-def _report(target: Path, result: InitResult, *, default: bool) -> None:
+def _report(target: Path, result: InitResult, *, default: bool, url_flag: bool) -> None:
     click.echo(f"wrote {target}: {result.platform}")
     for mapped in result.mapped:
         noun = "row" if mapped.rows == 1 and not mapped.capped else "rows"
@@ -108,8 +110,10 @@ def _report(target: Path, result: InitResult, *, default: bool) -> None:
         for line, text in result.todos:
             click.echo(f"  {target}:{line}: {text}")
     flag = "" if default else f" --mappings {target}"
+    # They read the shop too; the URL is not repeated here (it may hold a password).
+    where = " (set CDC_SYNC_SOURCE_URL to the shop's URL first)" if url_flag else ""
     click.echo(f"next: review the TODOs, then `cdc-sync preview orders{flag}` and "
-               f"`cdc-sync sync --dry-run{flag}`")
+               f"`cdc-sync sync --dry-run{flag}`{where}")
 
 
 COMMANDS: list[click.Command] = [init]
