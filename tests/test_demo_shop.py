@@ -149,6 +149,14 @@ def test_demo_shop_check_and_preview_commands(tmp_path: Path) -> None:
     assert [r["key"] for r in json.loads(absent.stdout)] == ["5"]
     assert "no products record with key 999" in absent.stderr
 
+    # A query names no table in the mapping, but it reads one.
+    queried = tmp_path / "queried.yaml"
+    queried.write_text("version: 1\ncategories:\n  query: SELECT id, name FROM categories\n"
+                       "  key: id\n  fields: {id: id, name: name}\n")
+    counted = runner.invoke(cli, ["check", "--source-url", url, "--mappings", str(queried)])
+    assert counted.exit_code == 0, counted.output
+    assert counted.output.strip().endswith("OK (1 resource, 1 table)")
+
     broken = tmp_path / "broken.yaml"
     broken.write_text(DEMO_MAPPING.read_text().replace("table: orders", "table: orderz"))
     failed = runner.invoke(cli, ["check", "--source-url", url, "--mappings", str(broken)])

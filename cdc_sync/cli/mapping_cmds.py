@@ -58,10 +58,17 @@ def check(**kwargs: Any) -> None:
         problems = [*problems, *findings.errors]
         if problems:
             raise MappingError(problems, title=f"{settings.mappings} does not fit the shop")
-        resources, tables = source.mapped_resources(), len(source.tables())
+        resources = source.mapped_resources()
+        # Every table records read, those inside raw SQL (query:, expression:) included.
+        tables = {d.table for deps in source.dependencies().by_resource.values() for d in deps}
     # The catalogue's list: exactly what `sync` sends and `preview` shows, in import order.
     click.echo(f"resources: {', '.join(r.value for r in resources)}")
-    click.echo(f"{settings.mappings}: OK ({len(resources)} resources, {tables} tables)")
+    click.echo(f"{settings.mappings}: OK ({_count(len(resources), 'resource')}, "
+               f"{_count(len(tables), 'table')})")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _change_detection(source: ShopSource) -> list[Problem]:

@@ -82,18 +82,6 @@ class ShopSource:
         """The resources this mapping produces, in Metrilo's import order (the catalogue's)."""
         return self.catalogue.resources()
 
-    def tables(self) -> set[str]:
-        """Every table the mapping names (resources, joins, children and their joins)."""
-        names: set[str] = set()
-        for resource in Resource:
-            spec = self.spec(resource)
-            if spec is None:
-                continue
-            names.update(t for t in (spec.table, *(j.table for j in spec.joins)) if t)
-            for child in spec.children.values():
-                names.update(t for t in (child.table, *(j.table for j in child.joins)) if t)
-        return names
-
     # -- check ------------------------------------------------------------------------
 
     def check(self, *, data: bool = True) -> list[Problem]:
