@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 
+from cdc_sync.cli import cli
 from cdc_sync.demo import mutate, schema
 from cdc_sync.resources import Resource
 from cdc_sync.state import Status
@@ -99,6 +101,16 @@ def test_status_and_rejected_say_what_a_user_needs(world: World) -> None:
     assert "@" in email
     assert "control character" in reason
     assert "cdc-sync retry customers" in rejected.stderr
+
+
+def test_rejected_refuses_a_limit_below_one(tmp_path: Path) -> None:
+    # --limit 0 said "no rejected customers" whatever state held; -1 failed on PostgreSQL.
+    for limit in ("0", "-1"):
+        result = CliRunner().invoke(cli, ["rejected", "customers", "--limit", limit,
+                                          "--state-url", f"sqlite:///{tmp_path}/s.sqlite"])
+        assert result.exit_code == 2, result.output
+        assert "Invalid value for '--limit'" in result.output
+        assert "no rejected" not in result.output
 
 
 def test_rejections_below_the_threshold_leave_the_cycle_ok(world: World) -> None:

@@ -168,7 +168,8 @@ def _detection(settings: Settings, state: StateStore) -> dict[str, Any] | None:
 
 @click.command()
 @settings_options
-@click.option("--limit", default=100, show_default=True, help="How many to list.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(min=1),
+              help="How many to list.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
 @click.argument("resource", type=click.Choice(RESOURCE_NAMES))
 def rejected(resource: str, limit: int, as_json: bool, **kwargs: Any) -> None:
