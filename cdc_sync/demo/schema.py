@@ -109,10 +109,6 @@ order_coupons = sa.Table(
     sa.Column("code", sa.String(40), primary_key=True),
 )
 
-STATUS_CODES: dict[int, str] = {
-    1: "pending", 2: "processing", 3: "completed", 4: "cancelled", 5: "refunded",
-}
-"""What the shop's integer status codes mean (9, 'on hold', is deliberately left unmapped)."""
 
 
 def create_schema(engine: sa.Engine) -> None:

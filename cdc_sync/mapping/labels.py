@@ -14,8 +14,6 @@ import string
 from collections.abc import Sequence
 from typing import Any
 
-from cdc_sync.mapping.model import FieldSpec
-
 EXPRESSION_PREFIX = "expr:"
 
 
@@ -51,15 +49,6 @@ def template_placeholders(template: str) -> list[str]:
             )
         names.append(name)
     return names
-
-
-def field_columns(spec: FieldSpec) -> list[str]:
-    """Columns a field reads directly (a column, or a template's placeholders)."""
-    if spec.column is not None:
-        return [spec.column]
-    if spec.template is not None:
-        return template_placeholders(spec.template)
-    return []
 
 
 def key_string(values: Sequence[Any]) -> str:
