@@ -27,6 +27,7 @@ from cdc_sync.errors import (
     SourceError,
 )
 from cdc_sync.follow import Follower
+from cdc_sync.heap import older_objects_frozen
 from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.mapping.model import DeleteAction
 from cdc_sync.marks import ResourceMarks
@@ -107,6 +108,10 @@ class SyncEngine:
 
     def run(self, options: CycleOptions = CycleOptions()) -> CycleReport:
         """One cycle; Metrilo trouble ends it early, recorded in the report and the run history."""
+        with older_objects_frozen():  # the collector skips what outlives the cycle (heap.py)
+            return self._run(options)
+
+    def _run(self, options: CycleOptions) -> CycleReport:
         report = CycleReport(kind=options.kind, dry_run=options.dry_run,
                              rejection_threshold=self.rejection_threshold)
         wanted = set(options.resources)
