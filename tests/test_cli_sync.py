@@ -44,7 +44,20 @@ def test_sync_dry_run_prints_samples_and_writes_and_sends_nothing(world: World) 
     assert all(not any(state.count_by_status(r.value).values()) for r in Resource)
 
 
+def test_status_and_rejected_do_not_create_a_missing_sqlite_state(tmp_path: Path) -> None:
+    # Run in the wrong directory, they made an empty state DB there and said "nothing synced
+    # yet" while the syncs' state sat elsewhere.
+    missing = tmp_path / "cdc-sync-state.sqlite"
+    for args in (["status"], ["status", "--json"], ["rejected", "orders"]):
+        result = CliRunner().invoke(cli, [*args, "--state-url", f"sqlite:///{missing}"])
+        assert result.exit_code == 1, result.output
+        assert f"no state DB at {missing}" in str(result.exception)
+        assert "fix: " in str(result.exception)
+        assert not missing.exists()
+
+
 def test_status_before_any_sync_says_so_without_an_empty_table(world: World) -> None:
+    world.state()  # the state DB exists (as after `db upgrade`), nothing synced yet
     status = run_cli(world, "status")
     assert status.returncode == 0, status.stderr
     assert "nothing synced yet: run `cdc-sync sync`" in status.stdout

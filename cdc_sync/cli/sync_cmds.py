@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 from typing import Any
 
 import click
@@ -24,7 +25,7 @@ from cdc_sync.cli.show import print_report, print_status
 from cdc_sync.daemon import signals
 from cdc_sync.daemon.handoff import foreground_lease, owner_gone
 from cdc_sync.engine import CycleOptions
-from cdc_sync.errors import MappingError
+from cdc_sync.errors import MappingError, StateError
 from cdc_sync.follow import detection_status
 from cdc_sync.mapping.loader import load_mapping
 from cdc_sync.report import CycleKind, CycleReport
@@ -145,6 +146,7 @@ def retry(resources: tuple[str, ...], **kwargs: Any) -> None:
 def status(as_json: bool, **kwargs: Any) -> None:
     """Per resource: synced, pending, rejected (top reasons), gone; the last cycles."""
     settings = settings_from(kwargs)
+    _require_sqlite_state(settings)
     state = open_state(settings)
     try:
         print_status(state, as_json=as_json,
@@ -152,6 +154,19 @@ def status(as_json: bool, **kwargs: Any) -> None:
                      detection=_detection(settings, state))
     finally:
         state.close()
+
+
+def _require_sqlite_state(settings: Settings) -> None:
+    """Commands that only read state must not create an empty SQLite state DB where none is:
+    run in the wrong directory, they would say "nothing synced yet" of the wrong file."""
+    url = sa.make_url(settings.state_url.get_secret_value())
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:") \
+            or database.startswith("file:") or Path(database).exists():
+        return
+    raise StateError(f"no state DB at {Path(database).resolve()}; fix: run from the directory "
+                     "your syncs run in, or set CDC_SYNC_STATE_URL (--state-url) to their state "
+                     "DB; `cdc-sync sync` creates it")
 
 
 def _detection(settings: Settings, state: StateStore) -> dict[str, Any] | None:
@@ -175,6 +190,7 @@ def _detection(settings: Settings, state: StateStore) -> dict[str, Any] | None:
 def rejected(resource: str, limit: int, as_json: bool, **kwargs: Any) -> None:
     """List rejected records of RESOURCE with the reason for each."""
     settings = settings_from(kwargs)
+    _require_sqlite_state(settings)
     state = open_state(settings)
     try:
         rows = state.rejected(resource, limit=limit)
