@@ -21,12 +21,12 @@ from bench.proc import ROOT, current_rss_mb, emit, peak_rss_mb
 from bench.shopstats import ShopCounters
 from cdc_sync import __version__
 from cdc_sync.app import checked_source
-from cdc_sync.engine import CycleOptions, SyncEngine
+from cdc_sync.core.report import ResourceCounts
+from cdc_sync.core.resources import Resource
+from cdc_sync.cycle.engine import CycleOptions, SyncEngine
 from cdc_sync.mapping.loader import load_mapping
-from cdc_sync.metrilo import MetriloClient
-from cdc_sync.report import ResourceCounts
-from cdc_sync.resources import Resource
-from cdc_sync.retry import RetryPolicy
+from cdc_sync.metrilo.client import MetriloClient
+from cdc_sync.metrilo.retry import RetryPolicy
 from cdc_sync.settings import Settings
 from cdc_sync.source import connect_shop
 from cdc_sync.state import StateStore

@@ -20,9 +20,9 @@ from typing import Any
 from bench.cycle import CountingTransport
 from bench.proc import ROOT, emit, peak_rss_mb
 from cdc_sync import __version__
+from cdc_sync.core.resources import Resource
 from cdc_sync.mapping.loader import load_mapping
-from cdc_sync.metrilo import Item, MetriloClient
-from cdc_sync.resources import Resource
+from cdc_sync.metrilo.client import Item, MetriloClient
 from cdc_sync.settings import Settings
 from cdc_sync.source import ShopSource, connect_shop
 

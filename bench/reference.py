@@ -35,8 +35,8 @@ import pymysql.cursors
 import sqlalchemy as sa
 
 from bench.proc import ROOT, emit, peak_rss_mb
+from cdc_sync.core.resources import Resource
 from cdc_sync.mapping.loader import load_mapping
-from cdc_sync.resources import Resource
 from cdc_sync.source import ShopSource, connect_shop
 
 Row = tuple[Any, ...]

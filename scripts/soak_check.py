@@ -19,15 +19,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cdc_sync.diff import fingerprint
+from cdc_sync.core.diff import fingerprint
+from cdc_sync.core.resources import Payload, Resource
+from cdc_sync.core.validate import validate
+from cdc_sync.cycle.planner import metrilo_id
 from cdc_sync.mapping.loader import load_mapping
-from cdc_sync.planner import metrilo_id
-from cdc_sync.resources import Payload, Resource
 from cdc_sync.sandbox import Sandbox
 from cdc_sync.source import ShopSource, connect_shop
 from cdc_sync.state import StateStore
 from cdc_sync.state.tables import sync_state
-from cdc_sync.validate import validate
 
 SANDBOX_OF = {
     Resource.CUSTOMERS: "customers", Resource.GUEST_CUSTOMERS: "customers",

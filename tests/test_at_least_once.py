@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
+from cdc_sync.core.diff import fingerprint
+from cdc_sync.core.resources import Resource
 from cdc_sync.demo import mutate
-from cdc_sync.diff import fingerprint
-from cdc_sync.resources import Resource
-from cdc_sync.retry import RetryPolicy
+from cdc_sync.metrilo.retry import RetryPolicy
 from cdc_sync.state import Status
 from helpers.backends import COMBINATIONS, database_urls
 from helpers.cli import cli_env, command, run_cli

@@ -28,16 +28,16 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from cdc_sync.app import open_engine
-from cdc_sync.coerce import to_text
-from cdc_sync.compose import coerce
-from cdc_sync.engine import CycleOptions
+from cdc_sync.core.coerce import to_text
+from cdc_sync.core.compose import coerce
+from cdc_sync.core.report import CycleReport
+from cdc_sync.core.resources import Resource
+from cdc_sync.core.validate import validate
+from cdc_sync.cycle.engine import CycleOptions
 from cdc_sync.errors import CoercionError
 from cdc_sync.mapping.model import Coercion, FieldSpec
-from cdc_sync.report import CycleReport
-from cdc_sync.resources import Resource
 from cdc_sync.sandbox import Sandbox
 from cdc_sync.settings import load_settings
-from cdc_sync.validate import validate
 
 TOKEN, SECRET = "bad-data-token", "bad-data-secret"
 GOOD_DAY = datetime(2024, 3, 1, 12, 0, 0)

@@ -18,11 +18,11 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from test_mapping_loader import full_examples
 
-from cdc_sync.catalogue import Catalogue
 from cdc_sync.cli import cli
-from cdc_sync.engine import SyncEngine
+from cdc_sync.core.catalogue import Catalogue
+from cdc_sync.core.resources import Resource
+from cdc_sync.cycle.engine import SyncEngine
 from cdc_sync.mapping.loader import LoadedMapping, load_mapping, parse_mapping
-from cdc_sync.resources import Resource
 from cdc_sync.source import ShopSource
 from cdc_sync.state import StateStore
 from helpers.world import demo_world

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from cdc_sync.core.resources import Resource
 from cdc_sync.demo.generate import generate
 from cdc_sync.errors import Problem
 from cdc_sync.mapping.loader import parse_mapping
-from cdc_sync.resources import Resource
 from cdc_sync.source import ShopSource, connect_shop
 from cdc_sync.source.sample import Findings, sample_findings
 from helpers.cli import run_cli

@@ -9,8 +9,8 @@ import pytest
 from rich.console import Console
 
 from cdc_sync.cli.progress import LiveProgress, PlainProgress, cycle_progress
-from cdc_sync.report import ResourceCounts
-from cdc_sync.resources import Resource
+from cdc_sync.core.report import ResourceCounts
+from cdc_sync.core.resources import Resource
 
 
 class Clock:

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from cdc_sync.cli import cli
+from cdc_sync.core.resources import Resource
 from cdc_sync.demo import mutate, schema
-from cdc_sync.resources import Resource
 from cdc_sync.state import Status
 from helpers.backends import database_urls
 from helpers.cli import run_cli

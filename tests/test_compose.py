@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cdc_sync.compose import CoercionError, Composer, coerce, default_coercion
+from cdc_sync.core.compose import CoercionError, Composer, coerce, default_coercion
+from cdc_sync.core.resources import Resource, SourceRecord
 from cdc_sync.errors import MappingError
 from cdc_sync.mapping.model import ChildSpec, Coercion, FieldSpec
-from cdc_sync.resources import Resource, SourceRecord
 
 SOFIA = ZoneInfo("Europe/Sofia")
 

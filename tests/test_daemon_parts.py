@@ -13,6 +13,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from cdc_sync.core.report import CycleKind, CycleReport
+from cdc_sync.core.resources import Resource
 from cdc_sync.daemon import (
     DaemonRunningError,
     active_daemon,
@@ -28,8 +30,6 @@ from cdc_sync.daemon.outcome import CycleOutcome
 from cdc_sync.daemon.settings import load_daemon_settings
 from cdc_sync.daemon.webhook import Webhook
 from cdc_sync.errors import ConfigError, EndpointError
-from cdc_sync.report import CycleKind, CycleReport
-from cdc_sync.resources import Resource
 from cdc_sync.state import StateStore
 from helpers.prom import sample
 

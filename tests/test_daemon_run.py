@@ -24,9 +24,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from cdc_sync.core.resources import Resource
 from cdc_sync.demo import mutate
 from cdc_sync.demo.generate import SMALL, generate
-from cdc_sync.resources import Resource
 from cdc_sync.sandbox import Sandbox
 from cdc_sync.state import StateStore, Status
 from helpers.prom import sample

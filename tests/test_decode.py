@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from cdc_sync.compose import Composer
+from cdc_sync.core.compose import Composer
+from cdc_sync.core.resources import Resource
 from cdc_sync.errors import MappingError
 from cdc_sync.mapping.loader import parse_mapping
 from cdc_sync.mapping.model import ChildSpec, FieldSpec
-from cdc_sync.resources import Resource
 
 
 def compose_product(fields: dict[str, dict[str, object]], row: dict[str, object],

@@ -11,11 +11,11 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from cdc_sync.cli import cli
+from cdc_sync.core.resources import Resource
 from cdc_sync.demo import mutate, schema
 from cdc_sync.demo.generate import DELETED_PRODUCT_NAME, SMALL, generate
 from cdc_sync.errors import MappingError
 from cdc_sync.mapping.loader import load_mapping
-from cdc_sync.resources import Resource
 from cdc_sync.source import ShopSource, connect_shop
 
 DEMO_MAPPING = Path(__file__).resolve().parent.parent / "mappings.yaml"

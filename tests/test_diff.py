@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from cdc_sync.diff import (
+from cdc_sync.core.diff import (
     Change,
     canonical_json,
     classify,
@@ -81,7 +81,7 @@ def test_any_value_change_changes_the_fingerprint() -> None:
 def test_non_ascii_fingerprint_is_stable_across_processes() -> None:
     payload = {"name": "Ærøskøbing – 東京", "email": "zoë@example.com"}
     code = (
-        "from cdc_sync.diff import fingerprint;"
+        "from cdc_sync.core.diff import fingerprint;"
         "print(fingerprint({'email': 'zoë@example.com', 'name': 'Ærøskøbing – 東京'}))"
     )
     other = subprocess.run(
@@ -97,7 +97,7 @@ def test_fingerprint_is_32_hex_characters_of_sha256() -> None:
 
 
 def test_diff_imports_no_database_library() -> None:
-    code = "import sys, cdc_sync.diff; print('sqlalchemy' in sys.modules)"
+    code = "import sys, cdc_sync.core.diff; print('sqlalchemy' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
@@ -141,7 +141,7 @@ def test_values_known_only_by_their_address_get_no_source_fingerprint() -> None:
 def test_source_fingerprint_is_stable_across_processes() -> None:
     code = (
         "from datetime import datetime; from decimal import Decimal;"
-        "from cdc_sync.diff import source_fingerprint, source_seed;"
+        "from cdc_sync.core.diff import source_fingerprint, source_seed;"
         "print(source_fingerprint(source_seed('m', 'v'), (7, datetime(2024, 5, 30, 16, 46, 22),"
         " 'zoë@example.com', Decimal('10.40'), None), [[(5001, 2, 7), (101, 1, 7)], []]))"
     )

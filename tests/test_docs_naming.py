@@ -14,9 +14,9 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from cdc_sync.core.resources import Resource
 from cdc_sync.mapping.loader import parse_mapping
 from cdc_sync.mapping.locations import read_yaml
-from cdc_sync.resources import Resource
 from cdc_sync.source import ShopSource, connect_shop
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "mappings.md"

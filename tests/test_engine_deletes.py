@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from cdc_sync.core.resources import Resource
+from cdc_sync.cycle.engine import CycleOptions
 from cdc_sync.demo import mutate, schema
-from cdc_sync.engine import CycleOptions
-from cdc_sync.resources import Resource
 from cdc_sync.state import StateStore, Status
 from cdc_sync.state.engine import create_state_engine
 from helpers.backends import database_urls

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from cdc_sync.core.report import CycleReport, ResourceCounts
+from cdc_sync.core.resources import Resource
+from cdc_sync.cycle.engine import CycleOptions, SyncEngine
+from cdc_sync.cycle.resync import active_resync, run_resync
 from cdc_sync.demo import mutate
-from cdc_sync.engine import CycleOptions, SyncEngine
-from cdc_sync.report import CycleReport, ResourceCounts
-from cdc_sync.resources import Resource
-from cdc_sync.resync import active_resync, run_resync
 from cdc_sync.state import Status
 from cdc_sync.state.engine import create_state_engine
 from helpers.backends import database_urls

@@ -12,13 +12,13 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from test_dependencies_follow import MAPPING, _seed
 
-from cdc_sync import freshness
-from cdc_sync.catalogue import Catalogue
 from cdc_sync.cli import cli
-from cdc_sync.dependencies import Seen, dependency_map, sql_tables, sqlglot_dialect
+from cdc_sync.core import freshness
+from cdc_sync.core.catalogue import Catalogue
+from cdc_sync.core.dependencies import Seen, dependency_map, sql_tables, sqlglot_dialect
+from cdc_sync.core.resources import Resource
 from cdc_sync.errors import MappingError
 from cdc_sync.mapping.loader import parse_mapping
-from cdc_sync.resources import Resource
 from cdc_sync.sandbox import Sandbox
 from helpers.world import SECRET, TOKEN
 

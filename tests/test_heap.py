@@ -7,7 +7,7 @@ import weakref
 
 import pytest
 
-from cdc_sync.heap import older_objects_frozen
+from cdc_sync.cycle.heap import older_objects_frozen
 
 
 class _Node:

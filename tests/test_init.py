@@ -16,14 +16,14 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from cdc_sync.core.resources import Payload
+from cdc_sync.core.validate import validate
 from cdc_sync.demo.scenario import demo_mapping_path
 from cdc_sync.init.build import todos
 from cdc_sync.init.yamltext import Entry, Flow, Literal, render
 from cdc_sync.mapping.loader import LoadedMapping, load_mapping, parse_mapping
-from cdc_sync.resources import Payload
 from cdc_sync.sandbox import Sandbox
 from cdc_sync.source import ShopSource, connect_shop
-from cdc_sync.validate import validate
 from helpers.chinook import ROOT, load_chinook
 from helpers.cli import command
 from helpers.world import SANDBOX_RESOURCE, SECRET, TOKEN, World, demo_world

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from cdc_sync.core.report import ReadMode
+from cdc_sync.core.resources import Resource
 from cdc_sync.mapping.loader import load_mapping
-from cdc_sync.report import ReadMode
-from cdc_sync.resources import Resource
 from cdc_sync.sandbox import Sandbox
 from cdc_sync.source import ShopSource, connect_shop
 from helpers.cli import command

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from cdc_sync.core.resources import Resource
 from cdc_sync.mapping.loader import parse_mapping
-from cdc_sync.resources import Resource
 from cdc_sync.source import ShopSource, connect_shop
 
 

@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from cdc_sync.core.dependencies import resource_dependencies
+from cdc_sync.core.resources import Resource
+from cdc_sync.cycle.engine import CycleOptions
 from cdc_sync.demo.generate import generate
-from cdc_sync.dependencies import resource_dependencies
-from cdc_sync.engine import CycleOptions
 from cdc_sync.errors import MappingError, Problem
 from cdc_sync.mapping.loader import parse_mapping
 from cdc_sync.mapping.model import JoinConst
-from cdc_sync.resources import Resource
 from cdc_sync.source import ShopSource, connect_shop
 from cdc_sync.source.plan import plan_resource
 from cdc_sync.source.query import rows_select

@@ -19,8 +19,8 @@ import pytest
 import sqlalchemy as sa
 from test_daemon_run import FIRST_CYCLE, Daemon, World, _world, wait_until
 
+from cdc_sync.core.resources import Resource
 from cdc_sync.demo import mutate
-from cdc_sync.resources import Resource
 from cdc_sync.state import Status
 from helpers.world import mapping_file
 

@@ -31,8 +31,8 @@ from cdc_sync.errors import (
     MetriloRejectedError,
     MetriloUnavailableError,
 )
-from cdc_sync.metrilo import BatchResult, Item, MetriloClient, RetryPolicy
-from cdc_sync.retry import parse_retry_after
+from cdc_sync.metrilo.client import BatchResult, Item, MetriloClient, RetryPolicy
+from cdc_sync.metrilo.retry import parse_retry_after
 
 TOKEN = "tok-7f3a9c-project"
 SECRET = "sec-very-private-4b1e"

@@ -18,10 +18,10 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from cdc_sync.core.report import CycleKind, CycleReport
+from cdc_sync.core.resources import Resource
 from cdc_sync.daemon.metrics import Metrics
 from cdc_sync.daemon.outcome import CycleOutcome
-from cdc_sync.report import CycleKind, CycleReport
-from cdc_sync.resources import Resource
 
 DOCKER = Path(__file__).resolve().parent.parent / "docker"
 DASHBOARD = DOCKER / "grafana" / "cdc-sync-dashboard.json"

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from cdc_sync.core.resources import Resource
+from cdc_sync.cycle.engine import CycleOptions
 from cdc_sync.demo import schema
-from cdc_sync.engine import CycleOptions
-from cdc_sync.resources import Resource
 from cdc_sync.state import Status
 from helpers.backends import COMBINATIONS, database_urls
 from helpers.cli import run_cli

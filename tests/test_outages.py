@@ -22,10 +22,10 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
+from cdc_sync.core.resources import Resource
 from cdc_sync.demo import mutate
 from cdc_sync.demo.generate import generate
 from cdc_sync.mapping.loader import load_mapping
-from cdc_sync.resources import Resource
 from cdc_sync.sandbox import Sandbox
 from cdc_sync.state import Status
 from helpers.backends import SHOP_FIXTURE

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from cdc_sync.core.resources import Resource
 from cdc_sync.demo.generate import generate
 from cdc_sync.errors import SourceError
 from cdc_sync.mapping.loader import load_mapping
-from cdc_sync.resources import Resource
 from cdc_sync.source import ShopSource, connect_shop
 
 DEMO_MAPPING = Path(__file__).resolve().parent.parent / "mappings.yaml"

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from cdc_sync.core.report import CycleReport
+from cdc_sync.core.resources import Resource
+from cdc_sync.cycle.engine import CycleOptions
+from cdc_sync.cycle.reconcile import Window, progress
 from cdc_sync.demo import mutate, schema
-from cdc_sync.engine import CycleOptions
-from cdc_sync.reconcile import Window, progress
-from cdc_sync.report import CycleReport
-from cdc_sync.resources import Resource
 from cdc_sync.state import Status
 from helpers.backends import COMBINATIONS, database_urls
 from helpers.cli import cli_env, command, run_cli

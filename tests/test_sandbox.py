@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from cdc_sync.cli import cli
-from cdc_sync.resources import ALL_PATHS
+from cdc_sync.core.resources import ALL_PATHS
 from cdc_sync.sandbox import Faults, FaultsError, Sandbox, SandboxError, SandboxStoreError
 from cdc_sync.sandbox.semantics import OPERATIONS
 
@@ -31,7 +31,7 @@ MS = 1_518_004_715_732
 
 
 def sign(body: bytes, secret: str = SECRET) -> str:
-    """The X-Digest computed here, independently of cdc_sync.signing."""
+    """The X-Digest computed here, independently of cdc_sync.metrilo.signing."""
     return hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 

@@ -31,12 +31,12 @@ import pytest
 import sqlalchemy as sa
 
 from cdc_sync.cli import cli
+from cdc_sync.core.resources import Resource
 from cdc_sync.demo.generate import generate
 from cdc_sync.demo.scenario import demo_mapping_path
 from cdc_sync.errors import ConfigError
 from cdc_sync.mapping.loader import load_mapping, parse_mapping
-from cdc_sync.metrilo import MetriloClient
-from cdc_sync.resources import Resource
+from cdc_sync.metrilo.client import MetriloClient
 from cdc_sync.sandbox import Sandbox
 from cdc_sync.settings import Settings, load_settings
 from cdc_sync.source import ShopSource, connect_shop

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from cdc_sync.core.resources import Resource
 from cdc_sync.mapping.loader import parse_mapping
-from cdc_sync.resources import Resource
 from cdc_sync.source import ShopSource, connect_shop
 
 T0 = datetime(2024, 1, 1, 10, 0, 0)

@@ -7,10 +7,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from cdc_sync.core.resources import Resource
 from cdc_sync.demo import schema
 from cdc_sync.demo.generate import generate
 from cdc_sync.mapping.loader import load_mapping
-from cdc_sync.resources import Resource
 from cdc_sync.source import ShopSource, connect_shop
 
 DEMO_MAPPING = Path(__file__).resolve().parent.parent / "mappings.yaml"

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from cdc_sync.core.resources import Resource
 from cdc_sync.errors import MappingError, SourceError
 from cdc_sync.mapping.loader import LoadedMapping, parse_mapping
-from cdc_sync.resources import Resource
 from cdc_sync.source import ShopSource, connect_shop
 from cdc_sync.source.keys import KeySpan
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from cdc_sync.diff import Change, classify
+from cdc_sync.core.diff import Change, classify
 from cdc_sync.errors import StateError
 from cdc_sync.state import Outcome, RunStatus, StateStore, Status
 from cdc_sync.state.tables import sync_state

@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from cdc_sync.errors import UnknownEndpointError
-from cdc_sync.validate import (
+from cdc_sync.core.validate import (
     BATCH_ENVELOPE,
     SINGLE_ENVELOPE,
     SPECS,
@@ -15,6 +14,7 @@ from cdc_sync.validate import (
     validate,
     validate_envelope,
 )
+from cdc_sync.errors import UnknownEndpointError
 
 MS = 1_518_004_715_732  # 2018-02-07 in ms
 

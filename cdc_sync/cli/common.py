@@ -10,12 +10,12 @@ from typing import Any, TypeVar
 
 import click
 
-from cdc_sync.catalogue import Catalogue
+from cdc_sync.core.catalogue import Catalogue
+from cdc_sync.core.report import RunStatus
+from cdc_sync.core.resources import Resource
 from cdc_sync.daemon.settings import DaemonSettings, load_daemon_settings
 from cdc_sync.errors import CdcSyncError, ConfigError, MappingError, Problem
 from cdc_sync.mapping.loader import LoadedMapping, load_mapping
-from cdc_sync.report import RunStatus
-from cdc_sync.resources import Resource
 from cdc_sync.settings import Settings, load_settings, settings_and_problems
 
 F = TypeVar("F", bound=Callable[..., Any])

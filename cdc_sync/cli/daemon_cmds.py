@@ -11,8 +11,8 @@ import click
 
 from cdc_sync.cli.common import configured, settings_options, setup_logging
 from cdc_sync.cli.progress import progress_callback
+from cdc_sync.core.resources import Resource
 from cdc_sync.daemon import Daemon, resync_or_hand_over, signals
-from cdc_sync.resources import Resource
 from cdc_sync.settings import Settings
 
 

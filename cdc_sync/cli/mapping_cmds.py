@@ -10,16 +10,16 @@ from typing import Any
 import click
 import sqlalchemy as sa
 
-from cdc_sync import freshness
 from cdc_sync.cli.common import settings_from, settings_options
 from cdc_sync.cli.show import print_freshness
+from cdc_sync.core import freshness
+from cdc_sync.core.resources import Resource
+from cdc_sync.core.validate import reasons_to_hold
 from cdc_sync.errors import CdcSyncError, MappingError, Problem, SourceError
 from cdc_sync.mapping.loader import load_mapping
-from cdc_sync.resources import Resource
 from cdc_sync.settings import Settings, redact_url, usual_url
 from cdc_sync.source import ShopSource, connect_shop
 from cdc_sync.source.sample import sample_findings
-from cdc_sync.validate import reasons_to_hold
 
 
 @contextmanager

@@ -8,12 +8,12 @@ from typing import Any
 
 import click
 
+from cdc_sync.core.report import COUNT_NAMES, CycleReport, RunStatus
+from cdc_sync.core.resources import Resource
+from cdc_sync.cycle.marks import held_changes
+from cdc_sync.cycle.reconcile import progress
+from cdc_sync.cycle.resync import unfinished_resync
 from cdc_sync.daemon.mapping_meta import last_refused_edit
-from cdc_sync.marks import held_changes
-from cdc_sync.reconcile import progress
-from cdc_sync.report import COUNT_NAMES, CycleReport, RunStatus
-from cdc_sync.resources import Resource
-from cdc_sync.resync import unfinished_resync
 from cdc_sync.state import RunRow, StateStore, Status
 
 _REPORT_COLUMNS = COUNT_NAMES

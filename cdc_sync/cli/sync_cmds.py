@@ -22,15 +22,15 @@ from cdc_sync.cli.common import (
 from cdc_sync.cli.daemon_cmds import hand_resync_to_daemon
 from cdc_sync.cli.progress import cycle_progress, expect_known_records
 from cdc_sync.cli.show import print_report, print_status
+from cdc_sync.core.report import CycleKind, CycleReport
+from cdc_sync.core.resources import Resource
+from cdc_sync.cycle.engine import CycleOptions
+from cdc_sync.cycle.follow import detection_status
+from cdc_sync.cycle.resync import run_resync
 from cdc_sync.daemon import signals
 from cdc_sync.daemon.handoff import foreground_lease, owner_gone
-from cdc_sync.engine import CycleOptions
 from cdc_sync.errors import MappingError, StateError
-from cdc_sync.follow import detection_status
 from cdc_sync.mapping.loader import load_mapping
-from cdc_sync.report import CycleKind, CycleReport
-from cdc_sync.resources import Resource
-from cdc_sync.resync import run_resync
 from cdc_sync.settings import Settings
 from cdc_sync.state import StateStore
 

@@ -15,11 +15,11 @@ import sqlalchemy as sa
 
 from cdc_sync import __version__
 from cdc_sync.app import open_state
+from cdc_sync.cycle.engine import ProgressCallback, SyncEngine
 from cdc_sync.daemon.metrics import CountingTransport, Metrics
-from cdc_sync.engine import ProgressCallback, SyncEngine
 from cdc_sync.mapping.loader import LoadedMapping
-from cdc_sync.metrilo import MetriloClient
-from cdc_sync.retry import RetryPolicy
+from cdc_sync.metrilo.client import MetriloClient
+from cdc_sync.metrilo.retry import RetryPolicy
 from cdc_sync.settings import Settings
 from cdc_sync.source import ShopSource, connect_shop
 from cdc_sync.state import StateStore

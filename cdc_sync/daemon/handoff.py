@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from cdc_sync.core.resources import Resource
 from cdc_sync.daemon.lease import identity, open_lease
 from cdc_sync.errors import DaemonRunningError
-from cdc_sync.resources import Resource
 from cdc_sync.settings import redact_url
 from cdc_sync.state import StateStore
 from cdc_sync.state.run_history import process_gone

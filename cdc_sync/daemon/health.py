@@ -22,8 +22,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from cdc_sync.core.report import CycleKind
 from cdc_sync.daemon.outcome import CycleOutcome, CycleResult
-from cdc_sync.report import CycleKind
 
 
 class Health:

@@ -24,15 +24,15 @@ import threading
 import time
 from dataclasses import dataclass
 
+from cdc_sync.core.report import CycleReport, ReadMode, Sample
+from cdc_sync.core.resources import Resource
+from cdc_sync.cycle.marks import ResourceMarks
 from cdc_sync.daemon.health import Health
 from cdc_sync.daemon.mapping_meta import RefusedEdit, record_refused_edit, refused_edit
 from cdc_sync.daemon.metrics import Metrics
 from cdc_sync.daemon.reload import CheckedEdit
 from cdc_sync.errors import StateError
 from cdc_sync.mapping.loader import LoadedMapping
-from cdc_sync.marks import ResourceMarks
-from cdc_sync.report import CycleReport, ReadMode, Sample
-from cdc_sync.resources import Resource
 from cdc_sync.state.meta_keys import MetaStore
 
 log = logging.getLogger("cdc_sync.daemon")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from cdc_sync.report import CycleKind, CycleReport, RunStatus
+from cdc_sync.core.report import CycleKind, CycleReport, RunStatus
 
 
 class CycleResult(StrEnum):

@@ -6,8 +6,8 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
+from cdc_sync.core.resources import Resource
 from cdc_sync.errors import StateError
-from cdc_sync.resources import Resource
 from cdc_sync.state import ResyncRequest
 
 log = logging.getLogger("cdc_sync.daemon")

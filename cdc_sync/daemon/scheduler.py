@@ -26,6 +26,10 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from cdc_sync.core.report import CycleKind, CycleReport, ResourceCounts
+from cdc_sync.core.resources import IMPORT_ORDER, Resource
+from cdc_sync.cycle.engine import CycleOptions, ProgressCallback, SyncEngine
+from cdc_sync.cycle.resync import active_resync, run_resync
 from cdc_sync.daemon.backoff import Backoff
 from cdc_sync.daemon.connections import Connections
 from cdc_sync.daemon.endpoint import Endpoint
@@ -38,12 +42,8 @@ from cdc_sync.daemon.reload import CheckedEdit, MappingWatcher
 from cdc_sync.daemon.resyncs import ResyncJob, job_for
 from cdc_sync.daemon.settings import DaemonSettings
 from cdc_sync.daemon.webhook import Webhook
-from cdc_sync.engine import CycleOptions, ProgressCallback, SyncEngine
 from cdc_sync.errors import CdcSyncError, DaemonRunningError, StateError
 from cdc_sync.mapping.loader import LoadedMapping
-from cdc_sync.report import CycleKind, CycleReport, ResourceCounts
-from cdc_sync.resources import IMPORT_ORDER, Resource
-from cdc_sync.resync import active_resync, run_resync
 from cdc_sync.settings import Settings, redact_url
 
 log = logging.getLogger("cdc_sync.daemon")

@@ -12,9 +12,9 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from cdc_sync.catalogue import DERIVED
+from cdc_sync.core.catalogue import DERIVED
+from cdc_sync.core.resources import Resource
 from cdc_sync.errors import ConfigError, Problem
-from cdc_sync.resources import Resource
 from cdc_sync.settings import setting_fix, setting_what
 
 STANDBY_RETRY_MAX = 5.0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from cdc_sync.core.resources import Resource
 from cdc_sync.errors import MappingError, NoShopError, Problem
 from cdc_sync.init.detect import draft_for
 from cdc_sync.init.draft import Draft
@@ -20,7 +21,6 @@ from cdc_sync.init.facts import SchemaFacts
 from cdc_sync.init.reflect import COUNT_CAP, reflect_facts
 from cdc_sync.init.yamltext import Entry
 from cdc_sync.mapping.loader import parse_mapping
-from cdc_sync.resources import Resource
 from cdc_sync.source import ShopSource
 from cdc_sync.source.connect import reading
 

@@ -1,7 +1,7 @@
 """A strict local stand-in for Metrilo's v2 API, for tests, the demo, benchmarks and staging.
 
 It checks what Metrilo checks (paths, size, X-Digest, envelope, token, every record against
-`cdc_sync.validate`), keeps records with Metrilo's merge semantics, marks orders Metrilo would
+`cdc_sync.core.validate`), keeps records with Metrilo's merge semantics, marks orders Metrilo would
 drop, and injects faults on request. Nothing here runs at import time.
 """
 

@@ -13,10 +13,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdc_sync.resources import Payload
+from cdc_sync.core.resources import Payload
+from cdc_sync.core.validate import validate, validate_envelope
+from cdc_sync.metrilo.signing import verify
 from cdc_sync.sandbox.semantics import OPERATIONS, is_batch
-from cdc_sync.signing import verify
-from cdc_sync.validate import validate, validate_envelope
 
 MAX_BODY = 5_000_000
 """Metrilo's documented 5 MB request limit, read as bytes of body."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from cdc_sync.resources import Payload
+from cdc_sync.core.resources import Payload
 
 Merge = Callable[[Payload | None, Payload], Payload | None]
 """(record held or None, record received) -> record to hold, or None to ignore the item."""

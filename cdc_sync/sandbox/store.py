@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cdc_sync.diff import canonical_json
+from cdc_sync.core.diff import canonical_json
+from cdc_sync.core.resources import Payload
 from cdc_sync.errors import SandboxStoreError
-from cdc_sync.resources import Payload
 from cdc_sync.sandbox.semantics import OPERATIONS, RESOURCES, replace
 
 _SCHEMA = """

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from cdc_sync.dependencies import Tracker
+from cdc_sync.core.dependencies import Tracker
 from cdc_sync.errors import Problem, QueryFailed
 from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.mapping.model import CursorKind, WatchSpec

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from cdc_sync.catalogue import Catalogue
-from cdc_sync.compose import default_coercion, is_list_field
+from cdc_sync.core.catalogue import Catalogue
+from cdc_sync.core.compose import default_coercion, is_list_field
+from cdc_sync.core.resources import Resource
 from cdc_sync.errors import Problem
 from cdc_sync.mapping.labels import aggregate_stream, expression_label, key_string
 from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.mapping.model import FieldSpec, ResourceSpec
-from cdc_sync.resources import Resource
 from cdc_sync.source.connect import database_message
 from cdc_sync.source.fit import misfit, type_display, type_family
 from cdc_sync.source.plan import AggregatePlan, ChildPlan, Column, Path, ResourcePlan

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from cdc_sync.core.resources import Resource
 from cdc_sync.mapping.model import ChildSpec, ResourceSpec
-from cdc_sync.resources import Resource
 
 Found = tuple[tuple[str | int, ...], str, str]
 """(YAML path, what is wrong, how to fix it)."""

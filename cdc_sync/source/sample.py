@@ -22,12 +22,12 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from cdc_sync.catalogue import direct_spec
+from cdc_sync.core.catalogue import direct_spec
+from cdc_sync.core.resources import Resource, SourceRecord
+from cdc_sync.core.validate import reasons_to_hold
 from cdc_sync.errors import MappingError, Problem, SourceError
 from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.mapping.model import ResourceSpec
-from cdc_sync.resources import Resource, SourceRecord
-from cdc_sync.validate import reasons_to_hold
 
 if TYPE_CHECKING:
     from cdc_sync.source.shop import ShopSource

@@ -12,15 +12,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cdc_sync.catalogue import Catalogue, Entry
-from cdc_sync.dependencies import DependencyMap, dependency_map, sqlglot_dialect, trackers
+from cdc_sync.core.catalogue import Catalogue, Entry
+from cdc_sync.core.dependencies import DependencyMap, dependency_map, sqlglot_dialect, trackers
+from cdc_sync.core.freshness import Hint
+from cdc_sync.core.records import Readings, RowComposer
+from cdc_sync.core.resources import Resource, SourceRecord
 from cdc_sync.errors import MappingError, Problem
-from cdc_sync.freshness import Hint
 from cdc_sync.mapping.labels import key_string
 from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.mapping.model import ResourceSpec
-from cdc_sync.records import Readings, RowComposer
-from cdc_sync.resources import Resource, SourceRecord
 from cdc_sync.source import derived as derive
 from cdc_sync.source.changes import TrackerPlan, plan_trackers
 from cdc_sync.source.check import Checker, spec_problems

@@ -12,9 +12,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cdc_sync.dependencies import Dependency, DependencyMap, Seen
-from cdc_sync.freshness import Hint
-from cdc_sync.resources import Resource
+from cdc_sync.core.dependencies import Dependency, DependencyMap, Seen
+from cdc_sync.core.freshness import Hint
+from cdc_sync.core.resources import Resource
 from cdc_sync.source.reflect import Relation
 
 # Modification times, as shops name them (WordPress, Magento, PrestaShop, OpenCart, Sakila...).

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 # How a run ended: defined with the cycle report (pure), stored by the run history.
-from cdc_sync.report import RunStatus as RunStatus
+from cdc_sync.core.report import RunStatus as RunStatus
 
 
 class Status(StrEnum):

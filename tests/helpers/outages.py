@@ -21,10 +21,10 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from cdc_sync.diff import fingerprint
+from cdc_sync.core.diff import fingerprint
+from cdc_sync.core.validate import reasons_to_hold
 from cdc_sync.source import ShopSource, connect_shop
 from cdc_sync.state.tables import sync_state
-from cdc_sync.validate import reasons_to_hold
 from helpers.cli import cli_env, command
 from helpers.world import SANDBOX_RESOURCE, World
 

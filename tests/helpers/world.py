@@ -18,18 +18,18 @@ import httpx
 import sqlalchemy as sa
 import yaml
 
+from cdc_sync.core.report import CycleReport
+from cdc_sync.core.resources import Payload, Resource
+from cdc_sync.core.validate import reasons_to_hold
+from cdc_sync.cycle.engine import CycleOptions, SyncEngine
 from cdc_sync.demo.generate import generate
 from cdc_sync.demo.scenario import demo_mapping_path
-from cdc_sync.engine import CycleOptions, SyncEngine
 from cdc_sync.mapping.loader import LoadedMapping, load_mapping
-from cdc_sync.metrilo import MetriloClient
-from cdc_sync.report import CycleReport
-from cdc_sync.resources import Payload, Resource
-from cdc_sync.retry import RetryPolicy
+from cdc_sync.metrilo.client import MetriloClient
+from cdc_sync.metrilo.retry import RetryPolicy
 from cdc_sync.sandbox import Sandbox
 from cdc_sync.source import ShopSource, connect_shop
 from cdc_sync.state import StateRow, StateStore
-from cdc_sync.validate import reasons_to_hold
 
 TOKEN = "test-token"
 SECRET = "test-secret-value"

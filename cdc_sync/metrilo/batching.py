@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
-from cdc_sync.resources import Payload
+from cdc_sync.core.resources import Payload
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cdc_sync.catalogue import DERIVED, Catalogue
-from cdc_sync.cursor import decode_high_water, encode_high_water
+from cdc_sync.core.catalogue import DERIVED, Catalogue
+from cdc_sync.core.cursor import decode_high_water, encode_high_water
+from cdc_sync.core.resources import Resource
 from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.mapping.locations import Locations
 from cdc_sync.mapping.model import MappingSpec
-from cdc_sync.resources import Resource
 from cdc_sync.state import meta_keys
 from cdc_sync.state.meta_keys import MetaStore
 

@@ -23,7 +23,8 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from cdc_sync.catalogue import Catalogue, Entry
+from cdc_sync.core.catalogue import Catalogue, Entry
+from cdc_sync.core.resources import Resource
 from cdc_sync.mapping.model import (
     ChildSpec,
     CursorKind,
@@ -33,7 +34,6 @@ from cdc_sync.mapping.model import (
     ResourceSpec,
     WatchSpec,
 )
-from cdc_sync.resources import Resource
 
 Path = tuple[str | int, ...]
 

@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cdc_sync.core.resources import Payload
 from cdc_sync.errors import UnknownEndpointError
-from cdc_sync.resources import Payload
 
 Explain = Callable[[str, Any], list[str]]
 """(path of the value, value) -> reasons, each already prefixed with the path."""

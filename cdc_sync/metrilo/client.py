@@ -20,7 +20,7 @@ from types import TracebackType
 import httpx
 
 import cdc_sync
-from cdc_sync.batching import Batch, EncodedItem, Envelope, Item, split, to_json
+from cdc_sync.core.resources import ALL_PATHS, TAG_PATH, UNTAG_PATH, Payload
 from cdc_sync.errors import (
     ConfigError,
     MetriloError,
@@ -29,10 +29,10 @@ from cdc_sync.errors import (
     MetriloUnavailableError,
     Problem,
 )
-from cdc_sync.resources import ALL_PATHS, TAG_PATH, UNTAG_PATH, Payload
-from cdc_sync.responses import Action, Verdict, classify, classify_error
-from cdc_sync.retry import RetryPolicy
-from cdc_sync.signing import digest
+from cdc_sync.metrilo.batching import Batch, EncodedItem, Envelope, Item, split, to_json
+from cdc_sync.metrilo.responses import Action, Verdict, classify, classify_error
+from cdc_sync.metrilo.retry import RetryPolicy
+from cdc_sync.metrilo.signing import digest
 
 __all__ = ["BatchResult", "Item", "MetriloClient", "RetryPolicy"]
 

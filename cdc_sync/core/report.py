@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
-from cdc_sync.resources import Resource
+from cdc_sync.core.resources import Resource
 
 
 class CycleKind(StrEnum):

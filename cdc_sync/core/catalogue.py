@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from cdc_sync.core.resources import IMPORT_ORDER, Resource
 from cdc_sync.mapping.model import MappingSpec, ResourceSpec
-from cdc_sync.resources import IMPORT_ORDER, Resource
 
 DIRECT: tuple[Resource, ...] = (
     Resource.CUSTOMERS, Resource.CATEGORIES, Resource.PRODUCTS, Resource.ORDERS,

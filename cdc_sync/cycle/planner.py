@@ -15,19 +15,19 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from cdc_sync.diff import (
+from cdc_sync.core.diff import (
     Change,
     canonical_json,
     classify,
     fingerprint_json,
     source_fingerprint,
 )
-from cdc_sync.metrilo import Item
-from cdc_sync.report import ResourceReport, Sample
-from cdc_sync.resources import Resource, SourceRecord
+from cdc_sync.core.report import ResourceReport, Sample
+from cdc_sync.core.resources import Resource, SourceRecord
+from cdc_sync.core.validate import reasons_to_hold
+from cdc_sync.metrilo.client import Item
 from cdc_sync.source.stream import SourceRow
 from cdc_sync.state import Outcome, SourceMark, StateRow, Status
-from cdc_sync.validate import reasons_to_hold
 
 SAMPLES_PER_CHANGE = 3
 

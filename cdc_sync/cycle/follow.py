@@ -14,12 +14,12 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from cdc_sync import freshness
-from cdc_sync.catalogue import Catalogue
-from cdc_sync.cursor import decode_high_water, encode_high_water
-from cdc_sync.dependencies import dependency_map, sqlglot_dialect
+from cdc_sync.core import freshness
+from cdc_sync.core.catalogue import Catalogue
+from cdc_sync.core.cursor import decode_high_water, encode_high_water
+from cdc_sync.core.dependencies import dependency_map, sqlglot_dialect
+from cdc_sync.core.resources import Resource
 from cdc_sync.mapping.loader import LoadedMapping
-from cdc_sync.resources import Resource
 from cdc_sync.source import ShopSource
 from cdc_sync.source.changes import TrackerPlan
 from cdc_sync.state import StateStore, meta_keys

@@ -6,9 +6,9 @@ from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from cdc_sync.compose import Composer
+from cdc_sync.core.compose import Composer
+from cdc_sync.core.resources import Resource, SourceRecord
 from cdc_sync.mapping.model import ChildSpec, FieldSpec
-from cdc_sync.resources import Resource, SourceRecord
 
 if TYPE_CHECKING:  # only its type: the rows come from source/, which does the I/O
     from cdc_sync.source.stream import SourceRow

@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cdc_sync.dependencies import Dependency, DependencyMap, Seen
+from cdc_sync.core.dependencies import Dependency, DependencyMap, Seen
+from cdc_sync.core.resources import Resource
 from cdc_sync.errors import Problem
 from cdc_sync.mapping.loader import LoadedMapping
-from cdc_sync.resources import Resource
 
 NEXT_CYCLE = "next cycle"
 

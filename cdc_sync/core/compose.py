@@ -18,11 +18,11 @@ from datetime import tzinfo
 from typing import Any, Final, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cdc_sync.coerce import Coerce, coerce, coercer, shown, to_text
+from cdc_sync.core.coerce import Coerce, coerce, coercer, shown, to_text
+from cdc_sync.core.resources import Payload, Resource, SourceRecord
 from cdc_sync.errors import CoercionError, MappingError, Problem
 from cdc_sync.mapping.labels import aggregate_stream, column_label, expression_label
 from cdc_sync.mapping.model import AggregateFunction, ChildSpec, Coercion, Decode, FieldSpec
-from cdc_sync.resources import Payload, Resource, SourceRecord
 
 __all__ = ["CoercionError", "Composer", "coerce", "default_coercion", "is_list_field"]
 

@@ -13,7 +13,7 @@ from enum import Enum
 
 import httpx
 
-from cdc_sync.retry import parse_retry_after
+from cdc_sync.metrilo.retry import parse_retry_after
 
 REASON_LIMIT = 300
 """Characters of Metrilo's answer kept in a reason: enough to explain, not a whole page."""

@@ -18,12 +18,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from cdc_sync.catalogue import Entry
+from cdc_sync.core.catalogue import Entry
+from cdc_sync.core.report import ResourceReport, Sample
+from cdc_sync.core.resources import Resource
 from cdc_sync.errors import DeleteGuardError, MetriloRejectedError, MetriloUnavailableError
 from cdc_sync.mapping.model import DeleteAction, MappingSpec, OnDelete
-from cdc_sync.metrilo import Item, MetriloClient
-from cdc_sync.report import ResourceReport, Sample
-from cdc_sync.resources import Resource
+from cdc_sync.metrilo.client import Item, MetriloClient
 from cdc_sync.state import StateRow
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,16 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from cdc_sync import __version__
-from cdc_sync.catalogue import DERIVED, Catalogue
-from cdc_sync.deletes import DeleteHandler, DeleteRules
-from cdc_sync.diff import source_seed
+from cdc_sync.core.catalogue import DERIVED, Catalogue
+from cdc_sync.core.diff import source_seed
+from cdc_sync.core.report import CycleKind, CycleReport, ReadMode, ResourceCounts, ResourceReport
+from cdc_sync.core.resources import Resource
+from cdc_sync.cycle.deletes import DeleteHandler, DeleteRules
+from cdc_sync.cycle.follow import Follower
+from cdc_sync.cycle.heap import older_objects_frozen
+from cdc_sync.cycle.marks import ResourceMarks
+from cdc_sync.cycle.planner import Dependencies, InFlight, Planner
+from cdc_sync.cycle.reconcile import RollingReconciliation, Slice
 from cdc_sync.errors import (
     CdcSyncError,
     DeleteGuardError,
@@ -26,16 +33,9 @@ from cdc_sync.errors import (
     MetriloUnavailableError,
     SourceError,
 )
-from cdc_sync.follow import Follower
-from cdc_sync.heap import older_objects_frozen
 from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.mapping.model import DeleteAction
-from cdc_sync.marks import ResourceMarks
-from cdc_sync.metrilo import BatchResult, Item, MetriloClient
-from cdc_sync.planner import Dependencies, InFlight, Planner
-from cdc_sync.reconcile import RollingReconciliation, Slice
-from cdc_sync.report import CycleKind, CycleReport, ReadMode, ResourceCounts, ResourceReport
-from cdc_sync.resources import Resource
+from cdc_sync.metrilo.client import BatchResult, Item, MetriloClient
 from cdc_sync.source import ShopSource, SourceRow
 from cdc_sync.source.sample import no_rows_note
 from cdc_sync.state import Outcome, StateStore

@@ -13,7 +13,7 @@ from enum import StrEnum
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any, Protocol
 
-from cdc_sync.resources import Payload
+from cdc_sync.core.resources import Payload
 
 # One encoder built once: json.dumps with non-default options builds a new encoder per call,
 # which is measurable at millions of records per cycle.

@@ -33,13 +33,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from cdc_sync.resources import Resource
+from cdc_sync.core.resources import Resource
 from cdc_sync.source.keys import KeySpan
 from cdc_sync.source.stream import SourceRow
 from cdc_sync.state import StateStore, meta_keys
 
 if TYPE_CHECKING:
-    from cdc_sync.deletes import DeleteHandler
+    from cdc_sync.cycle.deletes import DeleteHandler
     from cdc_sync.source import ShopSource
 
 DEFAULT_INTERVAL = 60.0

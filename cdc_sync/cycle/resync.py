@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from cdc_sync.engine import CycleOptions, SyncEngine
-from cdc_sync.report import CycleKind, CycleReport
-from cdc_sync.resources import Resource
+from cdc_sync.core.report import CycleKind, CycleReport
+from cdc_sync.core.resources import Resource
+from cdc_sync.cycle.engine import CycleOptions, SyncEngine
 from cdc_sync.state import meta_keys
 from cdc_sync.state.meta_keys import MetaStore
 

@@ -1,0 +1,1 @@
+"""One sync cycle: plan, send, commit state, handle deletes, resync."""

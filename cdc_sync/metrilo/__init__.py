@@ -1,0 +1,1 @@
+"""The Metrilo client: signing, batching, retries, answers (knows nothing of the shop)."""
