@@ -24,7 +24,7 @@ from cdc_sync.cycle.deletes import DeleteHandler, DeleteRules
 from cdc_sync.cycle.follow import Follower
 from cdc_sync.cycle.heap import older_objects_frozen
 from cdc_sync.cycle.marks import ResourceMarks
-from cdc_sync.cycle.planner import Dependencies, InFlight, Planner
+from cdc_sync.cycle.planner import Dependencies, Planner
 from cdc_sync.cycle.reconcile import RollingReconciliation, Slice
 from cdc_sync.errors import (
     CdcSyncError,
@@ -161,7 +161,9 @@ class SyncEngine:
         # Only a full read looks for deletions; an incremental one skips the count (a scan of
         # the resource's state rows, every cycle).
         live_before = self.state.live_count(resource) if full else 0
-        planner = self._planner(resource, options, rep)
+        # Set when Metrilo stops taking records: the planner reads no further (see _deliver).
+        give_up = threading.Event()
+        planner = self._planner(resource, options, rep, give_up)
         rules = DeleteRules.of(self.mapping.spec, resource, self.catalogue.entry(resource))
         deletes = DeleteHandler(resource, rep, rules, state=self.state, source=self.source,
                                 client=self.client, dry_run=options.dry_run)
@@ -172,7 +174,7 @@ class SyncEngine:
             if not full and resource not in DERIVED and options.reconcile:
                 piece = self.rolling.plan(resource, options.intervals)
             items = self._items(resource, planner, full, piece, follower)
-            self._deliver(resource, items, planner, rep)
+            self._deliver(resource, items, planner, rep, give_up)
             if full and not planner.stopped:
                 deletes.detect(live_before=live_before, seen_live=planner.seen_live)
             if piece is not None and not planner.stopped and not options.dry_run:
@@ -213,7 +215,8 @@ class SyncEngine:
             rep.reconciled = piece.read
             rep.notes.extend(piece.notes)
 
-    def _planner(self, resource: Resource, options: CycleOptions, rep: ResourceReport) -> Planner:
+    def _planner(self, resource: Resource, options: CycleOptions, rep: ResourceReport,
+                 give_up: threading.Event) -> Planner:
         return Planner(
             resource=resource,
             state=self.state,
@@ -223,6 +226,7 @@ class SyncEngine:
             dependencies=self._dependencies(resource),
             on_chunk=lambda: self._progress(resource, rep.counts),
             stop=self.stop,
+            halt=give_up,
             keep_payloads=self.keeps_payloads(resource),
             assume_forced=options.assume_forced,
             ignore_forced=options.ignore_forced,
@@ -289,18 +293,15 @@ class SyncEngine:
         if planner.dry_run or planner.stopped:
             return
         due = self.state.iter_due_rechecks(resource, self.chunk_size, due_by=datetime.now(UTC))
-        planner.resend_known = True
-        try:
-            for keys in due:
-                again = self.source.readings(resource, keys=keys)
-                yield from planner.items(again.rows, again.compose)
-        finally:
-            planner.resend_known = False
+        for keys in due:
+            again = self.source.readings(resource, keys=keys)
+            yield from planner.items(again.rows, again.compose, resend_known=True)
 
     # -- delivery -------------------------------------------------------------------------
 
     def _deliver(
-        self, resource: Resource, items: Iterable[Item], planner: Planner, rep: ResourceReport
+        self, resource: Resource, items: Iterable[Item], planner: Planner, rep: ResourceReport,
+        give_up: threading.Event,
     ) -> None:
         if planner.dry_run or self.client is None:
             for _ in items:  # counting and sampling happen inside the planner
@@ -308,25 +309,26 @@ class SyncEngine:
             return
         failure: str | None = None
         for result in self.client.deliver(resource.batch_path, items):
-            self._commit(resource, result, planner.inflight, rep)
+            self._commit(resource, result, planner, rep)
             if result.pending and failure is None:
                 # Metrilo ran out of retries: read no further, but let the batches in flight
                 # answer (and commit what they delivered); a 401 raises from deliver itself.
                 failure = result.pending[0][1]
-                planner.halt()
+                give_up.set()
         if failure is not None:
             raise MetriloUnavailableError(unavailable(self.client.base_url, resource, failure))
 
     def _commit(
-        self, resource: Resource, result: BatchResult, inflight: dict[str, InFlight],
-        rep: ResourceReport,
+        self, resource: Resource, result: BatchResult, planner: Planner, rep: ResourceReport,
     ) -> None:
-        synced, pending, rejected = self._untag_removed(result.delivered, inflight)
+        synced, pending, rejected = self._untag_removed(result.delivered, planner)
         if synced and _outcome_unknown(result):
             recheck = datetime.now(UTC) + timedelta(seconds=self.recheck_seconds)
             synced = [replace(o, recheck_after=recheck) for o in synced]
-        rejected += [inflight.pop(i.key).outcome.with_reason(why) for i, why in result.rejected]
-        pending += [inflight.pop(i.key).outcome.with_reason(why) for i, why in result.pending]
+        rejected += [planner.answered(i.key).outcome.with_reason(why)
+                     for i, why in result.rejected]
+        pending += [planner.answered(i.key).outcome.with_reason(why)
+                    for i, why in result.pending]
         self.state.mark_synced(resource, synced)
         self.state.mark_rejected(resource, rejected)
         self.state.mark_pending(resource, pending)
@@ -337,14 +339,14 @@ class SyncEngine:
             log.warning("%s %s rejected by Metrilo: %s", resource, item.key, why)
 
     def _untag_removed(
-        self, delivered: Sequence[Item], inflight: dict[str, InFlight]
+        self, delivered: Sequence[Item], planner: Planner
     ) -> tuple[list[Outcome], list[Outcome], list[Outcome]]:
         """Tags merge at Metrilo, so a tag gone from the shop is removed with customer/untag."""
         synced: list[Outcome] = []
         pending: list[Outcome] = []
         rejected: list[Outcome] = []
         for item in delivered:
-            entry = inflight.pop(item.key)
+            entry = planner.answered(item.key)
             if entry.removed_tags and entry.outcome.metrilo_id and self.client is not None:
                 try:
                     self.client.untag(entry.outcome.metrilo_id, entry.removed_tags)

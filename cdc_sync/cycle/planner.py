@@ -110,63 +110,73 @@ class Planner:
     dependencies: Dependencies | None = None
     on_chunk: Callable[[], None] | None = None
     stop: threading.Event | None = None
+    # Set by the engine when Metrilo stopped taking records: yield nothing more, the rest
+    # waits for the next cycle (unlike `stop`, the resource is not reported as stopped).
+    halt: threading.Event | None = None
     # Keep each accepted record's payload in state (orders with `on_delete: status`).
     keep_payloads: bool = False
     # A dry-run resync: rows are not really forced, so count every known record as forced.
     assume_forced: bool = False
     # A mapping preview: what changed, whatever an unfinished resync forced.
     ignore_forced: bool = False
-    # Send every known record read from now on, changed or not (the engine's recheck pass:
-    # an earlier attempt's outcome is unknown, so Metrilo may hold an older version).
-    resend_known: bool = False
     # The key of source fingerprints (diff.source_seed); None composes every row.
     source_seed: bytes | None = None
     stopped: bool = False
-    inflight: dict[str, InFlight] = field(default_factory=dict)
     seen_live: int = 0
+    # Records sent and not yet answered by Metrilo, by key (see `answered`).
+    _inflight: dict[str, InFlight] = field(default_factory=dict)
     _last_key: str | None = None
-    _halted: bool = False
 
     def items(
-        self, rows: Iterable[SourceRow], compose: Callable[[SourceRow], SourceRecord]
+        self, rows: Iterable[SourceRow], compose: Callable[[SourceRow], SourceRecord],
+        *, resend_known: bool = False,
     ) -> Iterator[Item]:
         """The records to send, lazily; each chunk's rejects and waits are written first.
 
         Call once per pass over a key-ordered stream (duplicate keys are found by order).
+        `resend_known` sends every known record of this pass, changed or not (the engine's
+        recheck pass: an earlier attempt's outcome is unknown, so Metrilo may hold an older
+        version).
         """
         self._last_key = None
         for chunk in _chunks(rows, self.chunk_size):
             if self.stop is not None and self.stop.is_set():
                 self.stopped = True
                 return
-            for item in self._plan_chunk(self._compose_changed(chunk, compose)):
-                if self._halted:
+            composed = self._compose_changed(chunk, compose, resend_known)
+            for item in self._plan_chunk(composed, resend_known):
+                if self._halted():
                     return
                 yield item
             if self.on_chunk is not None:
                 self.on_chunk()
 
-    def halt(self) -> None:
-        """Yield nothing more: Metrilo stopped taking records; the rest waits for next cycle."""
-        self._halted = True
+    def answered(self, key: str) -> InFlight:
+        """Metrilo answered for the record sent under `key`: what was remembered of it when
+        it was sent (its outcome-to-be, the tags to remove), forgotten from now on."""
+        return self._inflight.pop(key)
+
+    def _halted(self) -> bool:
+        return self.halt is not None and self.halt.is_set()
 
     def _compose_changed(
-        self, chunk: list[SourceRow], compose: Callable[[SourceRow], SourceRecord]
+        self, chunk: list[SourceRow], compose: Callable[[SourceRow], SourceRecord],
+        resend_known: bool,
     ) -> list[_Composed]:
         """Compose the rows of a chunk that may have changed; count the others as unchanged.
 
         One state query for the chunk's source fingerprints: in a no-change cycle that is all
         the state work, and nothing is composed or encoded.
         """
-        if self._halted:
+        if self._halted():
             return []
-        seed = None if self.assume_forced or self.resend_known else self.source_seed
+        seed = None if self.assume_forced or resend_known else self.source_seed
         marks = {} if seed is None else self.state.source_marks(
             self.resource, [row.key for row in chunk])
         counts = self.report.counts
         composed: list[_Composed] = []
         for row in chunk:
-            if row.key in self.inflight:
+            if row.key in self._inflight:
                 continue  # read again by a later pass while its first send is in flight
             duplicate = row.key == self._last_key
             self._last_key = row.key
@@ -181,8 +191,8 @@ class Planner:
             composed.append(_Composed(compose(row), fp, duplicate))
         return composed
 
-    def _plan_chunk(self, chunk: list[_Composed]) -> Iterator[Item]:
-        if self._halted or not chunk:
+    def _plan_chunk(self, chunk: list[_Composed], resend_known: bool) -> Iterator[Item]:
+        if self._halted() or not chunk:
             return
         counts = self.report.counts
         rows = self.state.lookup(self.resource, [c.record.key for c in chunk])
@@ -196,7 +206,7 @@ class Planner:
             if row is not None and row.status is not Status.GONE and not duplicate:
                 self.seen_live += 1
             outcome, canonical = self._outcome(record, source_fp)
-            change = self._classify(outcome, row)
+            change = self._classify(outcome, row, resend_known)
             counts.bump(_COUNT_OF_CHANGE[change])
             if change is Change.UNCHANGED and not duplicate:
                 # Unchanged as a record: remember its source fingerprint (and, where kept,
@@ -224,15 +234,15 @@ class Planner:
                 self._sample("untag", record.key, {"email": outcome.metrilo_id,
                                                    "tags": list(removed)})
             if not self.dry_run:
-                self.inflight[record.key] = InFlight(outcome, removed)
+                self._inflight[record.key] = InFlight(outcome, removed)
             # The canonical JSON is the request body too: each record is encoded once.
             yield Item(record.key, record.payload, body=canonical)
 
-    def _classify(self, outcome: Outcome, row: StateRow | None) -> Change:
+    def _classify(self, outcome: Outcome, row: StateRow | None, resend_known: bool) -> Change:
         if self.ignore_forced and row is not None and row.forced:
             row = replace(row, forced=False)
         change = classify(outcome.fingerprint, row)
-        forcing = self.assume_forced or self.resend_known
+        forcing = self.assume_forced or resend_known
         if forcing and row is not None and row.status is not Status.GONE:
             return Change.FORCED
         return change
