@@ -25,6 +25,7 @@ from cdc_sync.cycle.follow import Follower
 from cdc_sync.cycle.heap import older_objects_frozen
 from cdc_sync.cycle.marks import ResourceMarks
 from cdc_sync.cycle.planner import Dependencies, Planner
+from cdc_sync.cycle.preview import MappingChange, preview, would_send
 from cdc_sync.cycle.reconcile import RollingReconciliation, Slice
 from cdc_sync.errors import (
     CdcSyncError,
@@ -148,13 +149,13 @@ class SyncEngine:
 
     def _run_resource(self, resource: Resource, options: CycleOptions, report: CycleReport) -> None:
         rep = report.for_resource(resource)
-        held, mapping_changed = self._mapping_check(resource, options, rep)
-        if held:
+        change = self._mapping_check(resource, options, rep)
+        if change is MappingChange.HOLD:
             self._run_held(resource, options, report)
             return
         # A changed mapping changes records the cursor does not show as changed: read them all.
-        full = (options.full or options.kind is not CycleKind.SYNC or mapping_changed
-                or self.marks.full_due(resource))
+        full = (options.full or options.kind is not CycleKind.SYNC
+                or change is MappingChange.APPLY or self.marks.full_due(resource))
         rep.mode = ReadMode.of(full=full, dry_run=options.dry_run)
         cursor = self.marks.cursor(resource)
         high_water = self.source.cursor_high_water(resource) if cursor else None
@@ -164,9 +165,7 @@ class SyncEngine:
         # Set when Metrilo stops taking records: the planner reads no further (see _deliver).
         give_up = threading.Event()
         planner = self._planner(resource, options, rep, give_up)
-        rules = DeleteRules.of(self.mapping.spec, resource, self.catalogue.entry(resource))
-        deletes = DeleteHandler(resource, rep, rules, state=self.state, source=self.source,
-                                client=self.client, dry_run=options.dry_run)
+        deletes = self._deletes(resource, rep, dry_run=options.dry_run)
         piece: Slice | None = None
         try:
             follower = self._follower(resource, full)
@@ -232,6 +231,11 @@ class SyncEngine:
             ignore_forced=options.ignore_forced,
             source_seed=source_seed(self.marks.fingerprint(resource), __version__),
         )
+
+    def _deletes(self, resource: Resource, rep: ResourceReport, *, dry_run: bool) -> DeleteHandler:
+        rules = DeleteRules.of(self.mapping.spec, resource, self.catalogue.entry(resource))
+        return DeleteHandler(resource, rep, rules, state=self.state, source=self.source,
+                             client=self.client, dry_run=dry_run)
 
     def keeps_payloads(self, resource: Resource) -> bool:
         """Orders with `on_delete: status` keep their payload: the status is sent with it."""
@@ -364,30 +368,26 @@ class SyncEngine:
 
     def _mapping_check(
         self, resource: Resource, options: CycleOptions, rep: ResourceReport
-    ) -> tuple[bool, bool]:
-        """(held, changed): a mapping edit that would resend many records waits for a confirm."""
+    ) -> MappingChange:
+        """A mapping edit that would resend many records waits for a confirm."""
         if not self.marks.mapping_changed(resource):
-            return False, False
+            return MappingChange.UNCHANGED
         if options.dry_run or options.accept_mapping:
             rep.notes.append("the mapping changed since the last sync; these counts include "
                              "every record the change touches")
-            return False, True
+            return MappingChange.APPLY
         limit = self.mapping.spec.sync.hold_changes_over
         held = self.marks.held(resource)
         if held is None:
-            preview = CycleReport(kind=CycleKind.SYNC, dry_run=True)
-            self._run_resource(
-                resource, CycleOptions(dry_run=True, full=True, ignore_forced=True), preview
-            )
-            counts = preview.for_resource(resource).counts
-            would_send = counts.new + counts.changed
-            rep.samples = preview.for_resource(resource).samples
-            rep.counts = counts
-            if would_send <= limit:
-                rep.notes.append(f"mapping changed: {would_send} records change; sending them")
+            counted = self._preview(resource)
+            sending = would_send(counted)
+            rep.samples = counted.samples
+            rep.counts = counted.counts
+            if sending <= limit:
+                rep.notes.append(f"mapping changed: {sending} records change; sending them")
                 rep.counts = ResourceCounts()
-                return False, True
-            held = self.marks.hold(resource, would_send)
+                return MappingChange.APPLY
+            held = self.marks.hold(resource, sending)
         rep.mode = ReadMode.HELD
         rep.notes.append(
             f"mapping changed: {held.would_send} records would be resent (more than "
@@ -395,7 +395,19 @@ class SyncEngine:
             f"or `cdc-sync sync --accept-mapping` (`cdc-sync sync --dry-run` shows samples)"
         )
         log.warning("%s: %s", resource, rep.notes[-1])
-        return True, True
+        return MappingChange.HOLD
+
+    def _preview(self, resource: Resource) -> ResourceReport:
+        """A dry-run full read on the new mapping, counting what it changes whatever an
+        unfinished resync forced (preview.py); its progress is shown like a read's."""
+        counted = ResourceReport(resource)
+        options = CycleOptions(dry_run=True, full=True, ignore_forced=True)
+        planner = self._planner(resource, options, counted, threading.Event())
+        deletes = self._deletes(resource, counted, dry_run=True)
+        preview(planner, deletes, lambda: self.source.readings(resource),
+                live_before=self.state.live_count(resource))
+        self._progress(resource, counted.counts)
+        return counted
 
     def _run_held(self, resource: Resource, options: CycleOptions, report: CycleReport) -> None:
         """While a change waits for a confirm, the resource goes on syncing on the mapping
