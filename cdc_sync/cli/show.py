@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import click
 
@@ -14,10 +14,23 @@ from cdc_sync.cycle.marks import held_changes
 from cdc_sync.cycle.reconcile import progress
 from cdc_sync.cycle.resync import unfinished_resync
 from cdc_sync.daemon.mapping_meta import last_refused_edit
-from cdc_sync.state import RunRow, StateStore, Status
+from cdc_sync.state import RunRow, Status
+from cdc_sync.state.meta_keys import MetaStore
 
 _REPORT_COLUMNS = COUNT_NAMES
 _RUNS_SEARCHED_FOR_AN_ERROR = 50
+
+
+class StatusState(MetaStore, Protocol):
+    """What `status` reads of state (`StateStore` is one): counts and reasons per resource,
+    the latest runs, and meta values (held changes, a resync under way, reconciliation,
+    a refused mapping edit)."""
+
+    def count_by_status(self, resource: str) -> dict[Status, int]: ...
+    def top_reasons(
+        self, resource: str, limit: int = 5, status: Status = Status.REJECTED
+    ) -> list[tuple[str, int]]: ...
+    def last_runs(self, limit: int = 10) -> list[RunRow]: ...
 
 
 def print_report(report: CycleReport) -> None:
@@ -47,7 +60,7 @@ OwnerGone = Callable[[str | None], bool]
 """Whether the process that owns a run ("pid@host") is gone (see daemon.handoff.owner_gone)."""
 
 
-def status_data(state: StateStore, owner_gone: OwnerGone | None = None,
+def status_data(state: StatusState, owner_gone: OwnerGone | None = None,
                 detection: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything `status` shows, as plain data (also for --json and the health endpoint).
 
@@ -80,7 +93,7 @@ def status_data(state: StateStore, owner_gone: OwnerGone | None = None,
     }
 
 
-def _reasons(state: StateStore, resource: Resource, status: Status) -> list[dict[str, Any]]:
+def _reasons(state: StatusState, resource: Resource, status: Status) -> list[dict[str, Any]]:
     return [{"reason": reason, "count": n}
             for reason, n in state.top_reasons(resource.value, status=status)]
 
@@ -99,7 +112,7 @@ def _run(run: RunRow, owner_gone: OwnerGone | None = None) -> dict[str, Any]:
             "owner_gone": gone, "unfinished": list(run.unfinished)}
 
 
-def print_status(state: StateStore, *, as_json: bool,
+def print_status(state: StatusState, *, as_json: bool,
                  owner_gone: OwnerGone | None = None,
                  detection: dict[str, Any] | None = None) -> None:
     data = status_data(state, owner_gone, detection)

@@ -14,19 +14,29 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Generic, Protocol
+
+from typing_extensions import TypeVar
 
 from cdc_sync import __version__
 from cdc_sync.core.catalogue import DERIVED, Catalogue
 from cdc_sync.core.diff import source_seed
-from cdc_sync.core.report import CycleKind, CycleReport, ReadMode, ResourceCounts, ResourceReport
+from cdc_sync.core.report import (
+    CycleKind,
+    CycleReport,
+    ReadMode,
+    ResourceCounts,
+    ResourceReport,
+    RunStatus,
+)
 from cdc_sync.core.resources import Resource
-from cdc_sync.cycle.deletes import DeleteHandler, DeleteRules
+from cdc_sync.cycle.deletes import DeleteHandler, DeleteRules, GoneState
 from cdc_sync.cycle.follow import Follower
 from cdc_sync.cycle.heap import older_objects_frozen
 from cdc_sync.cycle.marks import ResourceMarks
-from cdc_sync.cycle.planner import Dependencies, Planner
+from cdc_sync.cycle.planner import Dependencies, Planner, PlanState
 from cdc_sync.cycle.preview import MappingChange, preview, would_send
-from cdc_sync.cycle.reconcile import RollingReconciliation, Slice
+from cdc_sync.cycle.reconcile import RollingReconciliation, Slice, WindowState
 from cdc_sync.errors import (
     CdcSyncError,
     DeleteGuardError,
@@ -44,6 +54,25 @@ from cdc_sync.state import Outcome, StateStore
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[Resource, ResourceCounts], None]
+
+
+class CycleState(WindowState, PlanState, GoneState, Protocol):
+    """What a cycle reads and writes of state (`StateStore` is one): what its parts need
+    (planning, deletes, reconciliation; marks and followed dependencies are meta values) and
+    its own: the run history, what Metrilo answered, the keys to read again."""
+
+    def interrupt_unfinished_runs(self) -> int: ...
+    def start_run(self, kind: str, resources: Sequence[str] = ()) -> int: ...
+    def record_run_progress(self, run_id: int, counts: Mapping[str, Mapping[str, int]],
+                            unfinished: Sequence[str] | None = None) -> None: ...
+    def finish_run(self, run_id: int, *, status: RunStatus,
+                   counts: Mapping[str, Mapping[str, int]], error: str | None = None,
+                   unfinished: Sequence[str] = ()) -> None: ...
+    def mark_synced(self, resource: str, outcomes: Sequence[Outcome]) -> None: ...
+    def iter_pending_keys(self, resource: str, chunk: int = 1000, *,
+                          untouched_since: datetime | None = None) -> Iterator[list[str]]: ...
+    def iter_due_rechecks(self, resource: str, chunk: int = 1000, *,
+                          due_by: datetime) -> Iterator[list[str]]: ...
 
 
 @dataclass(frozen=True)
@@ -66,7 +95,12 @@ class CycleOptions:
     reconcile: bool = True
 
 
-class SyncEngine:
+# The state a cycle is handed: the engine uses only `CycleState`; its callers keep the type
+# they passed (`engine.state` of an engine over a StateStore is that StateStore).
+S = TypeVar("S", bound=CycleState, default=StateStore)
+
+
+class SyncEngine(Generic[S]):
     """Runs cycles; owns none of the connections it is handed."""
 
     def __init__(
@@ -74,7 +108,7 @@ class SyncEngine:
         *,
         mapping: LoadedMapping,
         source: ShopSource,
-        state: StateStore,
+        state: S,
         client: MetriloClient | None,
         chunk_size: int = 1000,
         on_progress: ProgressCallback | None = None,
@@ -82,6 +116,7 @@ class SyncEngine:
         stop: threading.Event | None = None,
         recheck_seconds: float = 300.0,
         rejection_threshold: int = 1,
+        keep_holds: bool = False,
     ) -> None:
         self.mapping = mapping
         self.source = source
@@ -96,7 +131,9 @@ class SyncEngine:
         # Rejected records from which a cycle ends as "rejected" (exit code 5, status, healthz).
         self.rejection_threshold = rejection_threshold
         self.catalogue = Catalogue(mapping.spec)
-        self.marks = ResourceMarks(state, mapping, clock)
+        # keep_holds: this engine syncs on the mapping applied before a held change
+        # (_run_held), so its reads must not release the hold.
+        self.marks = ResourceMarks(state, mapping, clock, keep_holds=keep_holds)
         self.rolling = RollingReconciliation(
             state, source, mapping.spec.sync.full_reconcile_minutes, clock)
         # Set by a signal handler: the cycle stops reading at the next chunk, lets the batches in
@@ -423,9 +460,8 @@ class SyncEngine:
             mapping=applied, source=self.source.with_mapping(applied), state=self.state,
             client=self.client, chunk_size=self.chunk_size, on_progress=self.on_progress,
             clock=self.clock, stop=self.stop, recheck_seconds=self.recheck_seconds,
-            rejection_threshold=self.rejection_threshold,
+            rejection_threshold=self.rejection_threshold, keep_holds=True,
         )
-        before.marks.keep_holds = True
         before._run_resource(resource, options, report)
         rep.notes.append("synced on the mapping applied before, until the change is confirmed")
         rep.mode = ReadMode.HELD

@@ -22,13 +22,14 @@ from cdc_sync.core.resources import Resource
 from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.source import ShopSource
 from cdc_sync.source.changes import TrackerPlan
-from cdc_sync.state import StateStore, meta_keys
+from cdc_sync.state import meta_keys
+from cdc_sync.state.meta_keys import MetaStore
 
 
 class Follower:
     """The tracked dependencies of one resource during one cycle."""
 
-    def __init__(self, state: StateStore, source: ShopSource, resource: Resource, *,
+    def __init__(self, state: MetaStore, source: ShopSource, resource: Resource, *,
                  overlap_seconds: int, chunk_size: int) -> None:
         self.state = state
         self.source = source
@@ -99,7 +100,7 @@ def _identity(tracker: TrackerPlan) -> dict[str, Any]:
 
 
 def detection_status(mapping: LoadedMapping, dialect: str | None,
-                     state: StateStore) -> dict[str, Any]:
+                     state: MetaStore) -> dict[str, Any]:
     """What `status` shows of change detection: per resource each table, how its changes are
     seen, the worst delay and, for a followed one, the last change seen (its mark); the blind
     spots. `dialect` is the shop's SQLAlchemy dialect name (None: parse generic SQL)."""
@@ -115,7 +116,7 @@ def detection_status(mapping: LoadedMapping, dialect: str | None,
             "warnings": [str(p) for p in blind]}
 
 
-def _mark(state: StateStore, resource: str, tracker: str) -> Any:
+def _mark(state: MetaStore, resource: str, tracker: str) -> Any:
     text = state.get_meta(meta_keys.dependency_mark(resource, tracker))
     if not text:
         return None

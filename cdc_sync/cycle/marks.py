@@ -36,15 +36,16 @@ class ResourceMarks:
     """Reads and writes the per-resource meta values; knows nothing of records."""
 
     def __init__(
-        self, state: MetaStore, mapping: LoadedMapping, clock: Callable[[], float]
+        self, state: MetaStore, mapping: LoadedMapping, clock: Callable[[], float],
+        *, keep_holds: bool = False,
     ) -> None:
         self.state = state
         self.mapping = mapping
         self.catalogue = Catalogue(mapping.spec)
         self.clock = clock
-        # Set while a resource syncs on its last applied mapping because a change is held:
+        # True while a resource syncs on its last applied mapping because a change is held:
         # such a read must not release the hold.
-        self.keep_holds = False
+        self.keep_holds = keep_holds
 
     # -- incremental reads ------------------------------------------------------------------
 

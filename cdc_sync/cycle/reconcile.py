@@ -31,12 +31,13 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cdc_sync.core.resources import Resource
 from cdc_sync.source.keys import KeySpan
 from cdc_sync.source.stream import SourceRow
-from cdc_sync.state import StateStore, meta_keys
+from cdc_sync.state import meta_keys
+from cdc_sync.state.meta_keys import MetaStore
 
 if TYPE_CHECKING:
     from cdc_sync.cycle.deletes import DeleteHandler
@@ -45,6 +46,15 @@ if TYPE_CHECKING:
 DEFAULT_INTERVAL = 60.0
 """Seconds between cycles assumed when nothing better is known (the daemon's default)."""
 _WALK_CHUNK = 1000
+
+
+class WindowState(MetaStore, Protocol):
+    """What a reconciliation reads of state (`StateStore` is one): its window, a meta value;
+    the live records a window starts from; their keys, walked for deletions."""
+
+    def live_count(self, resource: str) -> int: ...
+    def iter_live_keys(self, resource: str, chunk: int = 1000, *,
+                       after: str | None = None) -> Iterator[list[str]]: ...
 
 
 @dataclass
@@ -110,7 +120,7 @@ def slice_size(window: Window, now: float, interval: float) -> tuple[int | None,
 class RollingReconciliation:
     """Plans and records the slices of every resource; the engine reads and sends them."""
 
-    def __init__(self, state: StateStore, source: ShopSource, window_minutes: float,
+    def __init__(self, state: WindowState, source: ShopSource, window_minutes: float,
                  clock: Callable[[], float]) -> None:
         self.state = state
         self.source = source
@@ -180,7 +190,7 @@ class RollingReconciliation:
 class _Walk:
     """State's live keys after a position, `limit` of them (None: all), remembering the last."""
 
-    def __init__(self, state: StateStore, resource: Resource, after: str | None,
+    def __init__(self, state: WindowState, resource: Resource, after: str | None,
                  limit: int | None) -> None:
         self.state, self.resource, self.after, self.limit = state, resource, after, limit
         self.last = after
@@ -229,7 +239,7 @@ def _hhmm(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%H:%M UTC")
 
 
-def progress(state: StateStore) -> dict[str, dict[str, Any]]:
+def progress(state: MetaStore) -> dict[str, dict[str, Any]]:
     """Each resource's reconciliation window as `status` shows it (plain data)."""
     found: dict[str, dict[str, Any]] = {}
     for resource in Resource:
