@@ -50,14 +50,17 @@ def _now(alias: str, edition: Edition) -> str:
     return f"{alias}.created_in <= UNIX_TIMESTAMP() AND {alias}.updated_in > UNIX_TIMESTAMP()"
 
 
-def _attribute(alias: str, code: str, kind: str, table: str, edition: Edition) -> str:
+def _attribute(alias: str, code: str, kind: str, table: str, edition: Edition, *,
+               store_views: bool = True) -> str:
     """LEFT JOINs reading attribute `code` of entity `alias` in the admin store view (the
-    entity type row is joined as `et`, so the attribute is found by code, never by id)."""
+    entity type row is joined as `et`, so the attribute is found by code, never by id).
+    `store_views=False` for value tables without a store_id (customer EAV)."""
     link = edition.link
+    store = f" AND v_{code}.store_id = 0" if store_views else ""
     return (f"LEFT JOIN {{p}}eav_attribute a_{code} ON a_{code}.entity_type_id = et"
             f".entity_type_id AND a_{code}.attribute_code = '{code}'\n"
             f"LEFT JOIN {{p}}{table}_{kind} v_{code} ON v_{code}.{link} = {alias}.{link}\n"
-            f"  AND v_{code}.attribute_id = a_{code}.attribute_id AND v_{code}.store_id = 0")
+            f"  AND v_{code}.attribute_id = a_{code}.attribute_id{store}")
 
 
 def _products(edition: Edition) -> str:
@@ -146,14 +149,15 @@ fields:
   firstName: firstname
   lastName: lastname
 """
-    first = _attribute("e", "firstname", "varchar", "customer_entity", edition)
-    last = _attribute("e", "lastname", "varchar", "customer_entity", edition)
+    first = _attribute("e", "firstname", "varchar", "customer_entity", edition,
+                       store_views=False)
+    last = _attribute("e", "lastname", "varchar", "customer_entity", edition,
+                      store_views=False)
     sql = (f"SELECT e.entity_id, e.email, e.created_at, e.updated_at, "
            f"v_firstname.value AS firstname, v_lastname.value AS lastname\n"
            f"FROM {{p}}customer_entity e\n"
            f"JOIN {{p}}eav_entity_type et ON et.entity_type_code = 'customer'\n"
-           f"{first}\n{last}").replace(" AND v_firstname.store_id = 0", "").replace(
-               " AND v_lastname.store_id = 0", "")
+           f"{first}\n{last}")
     return f"""
 # Registered customers; Magento 1 keeps their names in EAV (ids looked up by code).
 query: |
