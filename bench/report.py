@@ -29,8 +29,11 @@ class Figures:
     full: Result = field(default_factory=dict)
     reference: Result = field(default_factory=dict)
     incremental: Result = field(default_factory=dict)
+    child: Result = field(default_factory=dict)  # incremental after child-only changes
     slice: Result = field(default_factory=dict)  # a cycle with nothing changed: one slice
     changed: int = 0
+    child_changes: dict[str, Any] = field(default_factory=dict)  # bench.children.ChildChanges
+    reconciled_changes: int = 0  # cursor-less child changes the slice resent (checked)
     small: dict[str, Any] = field(default_factory=dict)
     machine: dict[str, str] = field(default_factory=dict)
     command: str = ""
@@ -103,6 +106,43 @@ def _incremental_row(figures: Figures) -> str:
     )
 
 
+_KIND_NAMES = {"lines": "order lines", "coupons": "coupons", "links": "category links",
+               "tags": "customer tags"}
+_KIND_RESOURCES = {"lines": "orders", "coupons": "orders", "links": "products",
+                   "tags": "customers"}
+
+
+def _child_row(figures: Figures) -> str:
+    """Issue 12.7: an incremental cycle after changes in child tables only (bench/children)."""
+    child, full, changes = figures.child, figures.full, figures.child_changes
+    parents: dict[str, list[int]] = changes["parents"]
+    total = sum(len(keys) for keys in parents.values())
+    mix = ", ".join(f"{_n(len(keys))} {_KIND_NAMES[kind]}" for kind, keys in parents.items())
+    followed = [k for k in parents if changes["followed"][k]]
+    blind = [k for k in parents if not changes["followed"][k]]
+    seen = "; ".join(
+        f"{_n(len(parents[k]))} {_KIND_RESOURCES[k]} with new {_KIND_NAMES[k]}, seen by "
+        f"their {changes['seen'][k]}" for k in followed)
+    resent = sum(len(parents[k]) for k in followed)
+    sent_by = ", ".join(f"{_n(c['sent'])} {name}" for name, c in child["counts"].items()
+                        if c["sent"]) or "nothing"
+    read_by = ", ".join(f"{_n(c['scanned'])} {name}" for name, c in child["counts"].items()
+                        if c["scanned"]) or "nothing"
+    share = child["seconds"] / full["seconds"]
+    blind_text = (
+        f"; the {_n(sum(len(parents[k]) for k in blind))} "
+        f"{', '.join(_KIND_NAMES[k] for k in blind)} changes have no cursor the schema "
+        f"allows: reconciliation only, not sent here ({_n(figures.reconciled_changes)} of "
+        f"them came back with row 2b's slice, the rest within the window)" if blind else "")
+    return (
+        f"| 2c | incremental cycle (cursor mode) after {_n(total)} changes in child tables "
+        f"only ({mix}) | **{child['seconds']:.2f} s**: records read {read_by}; {sent_by} "
+        f"sent: the {_n(resent)} expected ({seen}; checked against state){blind_text} | "
+        f"the full cycle: {full['seconds']:.1f} s | **{share:.1%}** of it | "
+        f"<= {TARGET_INCREMENTAL_SHARE:.0%} | {_verdict(share <= TARGET_INCREMENTAL_SHARE)} |"
+    )
+
+
 def _slice_row(figures: Figures) -> str:
     """Rolling reconciliation (issue 12.3): one cycle's slice beside the full read it replaces."""
     piece, full = figures.slice, figures.full
@@ -110,10 +150,12 @@ def _slice_row(figures: Figures) -> str:
         return ""
     read = sum(piece.get("reconciled", {}).values())
     share = piece["seconds"] / full["seconds"]
+    resent = (f"; {_n(sent(piece))} sent: row 2c's cursor-less child changes in its key "
+              f"ranges, checked" if figures.child else "; nothing changed")
     return (
-        f"| 2b | one rolling-reconciliation slice (default 15-minute window, 60 s cycles; "
-        f"nothing changed) | **{piece['seconds']:.2f} s**: {_n(read)} records read again "
-        f"({read / max(scanned(full), 1):.1%} of them) | the full cycle: "
+        f"| 2b | one rolling-reconciliation slice (default 15-minute window, 60 s cycles) | "
+        f"**{piece['seconds']:.2f} s**: {_n(read)} records read again "
+        f"({read / max(scanned(full), 1):.1%} of them){resent} | the full cycle: "
         f"{full['seconds']:.1f} s | **{share:.1%}** of it | about 1/15 | - |"
     )
 
@@ -195,6 +237,7 @@ def shop_side(result: Result) -> str:
 def _shop_side(figures: Figures) -> list[str]:
     kinds = {"first push (sandbox)": figures.push.get("sandbox"),
              "no-change full cycle": figures.full, "incremental cycle": figures.incremental,
+             "incremental cycle after child changes": figures.child,
              "rolling reconciliation slice": figures.slice}
     lines = ["", "What each cycle cost the shop's server (bench/shopstats.py):", ""]
     lines += [f"- {kind}: {shop_side(result)}" for kind, result in kinds.items() if result]
@@ -214,6 +257,7 @@ def render(figures: Figures) -> str:
         _full_row(figures),
         _incremental_row(figures),
         *([_slice_row(figures)] if figures.slice else []),
+        *([_child_row(figures)] if figures.child else []),
     ]
     labels = iter("abcdefgh")
     lines += [_push_row(next(labels), name, figures) for name in figures.push]

@@ -5,9 +5,11 @@
 
 Builds (or reuses) the shop in PostgreSQL, then measures, each in a process of its own, with a
 state DB of its own (SQLite in a temporary directory): the first full push, the plugin-style
-baseline, a no-change full cycle, the bare reference read, an incremental cycle after 1,000
-orders changed, the push against a minimal sink (with and without a simulated round trip), and
-peak RSS at this scale and at 100k orders. Prints one Markdown table (see bench/README.md).
+baseline, a no-change full cycle, the bare reference read, then on a copy of the shop an
+incremental cycle after 1,000 orders changed, another after 1,000 changes in child tables only
+and one rolling-reconciliation slice, the push against a minimal sink (with and without a
+simulated round trip), and peak RSS at this scale and at 100k orders. Prints one Markdown
+table (see bench/README.md).
 """
 
 from __future__ import annotations
@@ -26,7 +28,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench.proc import run_module
+from bench.children import (
+    change_children,
+    compare,
+    in_reach,
+    sent_since,
+    slice_reach,
+    synced_mark,
+)
+from bench.proc import ROOT, run_module
 from bench.report import Figures, machine, render
 from bench.shop import (
     DEFAULT_ADMIN_URL,
@@ -34,6 +44,7 @@ from bench.shop import (
     change_orders,
     ensure_shop,
     scaled,
+    scratch_copy,
     table_counts,
 )
 from bench.sinks import running_sink
@@ -50,6 +61,7 @@ class Bench:
     workdir: Path
     latency: float
     changes: int
+    child_changes: int
     baseline_fraction: float
     log: Callable[[str], None]
     states: int = 0
@@ -109,16 +121,46 @@ class Bench:
                 "plugin-style baseline -> sandbox", shop, sandbox, figures.push["sandbox"])
             figures.full = self.cycle("no-change full cycle", shop, state, sandbox, full=True)
             figures.reference = self.reference(shop)
-            self.log(f"changing {self.changes:,} orders ...")
-            figures.changed = change_orders(shop, self.changes, seed=int(time.time()))
-            figures.incremental = self.cycle("incremental cycle", shop, state, sandbox,
-                                             reconcile=False)
-            # The window began with the no-change full cycle; a one-shot sync sizes its slice
-            # for 60 s cycles: about 1/15 of every resource with the default 15 minutes.
-            figures.slice = self.cycle("rolling reconciliation slice", shop, state, sandbox)
+            # The cycles that follow change the shop: they run on a copy, so the shared shop
+            # stays as built and reruns start from the same rows (state is valid for both).
+            with scratch_copy(self.admin_url, scale, self.log) as copy:
+                self._changed_cycles(copy, state, sandbox)
         self._minimal_sinks(shop)
         self._rss_at_small_scale(scale)
         return figures
+
+    def _changed_cycles(self, shop: str, state: str, sandbox: str) -> None:
+        """Row 2c (changes in child tables only), row 2 (orders changed) and row 2b (one
+        reconciliation slice), each checked against the records its changes must resend
+        (bench/children.py). The child changes go first so that their cycle's cursor overlap
+        re-reads none of row 2's orders: it measures what following the children costs."""
+        figures = self.figures
+        self.log(f"changing {self.child_changes:,} child rows (lines, coupons, links, tags) ...")
+        changes = change_children(shop, ROOT / "mappings.yaml", self.child_changes,
+                                  seed=int(time.time()))
+        figures.child_changes = changes.as_dict()
+        mark = synced_mark(state)
+        figures.child = self.cycle("incremental cycle after child changes", shop, state,
+                                   sandbox, reconcile=False)
+        compare("incremental cycle after child changes", sent_since(state, mark),
+                changes.expected(followed=True))
+        self.log(f"changing {self.changes:,} orders ...")
+        figures.changed = change_orders(shop, self.changes, seed=int(time.time()))
+        mark = synced_mark(state)
+        figures.incremental = self.cycle("incremental cycle", shop, state, sandbox,
+                                         reconcile=False)
+        resent = sent_since(state, mark)  # orders re-read by their cursor take their coupons
+        # The window began with the no-change full cycle; a one-shot sync sizes its slice
+        # for 60 s cycles: about 1/15 of every resource with the default 15 minutes. The
+        # child changes no cursor sees must come back in the key ranges it reads.
+        mark = synced_mark(state)
+        figures.slice = self.cycle("rolling reconciliation slice", shop, state, sandbox)
+        expected = in_reach(changes.expected(followed=False), slice_reach(state))
+        expected = {r: keys - resent.get(r, set()) for r, keys in expected.items()}
+        compare("rolling reconciliation slice", sent_since(state, mark), expected)
+        figures.reconciled_changes = sum(len(keys) for keys in expected.values())
+        self.log(f"  checked: the slice resent the {figures.reconciled_changes} cursor-less "
+                 "child changes in its key ranges")
 
     def _minimal_sinks(self, shop: str) -> None:
         latencies = [0.0] + ([self.latency] if self.latency else [])
@@ -187,6 +229,10 @@ def main() -> None:
                              "comparison (0: skip it); default 50")
     parser.add_argument("--changes", type=int, default=1000,
                         help="orders changed before the incremental cycle; default 1000")
+    parser.add_argument("--child-changes", type=int, default=1000,
+                        help="child rows changed before the second incremental cycle (half "
+                             "order lines, then coupons, category links, customer tags); "
+                             "default 1000")
     parser.add_argument("--baseline-fraction", type=float, default=0.01,
                         help="share of each resource the plugin-style baseline sends; "
                              "default 0.01")
@@ -200,7 +246,7 @@ def main() -> None:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="cdc-bench-") as workdir:
         bench = Bench(admin, Path(workdir), args.latency_ms / 1000, args.changes,
-                      args.baseline_fraction, log)
+                      args.child_changes, args.baseline_fraction, log)
         figures = bench.run(scale)
     figures.machine = machine(server_version(admin), load_before, os.getloadavg())
     figures.command = " ".join([".venv/bin/python -m bench.run", *sys.argv[1:]])

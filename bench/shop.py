@@ -8,7 +8,11 @@ was interrupted before the marker was written) is dropped and built again.
 
 from __future__ import annotations
 
+import os
 import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
@@ -111,6 +115,82 @@ def _analyze(engine: sa.Engine) -> None:
             conn.execute(sa.text("ANALYZE TABLE " + ", ".join(f"`{t}`" for t in tables)))
         else:
             conn.execute(sa.text("VACUUM ANALYZE"))
+
+
+TEMPLATE_BUSY_WAIT_SECONDS = 900.0
+"""How long a copy waits for other sessions to leave the shop (PostgreSQL copies a database
+only while nobody else is connected to it)."""
+
+
+@contextmanager
+def scratch_copy(admin_url: str, scale: Scale,
+                 log: Callable[[str], None] = lambda _line: None) -> Iterator[str]:
+    """A copy of the built shop for `scale`, dropped on exit: its URL.
+
+    The cycles that change the shop (orders, child rows) run on it, so the shared shop stays as
+    built and every rerun starts from the same data. A state DB filled from the shop is valid
+    for the copy: the rows, keys and high-water marks are the same.
+    """
+    name = f"{database_name(scale)}_scratch_{os.getpid()}"
+    started = time.perf_counter()
+    if is_mysql(admin_url):
+        _copy_mysql(admin_url, database_name(scale), name)
+    else:
+        _copy_postgresql(admin_url, database_name(scale), name, log)
+    log(f"  copied the shop to {name} in {time.perf_counter() - started:.1f} s")
+    try:
+        yield sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        _drop(admin_url, name)
+
+
+def _copy_postgresql(admin_url: str, source: str, name: str,
+                     log: Callable[[str], None]) -> None:
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    deadline = time.monotonic() + TEMPLATE_BUSY_WAIT_SECONDS
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            while True:
+                try:
+                    conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{source}"'))
+                    return
+                except sa.exc.OperationalError as exc:
+                    # Another session reads the shop (someone else's benchmark): wait.
+                    if "being accessed by other users" not in str(exc) or (
+                            time.monotonic() > deadline):
+                        raise
+                    log(f"  {source} is in use by another session; copying it again in 5 s")
+                    time.sleep(5)
+    finally:
+        admin.dispose()
+
+
+def _copy_mysql(admin_url: str, source: str, name: str) -> None:
+    _recreate(admin_url, name)
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            tables = sa.inspect(conn).get_table_names(schema=source)
+            for table in tables:
+                conn.execute(sa.text(f"CREATE TABLE `{name}`.`{table}` LIKE `{source}`.`{table}`"))
+                conn.execute(sa.text(f"INSERT INTO `{name}`.`{table}` "
+                                     f"SELECT * FROM `{source}`.`{table}`"))
+            conn.execute(sa.text("ANALYZE TABLE " + ", ".join(f"`{name}`.`{t}`" for t in tables)))
+    finally:
+        admin.dispose()
+
+
+def _drop(admin_url: str, name: str) -> None:
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if is_mysql(admin_url):
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+            else:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
 
 
 def change_orders(url: str, count: int, *, seed: int) -> int:
