@@ -18,7 +18,7 @@ import textwrap
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from cdc_sync.errors import CoercionError
 from cdc_sync.mapping.model import Coercion, FieldSpec
 from cdc_sync.sandbox import Sandbox
 from cdc_sync.settings import load_settings
+from cdc_sync.source import connect_shop
 
 TOKEN, SECRET = "bad-data-token", "bad-data-secret"
 GOOD_DAY = datetime(2024, 3, 1, 12, 0, 0)
@@ -379,6 +380,26 @@ def test_postgresql_infinite_timestamp_rejects_that_customer_only(pg_shop: Shop)
     shop.execute("UPDATE people SET joined = 'infinity' WHERE id = 2")
     reason = assert_only_the_bad_one_held_back(sync_once(shop), "customers")
     assert "createdAt" in reason
+
+
+def test_postgresql_dates_load_as_python_values_or_as_their_text(pg_url: str) -> None:
+    # Every date type the lenient loaders cover, read through the shop engine: a value Python
+    # can hold comes back as psycopg loads it, one it cannot as the text PostgreSQL sent.
+    engine = connect_shop(pg_url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SET TIME ZONE 'UTC'"))
+            row = conn.execute(sa.text(
+                "SELECT DATE '2024-02-29', DATE 'infinity', DATE '12024-01-01', "
+                "TIMESTAMP '2024-05-30 16:46:22.5', TIMESTAMP '-infinity', "
+                "TIMESTAMPTZ '2024-05-30 16:46:22+02', TIMESTAMPTZ 'infinity'")).one()
+    finally:
+        engine.dispose()
+    assert tuple(row) == (
+        date(2024, 2, 29), "infinity", "12024-01-01",
+        datetime(2024, 5, 30, 16, 46, 22, 500000), "-infinity",
+        datetime(2024, 5, 30, 14, 46, 22, tzinfo=UTC), "infinity",
+    )
 
 
 def test_sqlite_unparseable_datetime_text_rejects_that_customer_only(sqlite_shop: Shop) -> None:
