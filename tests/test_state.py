@@ -110,6 +110,20 @@ def test_times_written_by_the_fast_path_read_back_as_aware_utc(
     ]
 
 
+def test_times_written_by_the_fast_path_equal_the_same_time_bound_by_sqlalchemy(
+    store: StateStore, engine: sa.Engine
+) -> None:
+    # A whole second: sqlite3's own datetime adapter would have left the microseconds out,
+    # so SQL comparing it with a time bound by SQLAlchemy would not find it equal.
+    due = datetime(2026, 12, 6, 23, 50, 1, tzinfo=UTC)
+    store.mark_synced("orders", [Outcome("o1", "o1", "f1", recheck_after=due)])
+    with engine.connect() as conn:
+        found = conn.execute(
+            sa.select(sync_state.c.key).where(sync_state.c.recheck_after == due)
+        ).scalars().all()
+    assert found == ["o1"]
+
+
 def test_a_batch_of_500_outcomes_is_written_in_one_statement(
     store: StateStore, engine: sa.Engine
 ) -> None:

@@ -31,6 +31,10 @@ from cdc_sync.state import Outcome, SourceMark, StateRow, Status
 
 SAMPLES_PER_CHANGE = 3
 
+SYNCED_IDS_REMEMBERED = 200_000
+"""How many customers' and products' Metrilo ids a planner remembers as synced (about 20 MB
+at most): later chunks' orders need not ask state for them again."""
+
 _COUNT_OF_CHANGE = {
     Change.NEW: "new",
     Change.CHANGED: "changed",
@@ -123,6 +127,9 @@ class Planner:
     source_seed: bytes | None = None
     stopped: bool = False
     seen_live: int = 0
+    # Dependencies state said were synced, for the rest of this planner's life (one resource
+    # of one cycle: the resources they belong to are not written meanwhile).
+    _synced: _SyncedIds = field(default_factory=lambda: _SyncedIds(SYNCED_IDS_REMEMBERED))
     # Records sent and not yet answered by Metrilo, by key (see `answered`).
     _inflight: dict[str, InFlight] = field(default_factory=dict)
     _last_key: str | None = None
@@ -274,7 +281,7 @@ class Planner:
         if self.dependencies is None or not candidates:
             return candidates, []
         blockers = _Blockers(
-            self.state, self.dependencies, [c[0].payload for c in candidates],
+            self.state, self.dependencies, [c[0].payload for c in candidates], self._synced,
             # A dry run sends nothing, so a customer new in this cycle is not in state yet;
             # a real cycle would send it before the orders. Only a refused one blocks then.
             only_refused=self.dry_run,
@@ -295,12 +302,27 @@ class Planner:
             self.report.samples.append(Sample(change, key, payload))
 
 
+class _SyncedIds:
+    """Customers' and products' Metrilo ids known to be synced, up to `limit` in all."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.customers: set[str] = set()
+        self.products: set[str] = set()
+
+    def remember(self, known: set[str], statuses: dict[str, Status]) -> None:
+        room = self.limit - len(self.customers) - len(self.products)
+        synced = [ident for ident, status in statuses.items() if status is Status.SYNCED]
+        known.update(synced[:max(room, 0)])
+
+
 class _Blockers:
-    """The dependency status of one chunk of orders, fetched with two state queries."""
+    """The dependency status of one chunk of orders: two state queries at most, for the ids
+    not already known to be synced."""
 
     def __init__(
         self, state: PlanState, deps: Dependencies, orders: Sequence[dict[str, Any]],
-        *, only_refused: bool = False,
+        synced: _SyncedIds, *, only_refused: bool = False,
     ) -> None:
         self.deps = deps
         self.only_refused = only_refused
@@ -311,10 +333,10 @@ class _Blockers:
             for line in o.get("products") or ()
             if isinstance(line, dict) and line.get("productId") is not None
         }
-        self.customers = state.dependency_status(deps.customer_resources, emails) if emails else {}
-        self.products = (
-            state.dependency_status(deps.product_resources, products) if products else {}
-        )
+        self.customers = _statuses(state, deps.customer_resources, emails, synced,
+                                   synced.customers)
+        self.products = _statuses(state, deps.product_resources, products, synced,
+                                  synced.products)
 
     def why_waiting(self, order: dict[str, Any]) -> str | None:
         email = order.get("email")
@@ -344,6 +366,18 @@ class _Blockers:
                 return None
             return f"waiting for {kind} {ident!r}, which Metrilo has not received yet"
         return f"waiting for {kind} {ident!r}, which is {status.value} (see `cdc-sync status`)"
+
+
+def _statuses(
+    state: PlanState, resources: Sequence[str], ids: set[str], synced: _SyncedIds,
+    known: set[str],
+) -> dict[str, Status]:
+    """The status of each of `ids` (absent: unknown to state); one query for those not known
+    to be synced already, whose synced ones are remembered."""
+    asked = ids - known
+    found = state.dependency_status(resources, asked) if asked else {}
+    synced.remember(known, found)
+    return {**dict.fromkeys(ids - asked, Status.SYNCED), **found}
 
 
 def _lacks_payload(row: StateRow | None) -> bool:
