@@ -41,7 +41,20 @@ def compose(
     source_timezone: str = "UTC",
 ) -> SourceRecord:
     composer = Composer(resource, fields, children or {}, source_timezone)
-    return composer.compose("k1", row, child_rows or {})
+    record = composer.compose("k1", row, child_rows or {})
+    # The same rows as the driver gives them (tuples, the parent key last): children of plain
+    # columns are read by position, the others as dicts; the record must be the same.
+    labels = {name: list(dict.fromkeys(k for r in rows for k in r))
+              for name, rows in (child_rows or {}).items()}
+    by_position = Composer(resource, fields, children or {}, source_timezone,
+                           child_labels=labels)
+    tuples = {
+        name: [(*(r.get(label) for label in labels[name]), "parent key") for r in rows]
+        if name in by_position.positional else rows
+        for name, rows in (child_rows or {}).items()
+    }
+    assert by_position.compose("k1", row, tuples) == record
+    return record
 
 
 def one(value: Any, coercion: Coercion, tz: Any = UTC, **spec: Any) -> Any:
@@ -401,6 +414,24 @@ def test_single_child_is_the_first_row_as_one_object_or_left_out() -> None:
     assert with_rows.payload == {"billing": {"city": "Varna", "countryCode": "BG"}}
     without = compose(Resource.ORDERS, {}, {}, {"billing": billing}, {"billing": []})
     assert without.payload == {}
+
+
+def test_children_of_plain_columns_are_read_from_tuples_by_position() -> None:
+    lines = child(table="order_lines", parent_key="order_id",
+                  fields={"productId": "product_id", "quantity": "qty"})
+    noted = child(table="order_notes", parent_key="order_id",
+                  fields={"text": {"template": "{body}!"}})
+    tags = child(table="order_tags", parent_key="order_id", value="tag")
+    composer = Composer(Resource.ORDERS, {}, {"products": lines, "notes": noted, "tags": tags},
+                        "UTC", child_labels={"products": ["qty", "product_id"],
+                                             "notes": ["body"], "tags": ["tag"]})
+    assert composer.positional == {"products", "tags"}
+    record = composer.compose("k1", {}, {"products": [(3, 10, "k1"), (1, 11, "k1")],
+                                         "notes": [{"body": "hi"}], "tags": [("a", "k1")]})
+    assert record.payload == {
+        "products": [{"productId": "10", "quantity": 3}, {"productId": "11", "quantity": 1}],
+        "notes": [{"text": "hi!"}], "tags": ["a"],
+    }
 
 
 def test_child_option_price_defaults_to_number() -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import random
+import struct
 import subprocess
 import sys
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from enum import IntEnum, StrEnum
 
 import pytest
 
@@ -65,6 +69,55 @@ def test_canonical_json_is_compact_sorted_utf8() -> None:
     assert canonical_json({"b": [1, 2], "a": "Zürich €"}) == (
         '{"a":"Zürich €","b":[1,2]}'.encode()
     )
+
+
+def _json_dumps(payload: object) -> bytes:
+    """What canonical JSON is defined as (and what every stored fingerprint was made from)."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode("utf-8")
+
+
+class _Size(StrEnum):
+    SMALL = "S"
+
+
+class _Rank(IntEnum):
+    FIRST = 1
+
+
+_TRICKY = [
+    1e-05, -1.5e-07, 5e-324, 0.0001, 0.00012, 1e16, 1.2345678901234568e16, 1e300, -0.0, 0.1,
+    float("nan"), float("inf"), float("-inf"),
+    2**63, 2**64 - 1, 2**64, -(2**63) - 1, 10**40,
+    "\x00\x1f\x7f\u2028\u2029\ud7ff\ue000\U0001f600 \"quoted\" back\\slash /",
+    "1e-5 and 0.00001 as text", "smart-chair-1",
+    True, False, None, [], {}, (1, 2), _Size.SMALL, _Rank.FIRST,
+    {"é": 1, "e": 2, "\U0001f600": 3, "\uffff": 4, "Z": 5, "a": {"y": None, "x": [1e-9]}},
+]
+
+
+@pytest.mark.parametrize("value", _TRICKY, ids=repr)
+def test_canonical_json_is_json_dumps_byte_for_byte(value: object) -> None:
+    payload = {"value": value, "name": "Zürich", "price": 10.5, "tags": [None, 1]}
+    assert canonical_json(payload) == _json_dumps(payload)
+
+
+def test_canonical_json_of_any_float_is_json_dumps_byte_for_byte() -> None:
+    rnd = random.Random(15)
+    for n in range(20_000):
+        bits = struct.unpack("<d", rnd.getrandbits(64).to_bytes(8, "little"))[0]
+        value = (bits, rnd.uniform(-1e6, 1e6), round(rnd.uniform(0, 1e4), 2))[n % 3]
+        payload = {"amount": value}
+        assert canonical_json(payload) == _json_dumps(payload), value
+
+
+def test_canonical_json_refuses_what_json_refuses() -> None:
+    with pytest.raises(TypeError):
+        canonical_json({"at": datetime(2024, 5, 30)})
+    with pytest.raises(TypeError):
+        canonical_json({"amount": Decimal("1.5")})
+    with pytest.raises(UnicodeEncodeError):
+        canonical_json({"name": "half a pair \ud800"})
 
 
 def test_list_order_is_part_of_the_record() -> None:

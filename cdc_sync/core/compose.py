@@ -27,6 +27,10 @@ from cdc_sync.mapping.model import AggregateFunction, ChildSpec, Coercion, Decod
 __all__ = ["CoercionError", "Composer", "coerce", "default_coercion", "is_list_field"]
 
 Row = Mapping[str, Any]
+"""A row by label."""
+ChildRow = Mapping[str, Any] | Sequence[Any]
+"""A child row: by label, or the driver's tuple when its fields are all plain columns, read
+by position (see `Composer.positional`)."""
 Extract = Callable[[Row], Any]
 """A field's value from a row: the coerced value, or _OMIT; raises CoercionError."""
 
@@ -85,7 +89,9 @@ class _Step(NamedTuple):
 
     name: str
     key: str
-    label: str | None  # the row label of a plain column; None: `convert` reads the row
+    # The row label of a plain column (its position, when rows are read as tuples);
+    # None: `convert` reads the row.
+    label: str | int | None
     convert: Callable[[Any], Any]
     text_passes: bool
 
@@ -109,17 +115,28 @@ class Composer:
         fields: Mapping[str, FieldSpec],
         children: Mapping[str, ChildSpec],
         source_timezone: str,
+        child_labels: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
+        """`child_labels`: the labels of each child collection's rows, in the order the
+        driver gives their values, when known: a child whose fields are all plain columns
+        is then read from those tuples by position (see `positional`)."""
         self.resource = resource
         tz = _zone(source_timezone, "source_timezone")
         self._shape = _object_shape(resource, fields, tz, prefix="")
-        self._children = tuple(
-            (name, _child_builder(resource, name, child, tz))
+        labels = child_labels or {}
+        built = [
+            (name, _child_builder(resource, name, child, tz, labels.get(name)))
             for name, child in children.items() if child.sent
-        )
+        ]
+        self._children = tuple((name, build) for name, (build, _) in built)
+        self.positional = frozenset(name for name, (_, by_position) in built if by_position)
+        """The children whose rows `compose` takes as the driver's tuples, not dicts: a
+        dict per child row cost a third of composing an order."""
         self._aggregates = _aggregate_defaults(fields)
 
-    def compose(self, key: str, row: Row, children: Mapping[str, Sequence[Row]]) -> SourceRecord:
+    def compose(
+        self, key: str, row: Row, children: Mapping[str, Sequence[ChildRow]]
+    ) -> SourceRecord:
         """The record for one row; `children` holds this row's child rows by child name
         (and its aggregates' grouped row by `aggregate_stream(child)`)."""
         problems: list[str] = []
@@ -161,7 +178,7 @@ def _grouped(entries: list[tuple[tuple[str, ...], _Step]]) -> _Shape:
     return _Shape(tuple(steps), tuple((key, _grouped(inner)) for key, inner in nested.items()))
 
 
-def _build_object(shape: _Shape, row: Row, problems: list[str]) -> Payload:
+def _build_object(shape: _Shape, row: ChildRow, problems: list[str]) -> Payload:
     payload: Payload = {}
     for name, key, label, convert, text_passes in shape.steps:
         try:
@@ -170,7 +187,7 @@ def _build_object(shape: _Shape, row: Row, problems: list[str]) -> Payload:
                 if value is not _OMIT:
                     payload[key] = value
                 continue
-            value = row[label]
+            value = row[label]  # type: ignore[index]  # an int label only for a tuple row
             if value is not None:
                 passes = text_passes and value.__class__ is str
                 payload[key] = value if passes else convert(value)
@@ -201,7 +218,7 @@ def _aggregate_defaults(fields: Mapping[str, FieldSpec]) -> dict[str, dict[str, 
     return streams
 
 
-def _with_aggregates(row: Row, children: Mapping[str, Sequence[Row]],
+def _with_aggregates(row: Row, children: Mapping[str, Sequence[ChildRow]],
                      streams: Mapping[str, Mapping[str, Any]]) -> Row:
     merged = dict(row)
     for stream, defaults in streams.items():
@@ -212,20 +229,48 @@ def _with_aggregates(row: Row, children: Mapping[str, Sequence[Row]],
 
 # --- children ---
 
-ChildBuilder = Callable[[Sequence[Row], list[str]], Any]
+ChildBuilder = Callable[[Sequence[ChildRow], list[str]], Any]
 
 
-def _child_builder(resource: Resource, name: str, child: ChildSpec, tz: tzinfo) -> ChildBuilder:
+def _child_builder(
+    resource: Resource, name: str, child: ChildSpec, tz: tzinfo,
+    labels: Sequence[str] | None,
+) -> tuple[ChildBuilder, bool]:
+    """The child's builder, and whether it reads rows by position (from `labels`)."""
     if child.value is not None:
         coercion = child.value.type or default_coercion(resource, name)
         step = _field_step(child.value, coercion, expression_label(name), tz, name)
-        return _scalar_list_builder(name, step)
+        steps = _by_position(_Shape((step,), ()), labels)
+        return _scalar_list_builder(name, step if steps is None else steps.steps[0]), bool(steps)
     shape = _object_shape(resource, child.fields or {}, tz, prefix=f"{name}.")
-    return _single_builder(shape) if child.single else _object_list_builder(shape)
+    by_position = _by_position(shape, labels)
+    used = shape if by_position is None else by_position
+    build = _single_builder(used) if child.single else _object_list_builder(used)
+    return build, by_position is not None
+
+
+def _by_position(shape: _Shape, labels: Sequence[str] | None) -> _Shape | None:
+    """The shape reading each plain column by its position in `labels`; None when a field
+    reads the row by name (a template, a map, a default...) or a label is not among them."""
+    if labels is None:
+        return None
+    at = {label: i for i, label in enumerate(labels)}
+    steps = []
+    for step in shape.steps:
+        if step.label is None or step.label not in at:
+            return None
+        steps.append(step._replace(label=at[step.label]))
+    nested = []
+    for key, inner in shape.nested:
+        positional = _by_position(inner, labels)
+        if positional is None:
+            return None
+        nested.append((key, positional))
+    return _Shape(tuple(steps), tuple(nested))
 
 
 def _scalar_list_builder(name: str, step: _Step) -> ChildBuilder:
-    def build(rows: Sequence[Row], problems: list[str]) -> list[Any]:
+    def build(rows: Sequence[ChildRow], problems: list[str]) -> list[Any]:
         if not rows:
             return []
         values: list[Any] = []
@@ -246,25 +291,25 @@ def _scalar_list_builder(name: str, step: _Step) -> ChildBuilder:
     return build
 
 
-def _read(step: _Step, row: Row) -> Any:
+def _read(step: _Step, row: ChildRow) -> Any:
     """One step's value from a row, or _OMIT (see _build_object, which inlines this)."""
     if step.label is None:
         return step.convert(row)
-    value = row[step.label]
+    value = row[step.label]  # type: ignore[index]  # an int label only for a tuple row
     if value is None:
         return _OMIT
     return value if step.text_passes and value.__class__ is str else step.convert(value)
 
 
 def _object_list_builder(shape: _Shape) -> ChildBuilder:
-    def build(rows: Sequence[Row], problems: list[str]) -> list[Payload]:
+    def build(rows: Sequence[ChildRow], problems: list[str]) -> list[Payload]:
         return [_build_object(shape, row, problems) for row in rows]
 
     return build
 
 
 def _single_builder(shape: _Shape) -> ChildBuilder:
-    def build(rows: Sequence[Row], problems: list[str]) -> Any:
+    def build(rows: Sequence[ChildRow], problems: list[str]) -> Any:
         if not rows:
             return _OMIT
         return _build_object(shape, rows[0], problems) or _OMIT

@@ -11,18 +11,31 @@ from cdc_sync.core.resources import Resource, SourceRecord
 from cdc_sync.mapping.model import ChildSpec, FieldSpec
 
 if TYPE_CHECKING:  # only its type: the rows come from source/, which does the I/O
-    from cdc_sync.source.stream import SourceRow
+    from cdc_sync.source.stream import RowShape, SourceRow
 
 
 class RowComposer:
-    """Composes one source row into its Metrilo record (the composer is built once)."""
+    """Composes one source row into its Metrilo record (a composer is built once per shape
+    of the rows: one per stream)."""
 
     def __init__(self, resource: Resource, fields: Mapping[str, FieldSpec],
                  children: Mapping[str, ChildSpec], source_timezone: str) -> None:
-        self._composer = Composer(resource, fields, children, source_timezone)
+        self._args = (resource, fields, children, source_timezone)
+        self._composers: dict[RowShape, Composer] = {}
 
     def __call__(self, row: SourceRow) -> SourceRecord:
-        record = self._composer.compose(row.key, row.values, row.children)
+        composer = self._composers.get(row.shape)
+        if composer is None:
+            composer = self._composers[row.shape] = Composer(
+                *self._args, child_labels=dict(row.shape.children))
+        positional = composer.positional
+        # Children read by position get the driver's tuples as they are (their parent key,
+        # last, is never read); the others a dict per row.
+        children = {
+            name: rows if name in positional else [dict(zip(labels, r)) for r in rows]  # noqa: B905
+            for (name, labels), rows in zip(row.shape.children, row.kids)  # noqa: B905
+        }
+        record = composer.compose(row.key, row.values, children)
         if row.repeats > 1:
             record = replace(record, problems=(*record.problems, _repeated(row)))
         return record
