@@ -190,6 +190,29 @@ def test_a_small_resource_is_sampled_whole_or_at_random(store: StateStore) -> No
     assert store.sample_live_keys("categories", 5) == []
 
 
+def test_a_resource_known_to_be_small_is_listed_once_and_sampled(store: StateStore,
+                                                                   engine: sa.Engine) -> None:
+    store.mark_synced("orders", [_synced(f"k{i:05d}") for i in range(3000)])
+    store.mark_synced("categories", [_synced(f"c{i:02d}") for i in range(50)])
+    store.mark_gone("categories", [f"c{i:02d}" for i in range(0, 50, 5)])
+    live = {f"c{i:02d}" for i in range(50) if i % 5}
+    seen: list[str] = []
+
+    def keep(_c: Any, _cur: Any, statement: str, *_rest: Any) -> None:
+        seen.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", keep)
+    try:
+        whole = store.sample_live_keys("categories", 400, live=len(live))
+        few = store.sample_live_keys("categories", 10, live=len(live))
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", keep)
+    assert sorted(whole) == sorted(live)
+    assert len(set(few)) == 10
+    assert set(few) <= live
+    assert len(seen) == 2  # one query each: no probing of the other resources' rows
+
+
 # -- rechecks after an attempt with an unknown outcome ------------------------------------------
 
 def _due(store: StateStore, when: datetime) -> list[str]:

@@ -8,10 +8,13 @@ filters and existence checks wrap around it like around a table.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine.interfaces import ReflectedColumn, ReflectedPrimaryKeyConstraint
+from sqlalchemy.engine.reflection import ObjectKind, ObjectScope
 
 from cdc_sync.errors import QueryFailed
 from cdc_sync.source.connect import database_message
@@ -70,6 +73,32 @@ class ShopSchema:
         primary_key = tuple(c.name for c in table.primary_key.columns)
         return Relation(name, table, primary_key)
 
+    def prefetch(self, names: Iterable[str]) -> None:
+        """Reflect these tables in one pass, before `table` asks for them one by one.
+
+        `cdc-sync sync` checks the mapping against the schema at every start: one catalog
+        query per table and per kind of fact (on PostgreSQL two or three for every table the
+        mapping names) cost a few milliseconds each, ten tables 0.1-0.3 s. SQLAlchemy's
+        multi-table reflection asks the catalog once for all of them (PostgreSQL; other
+        dialects loop inside one connection). Names it does not find (another schema,
+        another spelling, no such table) are left to `table`, which looks each up as before.
+        """
+        wanted = [n for n in dict.fromkeys(names) if n not in self._tables and "." not in n]
+        if len(wanted) < 2:
+            return
+        # Any kind and scope, names given: the default implementation then takes the names
+        # as they are instead of listing every table of the schema first.
+        kind, scope = ObjectKind.ANY, ObjectScope.ANY
+        with self._engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            columns = inspector.get_multi_columns(kind=kind, scope=scope, filter_names=wanted)
+            keys = inspector.get_multi_pk_constraint(kind=kind, scope=scope,
+                                                     filter_names=wanted)
+        for (_, name), reflected in columns.items():
+            if reflected and name in wanted:
+                self._tables[name] = self._table(name, None, reflected,
+                                                 keys.get((None, name)) or {})
+
     def suggest(self, name: str) -> str | None:
         """The closest existing table name, for "did you mean"."""
         schema, _, bare = name.rpartition(".")
@@ -117,12 +146,16 @@ class ShopSchema:
             return None
         if not columns:
             return None
+        return self._table(bare, schema or None, columns, primary_key)
+
+    def _table(self, name: str, schema: str | None, columns: Sequence[ReflectedColumn],
+               primary_key: ReflectedPrimaryKeyConstraint | dict[str, Any]) -> sa.Table:
         readable = lenient_type if self.dialect == "sqlite" else _as_reflected
         return sa.Table(
-            bare, self._metadata,
+            name, self._metadata,
             *(sa.Column(column["name"], readable(column["type"])) for column in columns),
             sa.PrimaryKeyConstraint(*(primary_key.get("constrained_columns") or ())),
-            schema=schema or None,
+            schema=schema,
         )
 
     def _table_names(self, schema: str | None) -> list[str]:

@@ -332,10 +332,24 @@ class ShopSource:
     def _partial_plan(self, name: str) -> _Planned:
         """What of the resource resolves, even with problems (check tests the rest)."""
         if name not in self._plans:
+            if not self._plans:  # the first plan: every named table in one catalog pass
+                with reading("reading the shop's schema", _FIX, self._engine):
+                    self._schema.prefetch(self._named_tables())
             spec: ResourceSpec = getattr(self._mapping.spec, name)
             with reading(f"reading the schema of {name}", _FIX, self._engine):
                 self._plans[name] = plan_resource(self._schema, self._mapping, name, spec)
         return self._plans[name]
+
+    def _named_tables(self) -> Iterator[str]:
+        """The tables the direct resources name: their own, joined, children's, watched."""
+        for entry in self.catalogue:
+            spec = entry.spec
+            if spec is None or entry.derived:
+                continue
+            children = list(spec.children.values())
+            yield from (t for t in (spec.table, *(w.table for w in spec.watch),
+                                    *(c.table for c in children)) if t)
+            yield from (j.table for j in [*spec.joins, *(j for c in children for j in c.joins)])
 
     def _plan_or_raise(self, name: str) -> ResourcePlan:
         plan, problems = self._plan(name)
