@@ -219,11 +219,18 @@ class _Children:
 
 def records(read: Reader, name: str) -> Iterator[tuple[Any, Record]]:
     """(key, record) for every record of one resource, composed by hand."""
+    for key, record, _raw in raw_records(read, name):
+        yield key, record
+
+
+def raw_records(read: Reader, name: str) -> Iterator[tuple[Any, Record, Any]]:
+    """(key, record, (row, child rows)) for every record of one resource, composed by hand."""
     sql, child_sql, compose = RESOURCES[name]
     parents = read(sql, f"{name}_rows")
     children = [_Children(read(c, f"{name}_child{i}")) for i, c in enumerate(child_sql)]
     for row in parents:
-        yield row[0], compose(row, [c.take(row[0]) for c in children])
+        kids = [c.take(row[0]) for c in children]
+        yield row[0], compose(row, kids), (row, kids)
 
 
 def fingerprint(record: Record) -> str:
