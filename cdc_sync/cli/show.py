@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -216,4 +217,7 @@ def print_freshness(data: dict[str, Any]) -> None:
                 flag += f"  (last change seen: {dep['last_change_seen']})"
             click.echo(f"    {dep['table']:<24}{dep['via']:<32}{dep['how']:<36}"
                        f"{dep['delay']}{flag}")
+            if dep.get("later"):  # what its cursor does not bring (guests' rare cases)
+                click.echo(textwrap.fill(f"the rest {dep['later']}", width=100,
+                                         initial_indent=" " * 28, subsequent_indent=" " * 30))
 

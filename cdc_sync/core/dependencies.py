@@ -24,6 +24,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from cdc_sync.core.catalogue import Catalogue, Entry
+from cdc_sync.core.guests import SETTLED_LATER
 from cdc_sync.core.resources import Resource
 from cdc_sync.mapping.model import (
     ChildSpec,
@@ -76,6 +77,9 @@ class Dependency:
     seen: Seen
     cursor: CursorSpec | None = None  # the column that shows its changes, if any
     tracker: str | None = None  # the Tracker that follows it, if any
+    # The changes its cursor does not bring in the next cycle, which reconciliation settles
+    # (guests: what the changed orders alone cannot tell, core/guests.SETTLED_LATER).
+    later: str | None = None
 
     def how(self) -> str:
         """`cursor updated_at`, `append key id`, `watched (watch.0: cursor changed)`, ..."""
@@ -325,7 +329,7 @@ def _derived(entry: Entry, direct: dict[Resource, list[Dependency]]) -> list[Dep
 
     It follows the cursor of the resource it is derived from (orders): an incremental read
     derives from the rows whose own cursor moved, so its other tables are seen by
-    reconciliation.
+    reconciliation; so are the guests' cases the changed orders alone cannot tell.
     """
     found = []
     for base in entry.built_from:
@@ -334,8 +338,11 @@ def _derived(entry: Entry, direct: dict[Resource, list[Dependency]]) -> list[Dep
                 continue
             follows = base is entry.cursor_of and dep.via in ("table", "query")
             seen = dep.seen if follows or dep.seen is Seen.EVERY_CYCLE else Seen.RECONCILIATION
+            later = (SETTLED_LATER if follows and entry.resource is Resource.GUEST_CUSTOMERS
+                     and seen is not Seen.EVERY_CYCLE else None)
             found.append(Dependency(entry.resource, dep.table, f"{base.value}.{dep.via}",
-                                    dep.path, False, seen, dep.cursor if follows else None))
+                                    dep.path, False, seen, dep.cursor if follows else None,
+                                    later=later))
     return found
 
 

@@ -36,13 +36,21 @@ def delay(dep: Dependency, reconcile_minutes: float) -> str:
     return f"{reconcile_minutes:g} min"
 
 
+def later(dep: Dependency, reconcile_minutes: float) -> str | None:
+    """What of `dep`'s changes waits for reconciliation although its cursor is followed
+    (guests: core/guests.SETTLED_LATER), with that delay; None when nothing waits."""
+    if dep.later is None or reconcile_minutes == 0:  # 0: every cycle reads everything
+        return None
+    return f"within {reconcile_minutes:g} min, by the full read once per window: {dep.later}"
+
+
 def rows(dependencies: DependencyMap, reconcile_minutes: float) -> dict[str, list[dict[str, Any]]]:
     """Per resource, each dependency as plain data (for `status --json` and the tables)."""
     return {
         resource.value: [
             {"table": d.table, "via": d.via, "seen": d.seen.value, "how": d.how(),
              "delay": delay(d, reconcile_minutes), "raw_sql": d.raw_sql, "blind": d.blind,
-             "tracker": d.tracker}
+             "tracker": d.tracker, "later": later(d, reconcile_minutes)}
             for d in deps
         ]
         for resource, deps in dependencies.by_resource.items()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -14,14 +14,20 @@ if TYPE_CHECKING:  # only its type: the rows come from source/, which does the I
     from cdc_sync.source.stream import RowShape, SourceRow
 
 
+Keep = Callable[["SourceRow", SourceRecord], str]
+"""What state keeps of a record composed from a row (`SourceRecord.kept`)."""
+
+
 class RowComposer:
     """Composes one source row into its Metrilo record (a composer is built once per shape
     of the rows: one per stream)."""
 
     def __init__(self, resource: Resource, fields: Mapping[str, FieldSpec],
-                 children: Mapping[str, ChildSpec], source_timezone: str) -> None:
+                 children: Mapping[str, ChildSpec], source_timezone: str,
+                 keep: Keep | None = None) -> None:
         self._args = (resource, fields, children, source_timezone)
         self._composers: dict[RowShape, Composer] = {}
+        self._keep = keep
 
     def __call__(self, row: SourceRow) -> SourceRecord:
         composer = self._composers.get(row.shape)
@@ -38,6 +44,8 @@ class RowComposer:
         record = composer.compose(row.key, row.values, children)
         if row.repeats > 1:
             record = replace(record, problems=(*record.problems, _repeated(row)))
+        if self._keep is not None:
+            record = replace(record, kept=self._keep(row, record))
         return record
 
 

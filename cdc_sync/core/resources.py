@@ -60,8 +60,11 @@ class SourceRecord:
     `key` is the canonical string form of the source key (see `compose.key_string`);
     `problems` lists why the record cannot be composed validly (a failed coercion, say):
     such a record is rejected with those reasons instead of being sent.
+    `kept`: what state keeps of it once Metrilo accepted it, where that is not the payload
+    itself (a guest keeps its first order: cycle/guests.py); None keeps what the planner keeps.
     """
 
     key: str
     payload: Payload
     problems: tuple[str, ...] = field(default=())
+    kept: str | None = None

@@ -21,6 +21,7 @@ from typing_extensions import TypeVar
 from cdc_sync import __version__
 from cdc_sync.core.catalogue import DERIVED, Catalogue
 from cdc_sync.core.diff import source_seed
+from cdc_sync.core.records import Readings
 from cdc_sync.core.report import (
     CycleKind,
     CycleReport,
@@ -32,6 +33,7 @@ from cdc_sync.core.report import (
 from cdc_sync.core.resources import Resource
 from cdc_sync.cycle.deletes import DeleteHandler, DeleteRules, GoneState
 from cdc_sync.cycle.follow import Follower
+from cdc_sync.cycle.guests import changed_guests
 from cdc_sync.cycle.heap import older_objects_frozen
 from cdc_sync.cycle.marks import ResourceMarks
 from cdc_sync.cycle.planner import Dependencies, Planner, PlanState
@@ -275,7 +277,10 @@ class SyncEngine(Generic[S]):
                              client=self.client, dry_run=dry_run)
 
     def keeps_payloads(self, resource: Resource) -> bool:
-        """Orders with `on_delete: status` keep their payload: the status is sent with it."""
+        """Orders with `on_delete: status` keep their payload: the status is sent with it.
+        Guests keep their first order instead (`SourceRecord.kept`, cycle/guests.py)."""
+        if resource is Resource.GUEST_CUSTOMERS:
+            return True
         orders = self.mapping.spec.orders
         return (resource is Resource.ORDERS and orders is not None
                 and orders.on_delete.action is DeleteAction.STATUS)
@@ -307,7 +312,7 @@ class SyncEngine(Generic[S]):
             yield from planner.items(everything.rows, everything.compose)
             return
         started = datetime.now(UTC)
-        changed = self.source.readings(resource, since=self.marks.since(resource))
+        changed = self._changed(resource)
         # A dry run writes nothing, so "not written this cycle" cannot tell which pending
         # records the first pass already counted: remember them (as many as changed rows).
         # Followed dependencies need them too: a record sent this cycle, re-read before its
@@ -326,6 +331,18 @@ class SyncEngine(Generic[S]):
             for keys in follower.changed_keys(counted):
                 again = self.source.readings(resource, keys=keys)
                 yield from planner.items(again.rows, again.compose)
+
+    def _changed(self, resource: Resource) -> Readings:
+        """The rows changed since the resource's mark. Guests: decided from the changed
+        orders and state, not by a query over every order's email (cycle/guests.py)."""
+        since = self.marks.since(resource)
+        entry = self.catalogue.entry(resource)
+        if resource is Resource.GUEST_CUSTOMERS and entry is not None:
+            guests = changed_guests(self.state, self.source, since, chunk_size=self.chunk_size,
+                                    customers=entry.basis is not None)
+            if guests is not None:
+                return guests
+        return self.source.readings(resource, since=since)
 
     def _recheck_items(self, resource: Resource, planner: Planner) -> Iterator[Item]:
         """Records accepted after an attempt with an unknown outcome, once their grace is over:

@@ -117,7 +117,8 @@ class Planner:
     # Set by the engine when Metrilo stopped taking records: yield nothing more, the rest
     # waits for the next cycle (unlike `stop`, the resource is not reported as stopped).
     halt: threading.Event | None = None
-    # Keep each accepted record's payload in state (orders with `on_delete: status`).
+    # Keep each accepted record's payload in state (orders with `on_delete: status`), or what
+    # the record says to keep instead (`SourceRecord.kept`: a guest's first order).
     keep_payloads: bool = False
     # A dry-run resync: rows are not really forced, so count every known record as forced.
     assume_forced: bool = False
@@ -262,7 +263,7 @@ class Planner:
             metrilo_id=metrilo_id(self.resource, record.payload),
             fingerprint=fingerprint_json(canonical),
             tags=record_tags(record.payload),
-            payload=canonical.decode() if self.keep_payloads else None,
+            payload=(record.kept or canonical.decode()) if self.keep_payloads else None,
             source_fingerprint=source_fp,
         )
         return outcome, canonical

@@ -1,7 +1,10 @@
 """Records the shop has no table for: guest customers and deleted products (set-based SQL).
 
 Guest customers: one per normalized order email (LOWER(TRIM(email))) that no customer row
-has, with the earliest order's createdAt and name fields (a window function picks it).
+has, with the earliest order's createdAt and name fields (a window function picks it). Each
+guest row also carries that first order's key (`GUEST_ORDER` labels, composed into no field):
+state keeps it, so an incremental cycle can derive guests from the changed orders alone
+(`DerivedPlan.changes`, decided in cycle/guests.py) instead of normalizing every order's email.
 Deleted products: one per order-line product id the products source no longer holds
 (NOT EXISTS), with name and price read off the order lines (MAX), so Metrilo keeps the orders.
 Both work on PostgreSQL, MariaDB/MySQL and SQLite (3.25+ for window functions).
@@ -22,6 +25,7 @@ from cdc_sync.source.plan import Column, ResourcePlan
 from cdc_sync.source.query import key_in, parent_exists
 
 GUEST_KEY = "cdc_guest_email"
+GUEST_ORDER = "cdc_guest_order"  # + _0, _1...: the key columns of the guest's first order
 PRODUCT_KEY = "cdc_product_id"
 _RANK = "cdc_rank"
 
@@ -37,10 +41,18 @@ class DerivedPlan:
     kind: KeyKind
     fields: dict[str, FieldSpec]
     rows: Callable[[str, Any, Sequence[str] | None], AnySelect]  # (dialect, since, keys)
+    # Guests: every order changed since a mark, with the guest row's columns, in guest key
+    # order and, within a guest, in first-order order (dialect, since); None without a cursor.
+    changes: Callable[[str, Any], AnySelect] | None = None
+    basis: tuple[str, ...] = ()  # the labels of the first order's key columns (guests)
 
     def select(self, dialect: str, *, since: Any = None,
                keys: Sequence[str] | None = None) -> AnySelect:
         return self.rows(dialect, since, keys)
+
+    def changed(self, dialect: str, since: Any) -> AnySelect | None:
+        """The orders changed since `since`, one row each, as `changes` says (guests only)."""
+        return None if self.changes is None else self.changes(dialect, since)
 
 
 def field_value(plan: ResourcePlan, name: str, spec: FieldSpec) -> Column | None:
@@ -69,11 +81,13 @@ def guest_customers(orders: ResourcePlan, customers: ResourcePlan | None,
         return None
     values = {label: orders.values[label] for label in _labels(orders, email_spec, created_spec)}
     values.update(extra)
+    values.update((f"{GUEST_ORDER}_{i}", column) for i, column in enumerate(orders.key))
     composed = {**fields, "email": email_spec, "createdAt": created_spec}
+    first_order = [created, *orders.key]
 
     def rows(dialect: str, since: Any, keys: Sequence[str] | None) -> AnySelect:
         guest = _normalized(email)
-        rank = sa.func.row_number().over(partition_by=guest, order_by=[created, *orders.key])
+        rank = sa.func.row_number().over(partition_by=guest, order_by=first_order)
         inner = sa.select(guest.label(GUEST_KEY), *(v.label(k) for k, v in values.items()),
                           rank.label(_RANK)).select_from(orders.from_clause)
         inner = inner.where(email.is_not(None))
@@ -93,7 +107,21 @@ def guest_customers(orders: ResourcePlan, customers: ResourcePlan | None,
             outer = outer.where(_no_customer_has(customers, ranked.c[GUEST_KEY], dialect))
         return outer.order_by(order_expression(ranked.c[GUEST_KEY], KeyKind.TEXT, dialect))
 
-    return DerivedPlan(GUEST_KEY, KeyKind.TEXT, composed, rows)
+    def changes(dialect: str, since: Any) -> AnySelect:
+        """An index range on the orders' cursor, like the orders' own incremental read: no
+        customers anti-join and no window (cycle/guests.py decides per email against state)."""
+        assert orders.cursor is not None
+        guest = _normalized(email)
+        stmt = sa.select(guest.label(GUEST_KEY), *(v.label(k) for k, v in values.items()))
+        stmt = stmt.select_from(orders.from_clause).where(
+            orders.cursor >= since, email.is_not(None), sa.func.trim(email) != "")
+        if orders.where is not None:
+            stmt = stmt.where(orders.where)
+        return stmt.order_by(order_expression(guest, KeyKind.TEXT, dialect), *first_order)
+
+    basis = tuple(f"{GUEST_ORDER}_{i}" for i in range(len(orders.key)))
+    return DerivedPlan(GUEST_KEY, KeyKind.TEXT, composed, rows,
+                       changes if orders.cursor is not None else None, basis)
 
 
 def _labels(plan: ResourcePlan, *specs: FieldSpec) -> list[str]:

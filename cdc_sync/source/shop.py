@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from cdc_sync.core.catalogue import Catalogue, Entry
 from cdc_sync.core.dependencies import DependencyMap, dependency_map, sqlglot_dialect, trackers
 from cdc_sync.core.freshness import Hint
-from cdc_sync.core.records import Readings, RowComposer
+from cdc_sync.core.guests import Basis, created_ms
+from cdc_sync.core.records import Keep, Readings, RowComposer
 from cdc_sync.core.resources import Resource, SourceRecord
 from cdc_sync.errors import MappingError, Problem
 from cdc_sync.mapping.labels import key_string
@@ -26,7 +27,7 @@ from cdc_sync.source.changes import TrackerPlan, plan_trackers
 from cdc_sync.source.check import Checker, spec_problems
 from cdc_sync.source.connect import reading
 from cdc_sync.source.derived import DerivedPlan
-from cdc_sync.source.keys import KeySpan
+from cdc_sync.source.keys import KeyKind, KeySpan
 from cdc_sync.source.plan import ResourcePlan, plan_resource, resolve_fields
 from cdc_sync.source.query import (
     aggregate_select,
@@ -40,7 +41,15 @@ from cdc_sync.source.query import (
     span_end_select,
 )
 from cdc_sync.source.reflect import ShopSchema
-from cdc_sync.source.stream import DEFAULT_BATCH, SourceRow, merge, stream
+from cdc_sync.source.stream import (
+    DEFAULT_BATCH,
+    Rows,
+    RowShape,
+    SourceRow,
+    key_reader,
+    merge,
+    stream,
+)
 from cdc_sync.source.suggest import hints
 
 _FIX = ("check that the shop database is reachable and the reader may SELECT the mapped "
@@ -145,8 +154,30 @@ class ShopSource:
         if self._derived_active(resource):
             derived = self._derived_or_raise(resource)
             rows = self._derived_rows(resource, derived, since=since, keys=keys)
-            return Readings(rows, RowComposer(resource, derived.fields, {}, tz))
+            return Readings(rows, self._derived_composer(resource, derived))
         return Readings(iter(()), RowComposer(resource, {}, {}, tz))
+
+    def changed_guest_orders(self, since: Any) -> Readings | None:
+        """Every order changed since `since` as a guest row, not merged: an email's orders
+        come one after another, its first order first (each composed record keeps its
+        order's `guests.Basis`). An index range on the orders' cursor; None when guests are
+        not derived or orders have no cursor."""
+        resource = Resource.GUEST_CUSTOMERS
+        if not self._derived_active(resource):
+            return None
+        derived = self._derived_or_raise(resource)
+        stmt = derived.changed(self._schema.dialect, since)
+        if stmt is None:
+            return None
+        rows = stream(self._engine, stmt, batch=self._batch,
+                      doing=f"reading the orders changed since {since} for {resource.value}")
+        return Readings(_unmerged(rows, derived.key_label),
+                        self._derived_composer(resource, derived))
+
+    def _derived_composer(self, resource: Resource, derived: DerivedPlan) -> RowComposer:
+        keep = _first_order(derived.basis) if derived.basis else None
+        return RowComposer(resource, derived.fields, {},
+                           self._mapping.spec.source_timezone, keep)
 
     def rows(self, resource: Resource, *, since: Any | None = None,
              keys: Sequence[str] | None = None,
@@ -436,3 +467,22 @@ class ShopSource:
 
     def _problem(self, path: tuple[str | int, ...], what: str, fix: str) -> Problem:
         return Problem(self._mapping.where(*path), what, fix)
+
+
+def _unmerged(rows: Rows, key_label: str) -> Iterator[SourceRow]:
+    """Each row on its own (a text key; rows sharing one stay apart), closing the stream."""
+    shape = RowShape(rows.labels)
+    key_of = key_reader([rows.labels.index(key_label)], (KeyKind.TEXT,))
+    try:
+        for row in rows.rows:
+            yield SourceRow(str(key_of(row)), row, (), shape)
+    finally:
+        rows.close()
+
+
+def _first_order(labels: Sequence[str]) -> Keep:
+    """What state keeps of a guest: its first order (createdAt as composed, and key)."""
+    def keep(row: SourceRow, record: SourceRecord) -> str:
+        at = [row.shape.labels.index(label) for label in labels]
+        return Basis(created_ms(record.payload), key_string([row.raw[i] for i in at])).text()
+    return keep
