@@ -38,6 +38,7 @@ class Follower:
         self.chunk_size = chunk_size
         self.trackers = source.trackers(resource)
         self._next: dict[str, str] = {}  # tracker name -> encoded mark, stored on commit
+        self._marks: dict[str, str | None] = {}  # the stored marks, read once a cycle
 
     def start(self, *, full: bool) -> None:
         """Before reading: a tracker without a mark (and every one on a full read, which covers
@@ -78,12 +79,21 @@ class Follower:
         """After the cycle delivered what it found: store the new marks."""
         by_name = {t.tracker.name: t for t in self.trackers}
         for name, mark in self._next.items():
+            if mark == self._marks.get(name):
+                continue  # nothing appended or changed since: the stored mark stands
             self.state.set_meta(meta_keys.dependency_mark(self.resource.value, name),
                                 json.dumps({**_identity(by_name[name]), "mark": mark}))
         self._next.clear()
+        self._marks.clear()
 
     def _stored(self, tracker: TrackerPlan) -> str | None:
         """The stored mark, if it belongs to this tracker's table, column and kind."""
+        name = tracker.tracker.name
+        if name not in self._marks:
+            self._marks[name] = self._read(tracker)
+        return self._marks[name]
+
+    def _read(self, tracker: TrackerPlan) -> str | None:
         text = self.state.get_meta(meta_keys.dependency_mark(self.resource.value,
                                                              tracker.tracker.name))
         if not text:
