@@ -327,6 +327,8 @@ class _Blockers:
     ) -> None:
         self.deps = deps
         self.only_refused = only_refused
+        self.known_customers = synced.customers
+        self.known_products = synced.products
         emails = {str(o["email"]) for o in orders if o.get("email")}
         products = {
             str(line["productId"])
@@ -342,13 +344,19 @@ class _Blockers:
     def why_waiting(self, order: dict[str, Any]) -> str | None:
         email = order.get("email")
         if email:
-            why = self._blocked("customer", str(email), self.customers,
-                                self.deps.customers_complete)
-            if why:
-                return why
+            ident = str(email)
+            if ident not in self.known_customers:
+                why = self._blocked("customer", ident, self.customers,
+                                    self.deps.customers_complete)
+                if why:
+                    return why
+        known = self.known_products
         for line in order.get("products") or ():
             if isinstance(line, dict) and line.get("productId") is not None:
-                why = self._blocked("product", str(line["productId"]), self.products,
+                ident = str(line["productId"])
+                if ident in known:
+                    continue
+                why = self._blocked("product", ident, self.products,
                                     self.deps.products_complete)
                 if why:
                     return why
@@ -373,12 +381,12 @@ def _statuses(
     state: PlanState, resources: Sequence[str], ids: set[str], synced: _SyncedIds,
     known: set[str],
 ) -> dict[str, Status]:
-    """The status of each of `ids` (absent: unknown to state); one query for those not known
-    to be synced already, whose synced ones are remembered."""
+    """The status of those of `ids` not known to be synced already (absent: unknown to
+    state), in one query; the synced ones among them are remembered."""
     asked = ids - known
     found = state.dependency_status(resources, asked) if asked else {}
     synced.remember(known, found)
-    return {**dict.fromkeys(ids - asked, Status.SYNCED), **found}
+    return found
 
 
 def _lacks_payload(row: StateRow | None) -> bool:
