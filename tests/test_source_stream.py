@@ -17,6 +17,7 @@ from cdc_sync.errors import MappingError, SourceError
 from cdc_sync.mapping.loader import LoadedMapping, parse_mapping
 from cdc_sync.source import ShopSource, connect_shop
 from cdc_sync.source.keys import KeySpan
+from cdc_sync.source.stream import stream
 
 T0 = datetime(2024, 1, 1, 12, 0, 0)
 T1 = datetime(2024, 2, 1, 12, 0, 0)
@@ -342,7 +343,10 @@ def test_a_connection_lost_mid_stream_becomes_a_source_error(pg_url: str) -> Non
     writer = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
     with writer.connect() as conn:
         conn.execute(sa.text("CREATE TABLE genres (id INT PRIMARY KEY, name TEXT)"))
-        conn.execute(sa.text("INSERT INTO genres SELECT g, 'g' || g FROM generate_series(1, 50) g"))
+        # About 20 MB: more than the socket buffers hold, so the server is still sending
+        # (PostgreSQL streams a full read without waiting to be asked for each batch).
+        conn.execute(sa.text("INSERT INTO genres SELECT g, repeat('g', 200) || g "
+                             "FROM generate_series(1, 100000) g"))
     engine = connect_shop(pg_url)
     try:
         source = ShopSource(engine, mapping("categories: {table: genres, fields: {id: id, "
@@ -358,3 +362,60 @@ def test_a_connection_lost_mid_stream_becomes_a_source_error(pg_url: str) -> Non
     finally:
         engine.dispose()
         writer.dispose()
+
+
+# -- full reads straight from the driver (source/driver.py) ----------------------------------
+
+_TYPED_COLUMNS = {
+    "postgresql": "id INT PRIMARY KEY, doc JSONB, ratio DOUBLE PRECISION, pct REAL, "
+                  "amount NUMERIC(10, 2), flag BOOLEAN, born DATE, at TIMESTAMPTZ, "
+                  "token UUID, span INTERVAL, tags TEXT[], note TEXT",
+    "mysql": "id INT PRIMARY KEY, doc JSON, ratio DOUBLE, pct FLOAT, amount DECIMAL(10, 2), "
+             "flag TINYINT(1), born DATE, at DATETIME(6), kind ENUM('a', 'b'), bits BIT(8), "
+             "kinds SET('x', 'y'), clock TIME, note TEXT",
+}
+_TYPED_ROWS = {
+    "postgresql": "(1, '{\"a\": [1, 2.5]}', 0.1, 1.5, 10.40, true, '2024-02-29', "
+                  "'2024-05-30 16:46:22.5+02', 'a8098c1a-f86e-11da-bd1a-00112444be1e', "
+                  "'1 day 2 hours', '{x,y}', 'zoë 100%'), "
+                  "(2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
+    "mysql": "(1, '{\"a\": [1, 2.5]}', 0.1, 1.5, 10.40, 1, '2024-02-29', "
+             "'2024-05-30 16:46:22.5', 'b', b'101', 'x,y', '26:00:01', 'zoë 100%'), "
+             "(2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
+}
+
+
+def test_a_full_read_gives_the_values_a_read_through_sqlalchemy_gives(shop_url: str) -> None:
+    # A statement without parameters is read from the driver, one with parameters through
+    # SQLAlchemy's result: the same rows, the same value types (SQLAlchemy's result
+    # processors apply: BIT and SET on MariaDB), so records and marks do not depend on
+    # which read found them.
+    backend = sa.make_url(shop_url).get_backend_name()
+    if backend not in _TYPED_COLUMNS:
+        pytest.skip("SQLite is read through SQLAlchemy only")
+    writer = sa.create_engine(shop_url)
+    with writer.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE things ({_TYPED_COLUMNS[backend]})"))
+        conn.execute(sa.text(f"INSERT INTO things VALUES {_TYPED_ROWS[backend]}"))
+    writer.dispose()
+    engine = connect_shop(shop_url)
+    try:
+        things = sa.Table("things", sa.MetaData(), autoload_with=engine)
+        # A `%` in the user's SQL (a mapping's where) reaches the driver as SQLAlchemy escaped it.
+        everything = sa.select(things).where(
+            sa.text("note LIKE '%100%' OR note IS NULL")).order_by(things.c.id)
+        keyed = everything.where(things.c.id > sa.bindparam("low", 0))
+        full = list(stream(engine, everything, doing="reading things").rows)
+        through_sqlalchemy = [tuple(row) for row in
+                              stream(engine, keyed, doing="reading things").rows]
+    finally:
+        engine.dispose()
+    assert len(full) == 2
+    assert all(type(row) is tuple for row in full)  # the driver's own rows
+    assert full == through_sqlalchemy
+    assert [[type(v) for v in row] for row in full] == [
+        [type(v) for v in row] for row in through_sqlalchemy]
+    if backend == "mysql":  # values SQLAlchemy's result processors made (PyMySQL: b'\x05')
+        assert (full[0][9], full[0][10]) == (5, {"x", "y"})
+    else:
+        assert full[0][1] == {"a": [1, 2.5]}

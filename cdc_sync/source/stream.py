@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from cdc_sync.errors import SourceError
 from cdc_sync.mapping.labels import key_string
 from cdc_sync.source.connect import source_error
+from cdc_sync.source.driver import driver_batches, driver_sql
 from cdc_sync.source.keys import KeyKind, normalize
 
 DEFAULT_BATCH = 1000
@@ -93,14 +94,18 @@ class Rows:
 
 def stream(engine: sa.Engine, stmt: sa.Select[Any], *, doing: str,
            batch: int = DEFAULT_BATCH) -> Rows:
-    """Rows of `stmt`, fetched `batch` at a time from a server-side cursor (lazily).
+    """Rows of `stmt`, fetched `batch` at a time, streamed (lazily).
 
     Fetched in this thread on purpose: a thread reading ahead let the database work while we
     compose, but it took the GIL each time the state DB's SQLite calls released it, and the
-    cycle came out slower (measured: bench/README.md).
+    cycle came out slower (measured: bench/README.md). On PostgreSQL and PyMySQL a statement
+    without parameters (every full read) is read straight from the driver (`driver.py`).
     """
     labels = tuple(stmt.selected_columns.keys())
-    batches = _fetch(engine, stmt, doing, batch)
+    sql = driver_sql(engine, stmt)
+    batches = (_fetch(engine, stmt, doing, batch) if sql is None
+               else driver_batches(engine, stmt, sql, batch, lambda exc: source_error(
+                   exc, doing, _READ_FIX, engine)))
     return Rows(labels, itertools.chain.from_iterable(batches), batches)
 
 

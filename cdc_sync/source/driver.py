@@ -1,0 +1,123 @@
+"""Full reads straight from the driver: no SQLAlchemy Row per row, no FETCH per batch.
+
+SQLAlchemy's result turns each driver tuple into a Row, and its server-side cursor on
+PostgreSQL fetches a batch per round trip, so PostgreSQL and Python take turns. A statement
+without parameters (every full read of a cycle) is compiled by SQLAlchemy and handed to the
+driver instead: psycopg streams the result in chunks (libpq's chunked rows mode: the server
+sends on while Python works, no FETCH per batch; closed early, psycopg cancels the query),
+PyMySQL reads it through its unbuffered cursor as SQLAlchemy would. Rows stay the driver's
+tuples, and their values are SQLAlchemy's: every result processor it would apply to a column
+(none for the usual column types of PostgreSQL and MariaDB; JSON, BIT or ENUM on MariaDB) is
+applied the same way, and its cursor events fire as for its own executions, so listeners see
+every statement. Other drivers, and statements with parameters (their values would need
+SQLAlchemy's bind processing), are read through SQLAlchemy (`stream._fetch`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Generator, Iterator, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+Row = Sequence[Any]
+_DRIVERS = ("psycopg", "pymysql")
+
+
+def driver_sql(engine: sa.Engine, stmt: sa.Select[Any]) -> str | None:
+    """The SQL to hand the driver as is, or None to read through SQLAlchemy."""
+    dialect = engine.dialect
+    if dialect.driver not in _DRIVERS:
+        return None
+    compiled = stmt.compile(dialect=dialect)
+    return None if compiled.params else str(compiled)
+
+
+def driver_batches(engine: sa.Engine, stmt: sa.Select[Any], sql: str, batch: int,
+                   failed: Callable[[BaseException], Exception],
+                   ) -> Generator[list[Row], None, None]:
+    """The rows of `stmt` (compiled to `sql`), `batch` at a time; a database error is raised
+    as `failed(error)`, except after the caller stopped reading (then it is no news)."""
+    dialect = engine.dialect
+    abandoned = False
+    try:
+        with engine.connect() as conn:
+            driver: Any = conn.connection.driver_connection
+            cursor = (driver.cursor() if dialect.driver == "psycopg"
+                      else driver.cursor(_pymysql_unbuffered()))
+            rows = _rows(conn, cursor, sql, batch)
+            try:
+                yield from _processed(rows, stmt, dialect, batch)
+            except GeneratorExit:
+                abandoned = True
+                raise
+            except dialect.loaded_dbapi.Error:
+                # SQLAlchemy did not see it fail: a lost connection must not go back to the
+                # pool (nor be rolled back there, which only logs a second failure).
+                conn.invalidate()
+                raise
+            finally:
+                rows.close()
+                cursor.close()
+    except (sa.exc.SQLAlchemyError, dialect.loaded_dbapi.Error) as exc:
+        if abandoned:
+            return
+        raise failed(exc) from None
+
+
+def _rows(conn: sa.Connection, cursor: Any, sql: str, batch: int) -> Generator[Any, None, None]:
+    """The result's description, then its rows."""
+    for listener in conn.dispatch.before_cursor_execute:
+        sql, _ = listener(conn, cursor, sql, {}, None, False)
+    # Parameters are given (none) so that the driver reads `%%` as SQLAlchemy's escaped `%`.
+    if hasattr(cursor, "stream"):  # psycopg
+        rows: Iterator[Any] = cursor.stream(sql, {}, size=batch)
+        first = next(rows, None)  # the description is known once the first chunk arrived
+        rows = itertools.chain(() if first is None else (first,), rows)
+    else:
+        cursor.execute(sql, ())
+        rows = _fetched(cursor, batch)
+    conn.dispatch.after_cursor_execute(conn, cursor, sql, {}, None, False)
+    yield cursor.description or ()
+    yield from rows
+
+
+def _fetched(cursor: Any, batch: int) -> Iterator[Any]:
+    while chunk := cursor.fetchmany(batch):
+        yield from chunk
+
+
+def _pymysql_unbuffered() -> Any:
+    import pymysql.cursors  # here: PostgreSQL shops need not import it
+
+    return pymysql.cursors.SSCursor
+
+
+def _processed(rows: Generator[Any, None, None], stmt: sa.Select[Any], dialect: sa.Dialect,
+               batch: int) -> Iterator[list[Row]]:
+    """`batch` rows at a time, each value processed as SQLAlchemy's result would."""
+    description = next(rows)
+    chunk = list(itertools.islice(rows, batch))
+    if not chunk:
+        return  # no row: psycopg gave no description either
+    convert = _row_converter(stmt, dialect, description)
+    while chunk:
+        yield chunk if convert is None else [convert(row) for row in chunk]
+        chunk = list(itertools.islice(rows, batch))
+
+
+def _row_converter(stmt: sa.Select[Any], dialect: sa.Dialect,
+                   description: Sequence[Sequence[Any]]) -> Callable[[Row], Row] | None:
+    """SQLAlchemy's result processors of the statement's columns; None when there are none."""
+    processors = [
+        column.type.dialect_impl(dialect).result_processor(dialect, described[1])
+        for column, described in zip(stmt.selected_columns, description, strict=True)
+    ]
+    if not any(processors):
+        return None
+
+    def convert(row: Row) -> Row:
+        return tuple([value if process is None else process(value)
+                      for process, value in zip(processors, row)])  # noqa: B905 - same select
+    return convert
