@@ -17,10 +17,10 @@ from typing import Any, Protocol
 
 from cdc_sync.core.diff import (
     Change,
+    SourceHasher,
     canonical_json,
     classify,
     fingerprint_json,
-    source_fingerprint,
 )
 from cdc_sync.core.report import ResourceReport, Sample
 from cdc_sync.core.resources import Resource, SourceRecord
@@ -181,6 +181,8 @@ class Planner:
         seed = None if self.assume_forced or resend_known else self.source_seed
         marks = {} if seed is None else self.state.source_marks(
             self.resource, [row.key for row in chunk])
+        # Rows and child rows are plain tuples (source.stream), as SourceHasher expects.
+        hasher = None if seed is None else SourceHasher(seed)
         counts = self.report.counts
         composed: list[_Composed] = []
         for row in chunk:
@@ -188,7 +190,7 @@ class Planner:
                 continue  # read again by a later pass while its first send is in flight
             duplicate = row.key == self._last_key
             self._last_key = row.key
-            fp = None if seed is None else source_fingerprint(seed, row.raw, row.kids)
+            fp = None if hasher is None else hasher(row.raw, row.kids)
             mark = marks.get(row.key)
             if (mark is not None and fp == mark.source_fingerprint and row.repeats == 1
                     and not duplicate and (mark.has_payload or not self.keep_payloads)):

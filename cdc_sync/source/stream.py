@@ -116,7 +116,10 @@ def _fetch(engine: sa.Engine, stmt: sa.Select[Any], doing: str,
         with engine.connect() as conn:
             result = conn.execution_options(yield_per=batch).execute(stmt)
             try:
-                yield from result.partitions()
+                # Plain tuples, as the driver's path gives them: source fingerprints are
+                # built from their repr (a Row's is slower, and shortens long values).
+                for part in result.partitions():
+                    yield [tuple(row) for row in part]
             except GeneratorExit:
                 abandoned = True
                 raise
