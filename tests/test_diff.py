@@ -190,7 +190,8 @@ def test_the_planners_hasher_gives_the_same_marks_for_tuple_rows() -> None:
     # Marks already in state stay valid: no recompose after the planner switched to it.
     seed = source_seed("mapping-fp", "1.0")
     hasher = SourceHasher(seed)
-    for kids in (_KIDS, [[]], []):
+    shapes: list[list[list[tuple[int, int, int]]]] = [_KIDS, [[]], []]
+    for kids in shapes:
         assert hasher(_ROW, tuple(kids)) == source_fingerprint(seed, list(_ROW), kids)
     assert hasher(_ROW, ([(5001, 2, 7)], [])) != hasher(_ROW, ([(5001, 2, 8)], []))
     assert hasher((1, memoryview(b"abc")), ()) is None
