@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from cdc_sync.cli import cli
 from cdc_sync.core.guests import Basis, Verdict, decide
-from cdc_sync.core.report import ResourceReport
+from cdc_sync.core.report import ReadMode, ResourceReport
 from cdc_sync.core.resources import Resource
 from cdc_sync.cycle.engine import CycleOptions
 from cdc_sync.demo import mutate, schema
@@ -144,6 +144,16 @@ def test_a_guest_and_the_customer_who_registers_with_its_email_in_the_same_cycle
     guests = _guests(world)
     assert guests.counts.scanned == 0
     assert world.differences() == []
+
+
+def test_a_dry_run_counts_no_guest_for_a_customer_it_has_not_sent(world: World) -> None:
+    world.sync()
+    _customer(world, 9003, "dry.run@example.org", _now())
+    _order(world, "Dry.Run@example.org", created=_now(), first="Dry")
+    # The dry run sends no customer, so state does not know this one: the query is asked.
+    dry = world.sync(CycleOptions(dry_run=True)).resources[GUESTS]
+    assert dry.mode is ReadMode.INCREMENTAL_DRY_RUN
+    assert (dry.counts.scanned, dry.counts.new) == (0, 0)
 
 
 def test_what_state_cannot_decide_is_read_exactly(world: World) -> None:

@@ -312,7 +312,7 @@ class SyncEngine(Generic[S]):
             yield from planner.items(everything.rows, everything.compose)
             return
         started = datetime.now(UTC)
-        changed = self._changed(resource)
+        changed = self._changed(resource, dry_run=planner.dry_run)
         # A dry run writes nothing, so "not written this cycle" cannot tell which pending
         # records the first pass already counted: remember them (as many as changed rows).
         # Followed dependencies need them too: a record sent this cycle, re-read before its
@@ -332,12 +332,13 @@ class SyncEngine(Generic[S]):
                 again = self.source.readings(resource, keys=keys)
                 yield from planner.items(again.rows, again.compose)
 
-    def _changed(self, resource: Resource) -> Readings:
+    def _changed(self, resource: Resource, *, dry_run: bool) -> Readings:
         """The rows changed since the resource's mark. Guests: decided from the changed
-        orders and state, not by a query over every order's email (cycle/guests.py)."""
+        orders and state, not by a query over every order's email (cycle/guests.py); not in
+        a dry run, whose customers new this cycle never reach state (the query sees them)."""
         since = self.marks.since(resource)
         entry = self.catalogue.entry(resource)
-        if resource is Resource.GUEST_CUSTOMERS and entry is not None:
+        if resource is Resource.GUEST_CUSTOMERS and entry is not None and not dry_run:
             guests = changed_guests(self.state, self.source, since, chunk_size=self.chunk_size,
                                     customers=entry.basis is not None)
             if guests is not None:
