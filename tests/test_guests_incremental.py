@@ -220,24 +220,20 @@ def _b(created: int | None, order: str) -> Basis:
     return Basis(created, order)
 
 
-@pytest.mark.parametrize(("changed", "customer", "known", "kept", "verdict"), [
-    pytest.param([_b(5, "9")], True, True, _b(1, "1"), Verdict.SKIP, id="a customer's"),
-    pytest.param([_b(5, "9")], False, False, None, Verdict.SEND, id="new guest"),
-    pytest.param([_b(5, "9")], False, True, None, Verdict.EXACT, id="nothing kept"),
-    pytest.param([_b(None, "9")], False, True, _b(1, "1"), Verdict.EXACT, id="no date"),
-    pytest.param([_b(5, "9")], False, True, _b(1, "1"), Verdict.SKIP, id="later order"),
-    pytest.param([_b(0, "9")], False, True, _b(1, "1"), Verdict.SEND, id="earlier order"),
-    pytest.param([_b(1, "9")], False, True, _b(1, "1"), Verdict.EXACT, id="same ms"),
-    pytest.param([_b(1, "1"), _b(3, "9")], False, True, _b(1, "1"), Verdict.SEND,
-                 id="first order edited"),
-    pytest.param([_b(0, "9"), _b(1, "1")], False, True, _b(1, "1"), Verdict.SEND,
+@pytest.mark.parametrize(("changed", "kept", "verdict"), [
+    pytest.param([_b(5, "9")], None, Verdict.EXACT, id="nothing kept"),
+    pytest.param([_b(None, "9")], _b(1, "1"), Verdict.EXACT, id="no date"),
+    pytest.param([_b(5, "9")], _b(1, "1"), Verdict.SKIP, id="later order"),
+    pytest.param([_b(0, "9")], _b(1, "1"), Verdict.SEND, id="earlier order"),
+    pytest.param([_b(1, "9")], _b(1, "1"), Verdict.EXACT, id="same ms"),
+    pytest.param([_b(1, "1"), _b(3, "9")], _b(1, "1"), Verdict.SEND, id="first order edited"),
+    pytest.param([_b(0, "9"), _b(1, "1")], _b(1, "1"), Verdict.SEND,
                  id="first order edited, an earlier one added"),
-    pytest.param([_b(2, "1")], False, True, _b(1, "1"), Verdict.EXACT,
-                 id="first order moved later"),
+    pytest.param([_b(2, "1")], _b(1, "1"), Verdict.EXACT, id="first order moved later"),
+    pytest.param([_b(0, "1")], _b(1, "1"), Verdict.SEND, id="first order moved earlier"),
 ])
-def test_decide_per_email(changed: list[Basis], customer: bool, known: bool,
-                          kept: Basis | None, verdict: Verdict) -> None:
-    assert decide(changed, customer=customer, known=known, kept=kept) is verdict
+def test_decide_per_email(changed: list[Basis], kept: Basis | None, verdict: Verdict) -> None:
+    assert decide(changed, kept) is verdict
 
 
 def test_a_basis_reads_back_and_other_payloads_do_not() -> None:

@@ -77,15 +77,11 @@ def created_ms(payload: dict[str, Any]) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def decide(changed: Sequence[Basis], *, customer: bool, known: bool,
-           kept: Basis | None) -> Verdict:
-    """What to do with one email, given its changed orders in first-order order (the earliest
-    first), whether a customer has it, whether state holds a live guest for it, and the first
-    order kept with that guest."""
-    if customer:
-        return Verdict.SKIP
-    if not known:
-        return Verdict.SEND
+def decide(changed: Sequence[Basis], kept: Basis | None) -> Verdict:
+    """What to do with the live guest of one email no customer has, given its changed orders
+    in first-order order (the earliest first) and the first order kept with the guest. (An
+    email a customer has makes no guest; one without a live guest is made from its earliest
+    changed order: the caller decides both without composing anything.)"""
     first = changed[0]
     if kept is None or kept.created is None or first.created is None:
         return Verdict.EXACT

@@ -72,7 +72,9 @@ class _Deciding:
     def _chunk(self, chunk: list[_Group]) -> Iterator[SourceRow]:
         keys = [key for key, _ in chunk]
         taken = self.state.dependency_status(_CUSTOMERS, keys) if self.customers else {}
-        # Most changed orders are customers': only the others' guests are looked up.
+        # A customer row in any state but gone has the email (synced, pending or rejected: the
+        # query's anti-join would see its row). Most changed orders are customers': only the
+        # others' guests are looked up.
         free = [(key, rows) for key, rows in chunk if taken.get(key, Status.GONE) is Status.GONE]
         if not free:
             return
@@ -87,8 +89,7 @@ class _Deciding:
             if not live:  # a new guest: made from the earliest changed order
                 send.append(rows[0])
                 continue
-            verdict = decide([self._basis(r) for r in rows], customer=False, known=True,
-                             kept=Basis.parse(kept.get(key)))
+            verdict = decide([self._basis(r) for r in rows], Basis.parse(kept.get(key)))
             if verdict is Verdict.SEND:
                 send.append(rows[0])
             elif verdict is Verdict.EXACT:
