@@ -10,6 +10,7 @@ server did for the cycle (`bench.shopstats`: rows and bytes read, its own time).
 from __future__ import annotations
 
 import argparse
+import resource
 import threading
 import time
 from pathlib import Path
@@ -94,16 +95,18 @@ def run_cycle(settings: Settings, *, full: bool, reconcile: bool = True) -> dict
     check_seconds = time.perf_counter() - check_started
     clock = ResourceClock()
     engine = SyncEngine(mapping=mapping, source=source, state=state, client=client,
-                        on_progress=clock)
+                        on_progress=clock, compose_workers=settings.workers)
     rss_before = current_rss_mb()
     counters = ShopCounters(shop)
     counters.attach()
     try:
-        cpu_before = time.process_time()
+        cpu_before, workers_before = time.process_time(), _children_cpu()
         clock.started = started = time.perf_counter()
         report = engine.run(CycleOptions(full=full, reconcile=reconcile))
         seconds = time.perf_counter() - started
         cpu_seconds = time.process_time() - cpu_before
+        # The compose worker's CPU (engine.run waits for it to end, so it is counted now).
+        worker_cpu_seconds = _children_cpu() - workers_before
     finally:
         client.close()
         state.close()
@@ -112,6 +115,8 @@ def run_cycle(settings: Settings, *, full: bool, reconcile: bool = True) -> dict
         "shop": counters.result(),
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
+        "compose_workers": settings.workers,
+        "worker_cpu_seconds": worker_cpu_seconds,
         "check_seconds": check_seconds,
         "ok": report.ok,
         "errors": report.errors(),
@@ -128,6 +133,11 @@ def run_cycle(settings: Settings, *, full: bool, reconcile: bool = True) -> dict
     }
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--source", required=True, help="the shop's SQLAlchemy URL")
@@ -136,10 +146,13 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="a full read even with a cursor")
     parser.add_argument("--no-reconcile", action="store_true",
                         help="no rolling-reconciliation slice (the incremental read alone)")
+    parser.add_argument("--compose-workers", type=int, choices=(0, 1), default=None,
+                        help="0: compose in the cycle's process; 1: also in a worker process "
+                             "(default: CDC_SYNC_COMPOSE_WORKERS, else 1 with a second CPU)")
     args = parser.parse_args()
     settings = Settings(  # token and secret come from the environment (bench.proc.child_env)
         source_url=args.source, state_url=args.state, metrilo_api_url=args.api_url,
-        mappings=Path(ROOT, "mappings.yaml"),
+        mappings=Path(ROOT, "mappings.yaml"), compose_workers=args.compose_workers,
     )
     emit(run_cycle(settings, full=args.full, reconcile=not args.no_reconcile))
 

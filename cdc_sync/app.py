@@ -86,4 +86,5 @@ def open_engine(
             on_progress=on_progress,
             recheck_seconds=settings.recheck_seconds,
             rejection_threshold=settings.rejection_threshold,
+            compose_workers=settings.workers,
         )

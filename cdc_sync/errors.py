@@ -83,6 +83,11 @@ class MetriloUnavailableError(MetriloError):
     """Retries ran out (5xx, 429, timeouts); the records stay pending for the next cycle."""
 
 
+class ComposeWorkerError(CdcSyncError):
+    """The compose worker process died or answered nonsense mid-cycle; the cycle stops and
+    the records it had not sent are read again next cycle."""
+
+
 class DeleteGuardError(CdcSyncError):
     """Too large a share of a resource looks deleted at once; that resource is stopped."""
 

@@ -7,6 +7,7 @@ redacted in every repr, so printing or logging a Settings object is safe.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,11 @@ class Settings(BaseSettings):
     rejection_threshold: int = Field(
         default=1, ge=0, validation_alias="CDC_SYNC_REJECTION_THRESHOLD"
     )
+    # 0: records are composed in the cycle's own process; 1: also in one worker process (see
+    # cycle/composing.py). Unset: 1 where this process may use more than one CPU.
+    compose_workers: int | None = Field(
+        default=None, ge=0, le=1, validation_alias="CDC_SYNC_COMPOSE_WORKERS"
+    )
 
     @field_validator("metrilo_api_url")
     @classmethod
@@ -121,6 +127,13 @@ class Settings(BaseSettings):
         """How long after a request that got no answer (a timeout) its records are sent once
         more: until then Metrilo may still apply it, over a newer version sent since."""
         return RECHECK_AFTER_TIMEOUTS * self.http_timeout
+
+    @property
+    def workers(self) -> int:
+        """Compose worker processes: CDC_SYNC_COMPOSE_WORKERS, else 1 with a second CPU."""
+        if self.compose_workers is not None:
+            return self.compose_workers
+        return 1 if available_cpus() > 1 and os.name == "posix" else 0
 
     def secret(self) -> str:
         """The API secret, from METRILO_API_SECRET or the file METRILO_API_SECRET_FILE names.
@@ -157,6 +170,13 @@ class Settings(BaseSettings):
             return bool(self.metrilo_api_secret_file or self.metrilo_api_secret.get_secret_value())
         value = getattr(self, name)
         return bool(value.get_secret_value() if isinstance(value, SecretStr) else value)
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity, where the platform tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _env_name(field_name: str) -> str:

@@ -115,8 +115,11 @@ def _run(run: RunRow, owner_gone: OwnerGone | None = None) -> dict[str, Any]:
 
 def print_status(state: StatusState, *, as_json: bool,
                  owner_gone: OwnerGone | None = None,
-                 detection: dict[str, Any] | None = None) -> None:
+                 detection: dict[str, Any] | None = None,
+                 composing: dict[str, Any] | None = None) -> None:
     data = status_data(state, owner_gone, detection)
+    if composing is not None:
+        data["composing"] = composing
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
         return
@@ -144,6 +147,18 @@ def print_status(state: StatusState, *, as_json: bool,
         click.echo(f"unfinished resync of {', '.join(data['unfinished_resync'])}: "
                    "`cdc-sync resync` goes on where it stopped")
     _print_last_cycle(data)
+    if composing is not None:
+        click.echo(f"composing: {composing_text(composing)}")
+
+
+def composing_text(composing: dict[str, Any]) -> str:
+    """Where cycles compose records, and why (from `Settings`: CDC_SYNC_COMPOSE_WORKERS)."""
+    where = ("in a worker process beside the cycle's, once a cycle has many records to compose"
+             if composing["workers"] else "in the cycle's own process")
+    setting = composing["setting"]
+    why = (f"CDC_SYNC_COMPOSE_WORKERS unset, {composing['cpus']} CPUs" if setting is None
+           else f"CDC_SYNC_COMPOSE_WORKERS={setting}")
+    return f"{where} ({why})"
 
 
 def _print_refused_edit(refused: dict[str, Any] | None) -> None:

@@ -31,7 +31,7 @@ from cdc_sync.daemon import signals
 from cdc_sync.daemon.handoff import foreground_lease, owner_gone
 from cdc_sync.errors import MappingError, StateError
 from cdc_sync.mapping.loader import load_mapping
-from cdc_sync.settings import Settings
+from cdc_sync.settings import Settings, available_cpus
 from cdc_sync.state import StateStore
 
 RESOURCE_NAMES = [r.value for r in Resource]
@@ -151,7 +151,9 @@ def status(as_json: bool, **kwargs: Any) -> None:
     try:
         print_status(state, as_json=as_json,
                      owner_gone=owner_gone(settings.state_url.get_secret_value()),
-                     detection=_detection(settings, state))
+                     detection=_detection(settings, state),
+                     composing={"workers": settings.workers, "setting": settings.compose_workers,
+                                "cpus": available_cpus()})
     finally:
         state.close()
 

@@ -28,6 +28,15 @@ class RowComposer:
         self._args = (resource, fields, children, source_timezone)
         self._composers: dict[RowShape, Composer] = {}
         self._keep = keep
+        # What it is built from, picklable: a worker process builds the same composer from it
+        # (a composer is made of closures, which do not pickle). None with `keep`, a closure
+        # over the source's plan: such records are composed in the cycle's process.
+        self.recipe = None if keep is not None else ComposerRecipe(
+            resource, dict(fields), dict(children), source_timezone)
+
+    @classmethod
+    def of(cls, recipe: ComposerRecipe) -> RowComposer:
+        return cls(recipe.resource, recipe.fields, recipe.children, recipe.source_timezone)
 
     def __call__(self, row: SourceRow) -> SourceRecord:
         composer = self._composers.get(row.shape)
@@ -47,6 +56,16 @@ class RowComposer:
         if self._keep is not None:
             record = replace(record, kept=self._keep(row, record))
         return record
+
+
+@dataclass(frozen=True)
+class ComposerRecipe:
+    """A `RowComposer`'s inputs: the resource, its fields and children as mapped, the zone."""
+
+    resource: Resource
+    fields: dict[str, FieldSpec]
+    children: dict[str, ChildSpec]
+    source_timezone: str
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from cdc_sync.core.report import (
     RunStatus,
 )
 from cdc_sync.core.resources import Resource
+from cdc_sync.cycle.composing import Composing
 from cdc_sync.cycle.deletes import DeleteHandler, DeleteRules, GoneState
 from cdc_sync.cycle.follow import Follower
 from cdc_sync.cycle.guests import changed_guests
@@ -119,6 +120,7 @@ class SyncEngine(Generic[S]):
         recheck_seconds: float = 300.0,
         rejection_threshold: int = 1,
         keep_holds: bool = False,
+        compose_workers: int = 0,
     ) -> None:
         self.mapping = mapping
         self.source = source
@@ -141,6 +143,9 @@ class SyncEngine(Generic[S]):
         # Set by a signal handler: the cycle stops reading at the next chunk, lets the batches in
         # flight finish, commits what Metrilo acknowledged and returns.
         self.stop = stop or threading.Event()
+        # Where records are composed: here, or (compose_workers=1) also in a worker process
+        # started when a cycle has many rows to compose and stopped when the cycle ends.
+        self.composing = Composing(compose_workers)
 
     def mapped_resources(self) -> list[Resource]:
         """The resources this mapping produces, in import order (the catalogue's)."""
@@ -148,8 +153,11 @@ class SyncEngine(Generic[S]):
 
     def run(self, options: CycleOptions = CycleOptions()) -> CycleReport:
         """One cycle; Metrilo trouble ends it early, recorded in the report and the run history."""
-        with older_objects_frozen():  # the collector skips what outlives the cycle (heap.py)
-            return self._run(options)
+        try:
+            with older_objects_frozen():  # the collector skips what outlives the cycle
+                return self._run(options)
+        finally:
+            self.composing.close()  # no worker process outlives its cycle
 
     def _run(self, options: CycleOptions) -> CycleReport:
         report = CycleReport(kind=options.kind, dry_run=options.dry_run,
@@ -269,6 +277,7 @@ class SyncEngine(Generic[S]):
             assume_forced=options.assume_forced,
             ignore_forced=options.ignore_forced,
             source_seed=source_seed(self.marks.fingerprint(resource), __version__),
+            composing=self.composing,
         )
 
     def _deletes(self, resource: Resource, rep: ResourceReport, *, dry_run: bool) -> DeleteHandler:
@@ -480,6 +489,7 @@ class SyncEngine(Generic[S]):
             clock=self.clock, stop=self.stop, recheck_seconds=self.recheck_seconds,
             rejection_threshold=self.rejection_threshold, keep_holds=True,
         )
+        before.composing = self.composing  # this cycle's, closed when it ends
         before._run_resource(resource, options, report)
         rep.notes.append("synced on the mapping applied before, until the change is confirmed")
         rep.mode = ReadMode.HELD

@@ -13,18 +13,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Protocol
 
-from cdc_sync.core.diff import (
-    Change,
-    SourceHasher,
-    canonical_json,
-    classify,
-    fingerprint_json,
-)
+from cdc_sync.core.diff import Change, SourceHasher, classify
+from cdc_sync.core.prepare import UNKNOWN, Prepared, metrilo_id, record_tags
 from cdc_sync.core.report import ResourceReport, Sample
-from cdc_sync.core.resources import Resource, SourceRecord
-from cdc_sync.core.validate import reasons_to_hold
+from cdc_sync.core.resources import Payload, Resource, SourceRecord
+from cdc_sync.cycle.composing import Composing, Job, Ticket
 from cdc_sync.metrilo.client import Item
 from cdc_sync.source.stream import SourceRow
 from cdc_sync.state import Outcome, SourceMark, StateRow, Status
@@ -44,16 +39,7 @@ _COUNT_OF_CHANGE = {
 }
 
 
-def metrilo_id(resource: Resource, payload: dict[str, Any]) -> str | None:
-    """The record's identity at Metrilo: customers by email, everything else by id."""
-    name = "email" if resource in (Resource.CUSTOMERS, Resource.GUEST_CUSTOMERS) else "id"
-    value = payload.get(name)
-    return None if value is None else str(value)
-
-
-def record_tags(payload: dict[str, Any]) -> tuple[str, ...]:
-    tags = payload.get("tags")
-    return tuple(str(t) for t in tags) if isinstance(tags, list) else ()
+__all__ = ["Dependencies", "InFlight", "PlanState", "Planner", "metrilo_id", "record_tags"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,17 +62,12 @@ class Dependencies:
     products_complete: bool = False
 
 
-_Candidate = tuple[SourceRecord, Outcome, "StateRow | None", bytes]
-"""A record to send (or to wait): itself, its outcome-to-be, its state row, its JSON."""
+_Candidate = tuple[Prepared, Outcome, "StateRow | None"]
+"""A record to send (or to wait): itself, its outcome-to-be, its state row."""
 
-
-@dataclass(frozen=True, slots=True)
-class _Composed:
-    """A record composed this cycle, with what the planner learnt of its source row."""
-
-    record: SourceRecord
-    source_fingerprint: str | None
-    duplicate: bool  # its key equals the previous row's: only one row may have a key
+_Chunk = tuple[Ticket, list[bool]]
+"""A chunk's rows being composed, and for each whether its key repeats the previous row's
+(only one row may have a key)."""
 
 
 class PlanState(Protocol):
@@ -126,6 +107,8 @@ class Planner:
     ignore_forced: bool = False
     # The key of source fingerprints (diff.source_seed); None composes every row.
     source_seed: bytes | None = None
+    # Where rows are composed (the engine's: a worker process may do it); None: here.
+    composing: Composing | None = None
     stopped: bool = False
     seen_live: int = 0
     # Dependencies state said were synced, for the rest of this planner's life (one resource
@@ -145,19 +128,44 @@ class Planner:
         `resend_known` sends every known record of this pass, changed or not (the engine's
         recheck pass: an earlier attempt's outcome is unknown, so Metrilo may hold an older
         version).
+
+        Pipelined: a chunk's changed rows are submitted for composing (perhaps to a worker
+        process), then the previous chunk is planned while they are composed. What a chunk's
+        planning reads of state or of the records in flight is read after the previous
+        chunk's records were handed out, as without a pipeline.
         """
         self._last_key = None
-        for chunk in _chunks(rows, self.chunk_size):
-            if self.stop is not None and self.stop.is_set():
-                self.stopped = True
-                return
-            composed = self._compose_changed(chunk, compose, resend_known)
-            for item in self._plan_chunk(composed, resend_known):
+        composing = self.composing or Composing(0)
+        ahead: _Chunk | None = None
+        try:
+            for chunk in _chunks(rows, self.chunk_size):
+                if self.stop is not None and self.stop.is_set():
+                    self.stopped = True
+                    return
                 if self._halted():
                     return
-                yield item
-            if self.on_chunk is not None:
-                self.on_chunk()
+                job, duplicates = self._changed_rows(chunk, compose, resend_known)
+                previous, ahead = ahead, None
+                # The worker holds one job at a time: take the previous one's records first.
+                composed = None if previous is None else (previous[0].result(), previous[1])
+                ahead = (composing.submit(job), duplicates)
+                if composed is not None:
+                    yield from self._planned(*composed, resend_known)
+            if ahead is not None:
+                last, ahead = ahead, None
+                yield from self._planned(last[0].result(), last[1], resend_known)
+        finally:
+            if ahead is not None:
+                ahead[0].discard()
+
+    def _planned(self, prepared: list[Prepared], duplicates: list[bool],
+                 resend_known: bool) -> Iterator[Item]:
+        for item in self._plan_chunk(prepared, duplicates, resend_known):
+            if self._halted():
+                return
+            yield item
+        if self.on_chunk is not None:
+            self.on_chunk()
 
     def answered(self, key: str) -> InFlight:
         """Metrilo answered for the record sent under `key`: what was remembered of it when
@@ -167,69 +175,82 @@ class Planner:
     def _halted(self) -> bool:
         return self.halt is not None and self.halt.is_set()
 
-    def _compose_changed(
+    def _changed_rows(
         self, chunk: list[SourceRow], compose: Callable[[SourceRow], SourceRecord],
         resend_known: bool,
-    ) -> list[_Composed]:
-        """Compose the rows of a chunk that may have changed; count the others as unchanged.
+    ) -> tuple[Job, list[bool]]:
+        """The rows of a chunk that may have changed, to compose; the others count as
+        unchanged.
 
         One state query for the chunk's source fingerprints: in a no-change cycle that is all
-        the state work, and nothing is composed or encoded.
+        the state work, and nothing is composed or encoded. A row's raw values are
+        fingerprinted here only to compare them with a mark; the others' fingerprints are
+        computed where they are composed (`prepare.prepare_rows`).
         """
-        if self._halted():
-            return []
         seed = None if self.assume_forced or resend_known else self.source_seed
         marks = {} if seed is None else self.state.source_marks(
             self.resource, [row.key for row in chunk])
         # Rows and child rows are plain tuples (source.stream), as SourceHasher expects.
-        hasher = None if seed is None else SourceHasher(seed)
+        hasher = None if seed is None or not marks else SourceHasher(seed)
         counts = self.report.counts
-        composed: list[_Composed] = []
+        todo: list[SourceRow] = []
+        fingerprints: list[str | None] = []
+        duplicates: list[bool] = []
         for row in chunk:
             if row.key in self._inflight:
                 continue  # read again by a later pass while its first send is in flight
             duplicate = row.key == self._last_key
             self._last_key = row.key
-            fp = None if hasher is None else hasher(row.raw, row.kids)
             mark = marks.get(row.key)
-            if (mark is not None and fp == mark.source_fingerprint and row.repeats == 1
-                    and not duplicate and (mark.has_payload or not self.keep_payloads)):
-                counts.scanned += 1
-                counts.unchanged += 1
-                self.seen_live += 1
-                continue
-            composed.append(_Composed(compose(row), fp, duplicate))
-        return composed
+            fp: str | None = UNKNOWN
+            if mark is not None and hasher is not None:
+                fp = hasher(row.raw, row.kids)
+                if (fp == mark.source_fingerprint and row.repeats == 1 and not duplicate
+                        and (mark.has_payload or not self.keep_payloads)):
+                    counts.scanned += 1
+                    counts.unchanged += 1
+                    self.seen_live += 1
+                    continue
+            todo.append(row)
+            fingerprints.append(fp)
+            duplicates.append(duplicate)
+        job = Job(self.resource, compose, seed, todo, fingerprints, with_payload=self.dry_run)
+        return job, duplicates
 
-    def _plan_chunk(self, chunk: list[_Composed], resend_known: bool) -> Iterator[Item]:
+    def _plan_chunk(self, chunk: list[Prepared], duplicates: list[bool],
+                    resend_known: bool) -> Iterator[Item]:
         if self._halted() or not chunk:
             return
+        # Read again by a later pass while its first send is in flight: checked again here,
+        # as the previous chunk's records were handed out after this chunk was read.
+        fresh = [(p, d) for p, d in zip(chunk, duplicates, strict=True)
+                 if p.key not in self._inflight]
         counts = self.report.counts
-        rows = self.state.lookup(self.resource, [c.record.key for c in chunk])
+        rows = self.state.lookup(self.resource, [p.key for p, _ in fresh])
         rejects: list[Outcome] = []
         backfill: list[Outcome] = []
         candidates: list[_Candidate] = []
-        for record, source_fp, duplicate in ((c.record, c.source_fingerprint, c.duplicate)
-                                             for c in chunk):
+        for prepared, duplicate in fresh:
             counts.scanned += 1
-            row = rows.get(record.key)
+            row = rows.get(prepared.key)
             if row is not None and row.status is not Status.GONE and not duplicate:
                 self.seen_live += 1
-            outcome, canonical = self._outcome(record, source_fp)
+            outcome = self._outcome(prepared)
             change = self._classify(outcome, row, resend_known)
             counts.bump(_COUNT_OF_CHANGE[change])
             if change is Change.UNCHANGED and not duplicate:
                 # Unchanged as a record: remember its source fingerprint (and, where kept,
                 # its payload), so the next cycle need not compose it.
-                if source_fp is not None or (self.keep_payloads and _lacks_payload(row)):
+                if (prepared.source_fingerprint is not None
+                        or (self.keep_payloads and _lacks_payload(row))):
                     backfill.append(outcome)
                 continue
-            reasons = self._reasons(record, duplicate)
+            reasons = _duplicate(prepared.key) if duplicate else prepared.reasons
             if reasons:
                 rejects.append(outcome.with_reason("; ".join(reasons)))
             else:
-                candidates.append((record, outcome, row, canonical))
-            self._sample(_COUNT_OF_CHANGE[change], record.key, record.payload)
+                candidates.append((prepared, outcome, row))
+            self._sample(_COUNT_OF_CHANGE[change], prepared.key, prepared.payload)
         sendable, waiting = self._split_waiting(candidates)
         counts.rejected += len(rejects)
         counts.waiting += len(waiting)
@@ -237,16 +258,16 @@ class Planner:
             self.state.mark_rejected(self.resource, rejects)
             self.state.mark_pending(self.resource, waiting)
             self.state.record_unchanged(self.resource, backfill)
-        for record, outcome, row, canonical in sendable:
+        for prepared, outcome, row in sendable:
             removed = _removed_tags(row, outcome.tags)
             if removed:
                 counts.untagged += 1
-                self._sample("untag", record.key, {"email": outcome.metrilo_id,
-                                                   "tags": list(removed)})
+                self._sample("untag", prepared.key, {"email": outcome.metrilo_id,
+                                                     "tags": list(removed)})
             if not self.dry_run:
-                self._inflight[record.key] = InFlight(outcome, removed)
+                self._inflight[prepared.key] = InFlight(outcome, removed)
             # The canonical JSON is the request body too: each record is encoded once.
-            yield Item(record.key, record.payload, body=canonical)
+            yield Item(prepared.key, body=prepared.body)
 
     def _classify(self, outcome: Outcome, row: StateRow | None, resend_known: bool) -> Change:
         if self.ignore_forced and row is not None and row.forced:
@@ -257,26 +278,16 @@ class Planner:
             return Change.FORCED
         return change
 
-    def _outcome(self, record: SourceRecord, source_fp: str | None) -> tuple[Outcome, bytes]:
-        """The record's outcome-to-be, and its canonical JSON (fingerprint, body, kept payload)."""
-        canonical = canonical_json(record.payload)
-        outcome = Outcome(
-            key=record.key,
-            metrilo_id=metrilo_id(self.resource, record.payload),
-            fingerprint=fingerprint_json(canonical),
-            tags=record_tags(record.payload),
-            payload=(record.kept or canonical.decode()) if self.keep_payloads else None,
-            source_fingerprint=source_fp,
+    def _outcome(self, prepared: Prepared) -> Outcome:
+        """The record's outcome-to-be (state keeps its canonical JSON, or what it says)."""
+        return Outcome(
+            key=prepared.key,
+            metrilo_id=prepared.metrilo_id,
+            fingerprint=prepared.fingerprint,
+            tags=prepared.tags,
+            payload=(prepared.kept or prepared.body.decode()) if self.keep_payloads else None,
+            source_fingerprint=prepared.source_fingerprint,
         )
-        return outcome, canonical
-
-    def _reasons(self, record: SourceRecord, duplicate: bool) -> list[str]:
-        if duplicate:
-            return [
-                f"duplicate key {record.key!r} from the source: the key must be unique "
-                "(fix `key:` or the query in mappings.yaml)"
-            ]
-        return [*record.problems, *reasons_to_hold(self.resource.endpoint, record.payload)]
 
     def _split_waiting(
         self, candidates: list[_Candidate]
@@ -284,22 +295,22 @@ class Planner:
         if self.dependencies is None or not candidates:
             return candidates, []
         blockers = _Blockers(
-            self.state, self.dependencies, [c[0].payload for c in candidates], self._synced,
+            self.state, self.dependencies, [c[0] for c in candidates], self._synced,
             # A dry run sends nothing, so a customer new in this cycle is not in state yet;
             # a real cycle would send it before the orders. Only a refused one blocks then.
             only_refused=self.dry_run,
         )
         sendable, waiting = [], []
         for candidate in candidates:
-            why = blockers.why_waiting(candidate[0].payload)
+            why = blockers.why_waiting(candidate[0])
             if why:
                 waiting.append(candidate[1].with_reason(why))
             else:
                 sendable.append(candidate)
         return sendable, waiting
 
-    def _sample(self, change: str, key: str, payload: dict[str, Any]) -> None:
-        if not self.dry_run:
+    def _sample(self, change: str, key: str, payload: Payload | None) -> None:
+        if not self.dry_run or payload is None:
             return
         if sum(1 for s in self.report.samples if s.change == change) < SAMPLES_PER_CHANGE:
             self.report.samples.append(Sample(change, key, payload))
@@ -324,44 +335,33 @@ class _Blockers:
     not already known to be synced."""
 
     def __init__(
-        self, state: PlanState, deps: Dependencies, orders: Sequence[dict[str, Any]],
+        self, state: PlanState, deps: Dependencies, orders: Sequence[Prepared],
         synced: _SyncedIds, *, only_refused: bool = False,
     ) -> None:
         self.deps = deps
         self.only_refused = only_refused
         self.known_customers = synced.customers
         self.known_products = synced.products
-        emails = {str(o["email"]) for o in orders if o.get("email")}
-        products = {
-            str(line["productId"])
-            for o in orders
-            for line in o.get("products") or ()
-            if isinstance(line, dict) and line.get("productId") is not None
-        }
+        emails = {o.email for o in orders if o.email}
+        products = {product for o in orders for product in o.product_ids}
         self.customers = _statuses(state, deps.customer_resources, emails, synced,
                                    synced.customers)
         self.products = _statuses(state, deps.product_resources, products, synced,
                                   synced.products)
 
-    def why_waiting(self, order: dict[str, Any]) -> str | None:
-        email = order.get("email")
-        if email:
-            ident = str(email)
-            if ident not in self.known_customers:
-                why = self._blocked("customer", ident, self.customers,
-                                    self.deps.customers_complete)
-                if why:
-                    return why
+    def why_waiting(self, order: Prepared) -> str | None:
+        email = order.email
+        if email and email not in self.known_customers:
+            why = self._blocked("customer", email, self.customers, self.deps.customers_complete)
+            if why:
+                return why
         known = self.known_products
-        for line in order.get("products") or ():
-            if isinstance(line, dict) and line.get("productId") is not None:
-                ident = str(line["productId"])
-                if ident in known:
-                    continue
-                why = self._blocked("product", ident, self.products,
-                                    self.deps.products_complete)
-                if why:
-                    return why
+        for ident in order.product_ids:
+            if ident in known:
+                continue
+            why = self._blocked("product", ident, self.products, self.deps.products_complete)
+            if why:
+                return why
         return None
 
     def _blocked(
@@ -389,6 +389,11 @@ def _statuses(
     found = state.dependency_status(resources, asked) if asked else {}
     synced.remember(known, found)
     return found
+
+
+def _duplicate(key: str) -> tuple[str, ...]:
+    return (f"duplicate key {key!r} from the source: the key must be unique "
+            "(fix `key:` or the query in mappings.yaml)",)
 
 
 def _lacks_payload(row: StateRow | None) -> bool:

@@ -57,6 +57,7 @@ class Connections:
             stop=stop,
             recheck_seconds=self._settings.recheck_seconds,
             rejection_threshold=self._settings.rejection_threshold,
+            compose_workers=self._settings.workers,
         )
 
     def use_mapping(self, mapping: LoadedMapping) -> None:

@@ -22,13 +22,19 @@ class Item:
 
     `body` is the payload's JSON when the caller already has it, so it is not encoded a second
     time: the planner fingerprints every record from `diff.canonical_json`, which is compact
-    UTF-8 JSON too (keys sorted: Metrilo does not care). The caller vouches that it is the
-    payload's JSON and finite (a validated record is); None: encoded here, NaN refused.
+    UTF-8 JSON too (keys sorted: Metrilo does not care), and hands over only that (`payload`
+    None: the record may have been composed in another process). The caller vouches that it
+    is the payload's JSON and finite (a validated record is); None: `payload` is encoded here,
+    NaN refused.
     """
 
     key: str
-    payload: Payload
+    payload: Payload | None = None
     body: bytes | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.payload is None and self.body is None:
+            raise ValueError(f"item {self.key!r} has neither a payload nor a body")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +103,7 @@ def encode(item: Item) -> EncodedItem | tuple[Item, str]:
     """The item with its JSON bytes, or the item with why it cannot be serialized."""
     if item.body is not None:
         return EncodedItem(item, item.body)
+    assert item.payload is not None  # see Item.__post_init__
     try:
         return EncodedItem(item, to_json(item.payload))
     except (TypeError, ValueError) as exc:
