@@ -68,9 +68,10 @@ class PriorState(Protocol):
 # writes, byte for byte, for str keys, text, ints within 64 bits, bools, None, lists and
 # floats from 1e-4 up (both print the shortest repr that reads back), about 2.5 times faster.
 # Everything else is left to json, so fingerprints never change: a type orjson would encode
-# its own way (subclasses, dataclasses, datetimes, UUIDs) or cannot (ints beyond 64 bits,
-# non-text keys, invalid text) raises here and goes to json, and the two float cases it
-# prints differently are recognised in its output (see _may_differ).
+# its own way (subclasses, dataclasses, datetimes) or cannot (ints beyond 64 bits, non-text
+# keys, invalid text) raises here and goes to json, and the two float cases it prints
+# differently are recognised in its output (see _may_differ). Only a UUID or a plain Enum,
+# which json refuses and no coercion produces, is written by orjson (as text, as its value).
 _ORJSON_OPTIONS = (
     orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME
     | orjson.OPT_PASSTHROUGH_DATACLASS

@@ -27,7 +27,7 @@ from cdc_sync.state import Outcome, SourceMark, StateRow, Status
 SAMPLES_PER_CHANGE = 3
 
 SYNCED_IDS_REMEMBERED = 200_000
-"""How many customers' and products' Metrilo ids a planner remembers as synced (about 20 MB
+"""How many customers' and products' Metrilo ids a planner remembers as synced (about 25 MB
 at most): later chunks' orders need not ask state for them again."""
 
 _COUNT_OF_CHANGE = {
