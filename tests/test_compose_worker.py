@@ -230,3 +230,16 @@ def test_sync_and_status_through_the_cli_say_where_records_are_composed(world: W
     refused = run_cli(world, "status", CDC_SYNC_COMPOSE_WORKERS="2")
     assert refused.returncode == 2
     assert "CDC_SYNC_COMPOSE_WORKERS" in refused.stderr + refused.stdout
+
+
+def test_a_dry_run_counts_and_samples_the_same_with_a_worker(world: World) -> None:
+    mutate.rename_customer(world.shop, 1, "Bad\x01Name")  # a rejected sample too
+    reports = {}
+    for workers in (0, 1):
+        with world.engine(chunk_size=CHUNK) as engine:
+            reports[workers] = _worker_engine(engine, workers).run(CycleOptions(dry_run=True))
+            assert engine.composing.starts == workers
+    assert _counts(reports[0]) == _counts(reports[1])
+    for resource, rep in reports[0].resources.items():
+        assert rep.samples == reports[1].resources[resource].samples
+    assert any(rep.samples for rep in reports[1].resources.values())
