@@ -43,6 +43,9 @@ def driver_batches(engine: sa.Engine, stmt: sa.Select[Any], sql: str, batch: int
     abandoned = False
     try:
         with engine.connect() as conn:
+            # SQLAlchemy's transaction, as its own reads have: closing it rolls back, and a
+            # connection lost meanwhile fails the read there, even when every row had arrived.
+            conn.begin()
             driver: Any = conn.connection.driver_connection
             cursor = (driver.cursor() if dialect.driver == "psycopg"
                       else driver.cursor(_pymysql_unbuffered()))
