@@ -7,6 +7,7 @@ its tests with the reason; in CI (env CI set) it fails them, so a green run mean
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -111,3 +112,13 @@ def store(engine: sa.Engine) -> Iterator[StateStore]:
     """A StateStore on `engine`."""
     with StateStore(engine) as handed_in:
         yield handed_in
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_left_behind() -> Iterator[None]:
+    """A test that fails before stopping its `cdc-sync run` process must not leave it running
+    (it would go on syncing into a world that is gone, and grow)."""
+    yield
+    outages = sys.modules.get("helpers.outages")
+    if outages is not None:
+        outages.kill_leftover_daemons()

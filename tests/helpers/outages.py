@@ -70,7 +70,9 @@ class DaemonProcess:
                 command("run"), cwd=world.tmp, env=cli_env(world, **(FAST_DAEMON | env)),
                 stdout=out, stderr=subprocess.STDOUT,
             )
-        return cls(process, log_path)
+        daemon = cls(process, log_path)
+        _STARTED.append(daemon)
+        return daemon
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
@@ -110,6 +112,19 @@ class DaemonProcess:
         if self.alive():
             self.process.kill()
         self.process.wait(30)
+
+
+_STARTED: list[DaemonProcess] = []
+
+
+def kill_leftover_daemons() -> int:
+    """Kill the daemons a test started and left running (it failed before `stop`): a daemon
+    left behind keeps syncing into a world that is gone, and grows. How many were left."""
+    left = [daemon for daemon in _STARTED if daemon.alive()]
+    for daemon in left:
+        daemon.kill()
+    _STARTED.clear()
+    return len(left)
 
 
 def sandbox_requests(world: World, path: str) -> int:
