@@ -51,17 +51,31 @@ def emit(result: dict[str, Any]) -> None:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set size so far (Linux reports ru_maxrss in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's own peak resident set size so far.
+
+    Linux's `VmHWM` (the high-water mark of this process's memory since its exec), not
+    `ru_maxrss`: a child started by `subprocess` keeps the larger of its own peak and the
+    parent's RSS at the fork, so every cycle measured after the bench's parent grew (it
+    changes the shop and reads state for rows 2c and 2b) reported the parent's size.
+    """
+    hwm = _proc_status_mb("VmHWM:")
+    if hwm:
+        return hwm
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def current_rss_mb() -> float:
     """This process's resident set size now, from /proc (0 where there is no /proc)."""
+    return _proc_status_mb("VmRSS:")
+
+
+def _proc_status_mb(field: str) -> float:
+    """A memory field of /proc/self/status in MB (0 where there is no /proc)."""
     try:
         status = Path("/proc/self/status").read_text()
     except OSError:
         return 0.0
     for line in status.splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field):
             return int(line.split()[1]) / 1024
     return 0.0
