@@ -342,14 +342,14 @@ class SyncEngine(Generic[S]):
                 yield from planner.items(again.rows, again.compose)
 
     def _changed(self, resource: Resource, *, dry_run: bool) -> Readings:
-        """The rows changed since the resource's mark. Guests: decided from the changed
-        orders and state, not by a query over every order's email (cycle/guests.py); not in
-        a dry run, whose customers new this cycle never reach state (the query sees them)."""
+        """The rows changed since the resource's mark. Guests: from the changed orders,
+        decided against state, not by a query over every order's email (cycle/guests.py); a
+        dry run, whose customers new this cycle never reach state, asks the exact query."""
         since = self.marks.since(resource)
         entry = self.catalogue.entry(resource)
-        if resource is Resource.GUEST_CUSTOMERS and entry is not None and not dry_run:
+        if resource is Resource.GUEST_CUSTOMERS and entry is not None:
             guests = changed_guests(self.state, self.source, since, chunk_size=self.chunk_size,
-                                    customers=entry.basis is not None)
+                                    customers=entry.basis is not None, exact=dry_run)
             if guests is not None:
                 return guests
         return self.source.readings(resource, since=since)

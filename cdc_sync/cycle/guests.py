@@ -8,7 +8,9 @@ first order it was made from; `core.guests.decide` then sends the guest as the e
 changed order makes it, skips it, or leaves it to the exact set-based query, narrowed to the
 few emails state cannot decide (`ShopSource.readings(keys=...)`). No scan of every order's
 email, no scan of every customer's: what they alone would see is settled by the guests' full
-read once per reconciliation window (core/guests.py).
+read once per reconciliation window (core/guests.py). A dry run asks the exact query for every
+changed email (a chunk's emails at a time): it leaves state as it was, so state cannot know the
+customers it found new.
 """
 
 from __future__ import annotations
@@ -39,24 +41,28 @@ class GuestState(Protocol):
 
 
 def changed_guests(state: GuestState, source: ShopSource, since: Any, *, customers: bool,
-                   chunk_size: int = 1000) -> Readings | None:
+                   chunk_size: int = 1000, exact: bool = False) -> Readings | None:
     """The guest rows an incremental cycle must plan, in key order; None when guests are
     not read this way (no cursor on orders): then the caller derives them by query.
-    `customers`: whether customers are mapped (an email they have is no guest)."""
+    `customers`: whether customers are mapped (an email they have is no guest). `exact`:
+    every changed email goes to the exact query, state decides nothing (a dry run: the
+    customers it found new this cycle never reach state, so state would take their emails
+    for guests')."""
     changed = source.changed_guest_orders(since)
     if changed is None:
         return None
-    deciding = _Deciding(state, source, changed, customers)
+    deciding = _Deciding(state, source, changed, customers and not exact, exact)
     return Readings(deciding.rows(chunk_size), changed.compose)
 
 
 class _Deciding:
     def __init__(self, state: GuestState, source: ShopSource, changed: Readings,
-                 customers: bool) -> None:
+                 customers: bool, exact: bool) -> None:
         self.state = state
         self.source = source
         self.changed = changed
         self.customers = customers
+        self.exact = exact
 
     def rows(self, chunk_size: int) -> Iterator[SourceRow]:
         try:
@@ -71,6 +77,9 @@ class _Deciding:
 
     def _chunk(self, chunk: list[_Group]) -> Iterator[SourceRow]:
         keys = [key for key, _ in chunk]
+        if self.exact:
+            yield from self.source.readings(Resource.GUEST_CUSTOMERS, keys=keys).rows
+            return
         taken = self.state.dependency_status(_CUSTOMERS, keys) if self.customers else {}
         # A customer row in any state but gone has the email (synced, pending or rejected: the
         # query's anti-join would see its row). Most changed orders are customers': only the

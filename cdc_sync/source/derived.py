@@ -86,6 +86,9 @@ def guest_customers(orders: ResourcePlan, customers: ResourcePlan | None,
     first_order = [created, *orders.key]
 
     def rows(dialect: str, since: Any, keys: Sequence[str] | None) -> AnySelect:
+        if since is not None:  # it would normalise every order's email to find the changed
+            raise ValueError("guest customers changed since a mark are derived from the changed "
+                             "orders (DerivedPlan.changed, cycle/guests.py), not by this query")
         guest = _normalized(email)
         rank = sa.func.row_number().over(partition_by=guest, order_by=first_order)
         inner = sa.select(guest.label(GUEST_KEY), *(v.label(k) for k, v in values.items()),
@@ -93,12 +96,7 @@ def guest_customers(orders: ResourcePlan, customers: ResourcePlan | None,
         inner = inner.where(email.is_not(None))
         if orders.where is not None:
             inner = inner.where(orders.where)
-        if since is not None and orders.cursor is not None:
-            # Blank emails are left out of the changed ones instead: a row whose email is in
-            # them is not blank, so the 1M-row scan skips a trim per row (~20% of its time).
-            inner = inner.where(guest.in_(_changed_emails(orders, email, since)))
-        else:
-            inner = inner.where(sa.func.trim(email) != "")
+        inner = inner.where(sa.func.trim(email) != "")
         if keys is not None:
             inner = inner.where(key_in([guest], keys))
         ranked = inner.subquery("cdc_guests")
@@ -146,13 +144,6 @@ def _not_held(live_ids: sa.Subquery, product_id: Column, since: Any) -> sa.Colum
     return sa.select(sa.func.count()).select_from(live_ids).where(same_id).scalar_subquery() == 0
 
 
-def _changed_emails(orders: ResourcePlan, email: Column, since: Any) -> AnySelect:
-    assert orders.cursor is not None
-    changed = sa.select(_normalized(email)).select_from(orders.from_clause)
-    changed = changed.where(orders.cursor >= since, email.is_not(None), sa.func.trim(email) != "")
-    return changed.correlate(None)
-
-
 def _no_customer_has(customers: ResourcePlan, guest: Column,
                      dialect: str) -> sa.ColumnElement[bool]:
     """No customer row has the guest's email: an anti-join each database runs in linear time.
@@ -165,10 +156,9 @@ def _no_customer_has(customers: ResourcePlan, guest: Column,
     index of the NOT IN list once. NOT IN is NULL-sensitive: a customer without an email
     would hide every guest, so the list leaves NULLs out.
 
-    Not narrowed to the changed emails on incremental reads: PostgreSQL estimates the rows
-    changed since a recent mark as about one (its statistics predate them), and with both
-    sides narrowed it chose a nested-loop anti-join that normalised customer emails once per
-    guest (1.8 s at 100k orders, against 0.2 s for the hash anti-join over every customer).
+    Not narrowed to the guests' emails when the guests are (`keys`): with both sides narrowed
+    PostgreSQL chose a nested-loop anti-join that normalised customer emails once per guest
+    (1.8 s at 100k orders, against 0.2 s for the hash anti-join over every customer).
     """
     email_spec = customers.spec.fields.get("email")
     email = field_value(customers, "email", email_spec) if email_spec else None
