@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from cdc_sync.core.resources import Resource
+from cdc_sync.cycle.engine import CycleOptions
 from cdc_sync.demo import mutate, schema
 from cdc_sync.mapping.loader import parse_mapping
 from cdc_sync.source import ShopSource, connect_shop
@@ -169,3 +170,51 @@ def test_reads_are_planned_to_fetch_every_row_on_postgresql(pg_url: str) -> None
         assert fractions() == {"1"}  # full reads fetch every row too
     finally:
         engine.dispose()
+
+
+def _add_gone_line(world: World, order_id: int, product_id: int) -> None:
+    """A line naming a product the shop no longer has (never synced either), appended to an
+    order whose own row is untouched: the order lines' append key re-reads the order."""
+    with world.shop.begin() as conn:
+        line_id = conn.execute(sa.select(sa.func.max(schema.order_lines.c.id))).scalar_one() + 1
+        conn.execute(schema.order_lines.insert(), [{
+            "id": line_id, "order_id": order_id, "product_id": product_id,
+            "product_name": "Discontinued lamp", "unit_price": 4.5, "quantity": 1}])
+
+
+def _sent_with_its_product(world: World, order_id: int, product_id: int) -> None:
+    order, product = str(order_id), str(product_id)
+    assert world.held("products", product) == {
+        "id": product, "name": "Discontinued lamp", "price": 4.5}
+    assert product in {p["productId"] for p in world.held("orders", order)["products"]}
+    assert world.rows(Resource.ORDERS, [order])[order].status is Status.SYNCED
+    assert world.rows(Resource.DELETED_PRODUCTS, [product])[product].status is Status.SYNCED
+
+
+def test_a_line_for_a_gone_product_added_to_an_unchanged_order_goes_out_in_one_cycle(
+    any_world: World,
+) -> None:
+    world = any_world
+    world.sync()
+    _add_gone_line(world, 3, 9_999)
+    report = world.sync()
+    deleted = report.resources[Resource.DELETED_PRODUCTS]
+    orders = report.resources[Resource.ORDERS]
+    assert (deleted.mode, orders.mode) == ("incremental", "incremental")
+    assert (deleted.counts.sent, orders.counts.sent, orders.counts.waiting) == (1, 1, 0)
+    _sent_with_its_product(world, 3, 9_999)
+
+
+def test_an_order_waiting_for_a_gone_product_goes_out_the_next_cycle(any_world: World) -> None:
+    world = any_world
+    world.sync()
+    _add_gone_line(world, 4, 9_998)
+    # Orders alone: the line is followed (its mark moves on), the order waits for the product.
+    waited = world.sync(CycleOptions(resources=(Resource.ORDERS,))).resources[Resource.ORDERS]
+    assert waited.counts.sent == 0
+    assert world.rows(Resource.ORDERS, ["4"])["4"].status is Status.PENDING
+    # The next cycle derives deleted products from the pending order too.
+    report = world.sync()
+    assert report.resources[Resource.DELETED_PRODUCTS].counts.sent == 1
+    assert report.resources[Resource.ORDERS].counts.sent == 1
+    _sent_with_its_product(world, 4, 9_998)

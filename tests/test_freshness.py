@@ -17,6 +17,7 @@ from cdc_sync.core import freshness
 from cdc_sync.core.catalogue import Catalogue
 from cdc_sync.core.dependencies import Seen, dependency_map, sql_tables, sqlglot_dialect
 from cdc_sync.core.resources import Resource
+from cdc_sync.demo.scenario import demo_mapping_path
 from cdc_sync.errors import MappingError
 from cdc_sync.mapping.loader import parse_mapping
 from cdc_sync.sandbox import Sandbox
@@ -191,3 +192,17 @@ def test_a_cursor_on_a_child_of_a_resource_without_one_is_called_useless() -> No
 def _line(text: str, needle: str, occurrence: int) -> int:
     lines = [n for n, line in enumerate(text.splitlines(), 1) if needle in line]
     return lines[occurrence - 1]
+
+
+def test_deleted_products_see_the_order_lines_as_the_orders_follow_them() -> None:
+    # Deleted products derive from every order an incremental cycle re-reads (cycle/deleted.py),
+    # the orders a new line re-reads included; a product deleted from the shop with no order
+    # re-read is still found by the full read once per window.
+    mapping = parse_mapping(demo_mapping_path().read_text(encoding="utf-8"),
+                            demo_mapping_path())
+    dependencies = dependency_map(Catalogue(mapping.spec), sqlglot_dialect("sqlite"))
+    rows = freshness.rows(dependencies, 15)
+    deleted = {(d["table"], d["via"]): d for d in rows[Resource.DELETED_PRODUCTS.value]}
+    lines = deleted[("order_lines", "orders.children.products")]
+    assert (lines["how"], lines["delay"]) == ("append key id", "next cycle")
+    assert deleted[("products", "products.table")]["how"] == "reconciliation only"

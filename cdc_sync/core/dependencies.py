@@ -83,7 +83,7 @@ class Dependency:
 
     def how(self) -> str:
         """`cursor updated_at`, `append key id`, `watched (watch.0: cursor changed)`, ..."""
-        if self.seen is Seen.WATCHED and self.cursor is not None:
+        if self.seen is Seen.WATCHED and self.cursor is not None and self.tracker is not None:
             return f"watched ({self.tracker}: {_cursor_text(self.cursor)})"
         if self.cursor is not None:
             return _cursor_text(self.cursor)
@@ -329,17 +329,22 @@ def _derived(entry: Entry, direct: dict[Resource, list[Dependency]]) -> list[Dep
 
     It follows the cursor of the resource it is derived from (orders): an incremental read
     derives from the rows whose own cursor moved, so its other tables are seen by
-    reconciliation; so are the guests' cases the changed orders alone cannot tell.
+    reconciliation; so are the guests' cases the changed orders alone cannot tell. Deleted
+    products also derive from the orders re-read for a followed join, child or watch
+    (cycle/deleted.py): those tables are seen as the orders see them.
     """
     found = []
     for base in entry.built_from:
         for dep in direct.get(base, []):
             if not _derived_reads(entry.resource, dep.via):
                 continue
-            follows = base is entry.cursor_of and dep.via in ("table", "query")
+            follows = base is entry.cursor_of and (
+                dep.via in ("table", "query")
+                or (entry.resource is Resource.DELETED_PRODUCTS and dep.tracker is not None))
             seen = dep.seen if follows or dep.seen is Seen.EVERY_CYCLE else Seen.RECONCILIATION
             later = (SETTLED_LATER if follows and entry.resource is Resource.GUEST_CUSTOMERS
                      and seen is not Seen.EVERY_CYCLE else None)
+            # No tracker of its own: the orders' marks are the ones that move.
             found.append(Dependency(entry.resource, dep.table, f"{base.value}.{dep.via}",
                                     dep.path, False, seen, dep.cursor if follows else None,
                                     later=later))

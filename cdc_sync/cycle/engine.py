@@ -32,6 +32,7 @@ from cdc_sync.core.report import (
 )
 from cdc_sync.core.resources import Resource
 from cdc_sync.cycle.composing import Composing
+from cdc_sync.cycle.deleted import deleted_products_of_orders
 from cdc_sync.cycle.deletes import DeleteHandler, DeleteRules, GoneState
 from cdc_sync.cycle.follow import Follower
 from cdc_sync.cycle.guests import changed_guests
@@ -344,9 +345,14 @@ class SyncEngine(Generic[S]):
     def _changed(self, resource: Resource, *, dry_run: bool) -> Readings:
         """The rows changed since the resource's mark. Guests: from the changed orders,
         decided against state, not by a query over every order's email (cycle/guests.py); a
-        dry run, whose customers new this cycle never reach state, asks the exact query."""
+        dry run, whose customers new this cycle never reach state, asks the exact query.
+        Deleted products: from every order the cycle re-reads (cycle/deleted.py)."""
         since = self.marks.since(resource)
         entry = self.catalogue.entry(resource)
+        if resource is Resource.DELETED_PRODUCTS and entry is not None:
+            overlap = self.mapping.spec.sync.cursor_overlap_seconds
+            return deleted_products_of_orders(self.state, self.source, since,
+                                              overlap_seconds=overlap, chunk_size=self.chunk_size)
         if resource is Resource.GUEST_CUSTOMERS and entry is not None:
             guests = changed_guests(self.state, self.source, since, chunk_size=self.chunk_size,
                                     customers=entry.basis is not None, exact=dry_run)

@@ -6,7 +6,9 @@ guest row also carries that first order's key (`GUEST_ORDER` labels, composed in
 state keeps it, so an incremental cycle can derive guests from the changed orders alone
 (`DerivedPlan.changes`, decided in cycle/guests.py) instead of normalizing every order's email.
 Deleted products: one per order-line product id the products source no longer holds
-(NOT EXISTS), with name and price read off the order lines (MAX), so Metrilo keeps the orders.
+(NOT EXISTS), with name and price read off the order lines (MAX), so Metrilo keeps the orders;
+an incremental cycle reads those of the lines of the orders it re-reads (changed since the
+mark, or by key: cycle/deleted.py).
 Both work on PostgreSQL, MariaDB/MySQL and SQLite (3.25+ for window functions).
 """
 
@@ -40,15 +42,16 @@ class DerivedPlan:
     key_label: str
     kind: KeyKind
     fields: dict[str, FieldSpec]
-    rows: Callable[[str, Any, Sequence[str] | None], AnySelect]  # (dialect, since, keys)
+    # (dialect, since, keys, orders): `orders`, the keys of the orders to derive from
+    rows: Callable[[str, Any, Sequence[str] | None, Sequence[str] | None], AnySelect]
     # Guests: every order changed since a mark, with the guest row's columns, in guest key
     # order and, within a guest, in first-order order (dialect, since); None without a cursor.
     changes: Callable[[str, Any], AnySelect] | None = None
     basis: tuple[str, ...] = ()  # the labels of the first order's key columns (guests)
 
-    def select(self, dialect: str, *, since: Any = None,
-               keys: Sequence[str] | None = None) -> AnySelect:
-        return self.rows(dialect, since, keys)
+    def select(self, dialect: str, *, since: Any = None, keys: Sequence[str] | None = None,
+               orders: Sequence[str] | None = None) -> AnySelect:
+        return self.rows(dialect, since, keys, orders)
 
     def changed(self, dialect: str, since: Any) -> AnySelect | None:
         """The orders changed since `since`, one row each, as `changes` says (guests only)."""
@@ -85,10 +88,11 @@ def guest_customers(orders: ResourcePlan, customers: ResourcePlan | None,
     composed = {**fields, "email": email_spec, "createdAt": created_spec}
     first_order = [created, *orders.key]
 
-    def rows(dialect: str, since: Any, keys: Sequence[str] | None) -> AnySelect:
-        if since is not None:  # it would normalise every order's email to find the changed
-            raise ValueError("guest customers changed since a mark are derived from the changed "
-                             "orders (DerivedPlan.changed, cycle/guests.py), not by this query")
+    def rows(dialect: str, since: Any, keys: Sequence[str] | None,
+             order_keys: Sequence[str] | None) -> AnySelect:
+        if since is not None or order_keys is not None:  # it would normalise every order's email
+            raise ValueError("guest customers of changed orders are derived from those orders "
+                             "(DerivedPlan.changed, cycle/guests.py), not by this query")
         guest = _normalized(email)
         rank = sa.func.row_number().over(partition_by=guest, order_by=first_order)
         inner = sa.select(guest.label(GUEST_KEY), *(v.label(k) for k, v in values.items()),
@@ -130,16 +134,17 @@ def _labels(plan: ResourcePlan, *specs: FieldSpec) -> list[str]:
     return labels
 
 
-def _not_held(live_ids: sa.Subquery, product_id: Column, since: Any) -> sa.ColumnElement[bool]:
+def _not_held(live_ids: sa.Subquery, product_id: Column,
+              narrowed: bool) -> sa.ColumnElement[bool]:
     """The order line's product is not among the live ones.
 
-    A full read anti-joins every line with the products (NOT EXISTS). An incremental read
-    counts per line instead, which the planner cannot turn into that anti-join: it scanned all
-    order lines to anti-join them first, misled by a 10x estimate of the changed orders (1.2 s
-    at 3M lines); counting, it starts from the changed orders' lines (30 ms).
+    A full read anti-joins every line with the products (NOT EXISTS). A read of some orders'
+    lines counts per line instead, which the planner cannot turn into that anti-join: it
+    scanned all order lines to anti-join them first, misled by a 10x estimate of the changed
+    orders (1.2 s at 3M lines); counting, it starts from the changed orders' lines (30 ms).
     """
     same_id = live_ids.c.id == product_id
-    if since is None:
+    if not narrowed:
         return ~sa.select(sa.literal(1)).select_from(live_ids).where(same_id).exists()
     return sa.select(sa.func.count()).select_from(live_ids).where(same_id).scalar_subquery() == 0
 
@@ -191,7 +196,9 @@ def deleted_products(orders: ResourcePlan, products: ResourcePlan, line_values: 
     kind = KeyKind.NUMBER if is_numeric(product_id.type) else KeyKind.TEXT
     composed = {**fields, "id": FieldSpec(column=PRODUCT_KEY, type=id_spec.type)}
 
-    def rows(dialect: str, since: Any, keys: Sequence[str] | None) -> AnySelect:
+    def rows(dialect: str, since: Any, keys: Sequence[str] | None,
+             order_keys: Sequence[str] | None) -> AnySelect:
+        narrowed = since is not None or order_keys is not None
         live = sa.select(live_id.label("id")).select_from(products.from_clause)
         if products.where is not None:
             live = live.where(products.where)
@@ -199,11 +206,11 @@ def deleted_products(orders: ResourcePlan, products: ResourcePlan, line_values: 
         aggregates = (sa.func.max(v).label(k) for k, v in line_values.items())
         stmt = sa.select(product_id.label(PRODUCT_KEY), *aggregates)
         stmt = stmt.select_from(lines.from_clause)
-        stmt = stmt.where(product_id.is_not(None), _not_held(live_ids, product_id, since))
+        stmt = stmt.where(product_id.is_not(None), _not_held(live_ids, product_id, narrowed))
         if lines.where is not None:
             stmt = stmt.where(lines.where)
-        if since is not None:
-            stmt = stmt.where(parent_exists(orders, lines, since=since, keys=None))
+        if narrowed:  # the lines of the orders changed since, or of these orders
+            stmt = stmt.where(parent_exists(orders, lines, since=since, keys=order_keys))
         if keys is not None:
             stmt = stmt.where(key_in([product_id], keys))
         return stmt.group_by(product_id).order_by(order_expression(product_id, kind, dialect))

@@ -174,6 +174,14 @@ class ShopSource:
         return Readings(_unmerged(rows, derived.key_label),
                         self._derived_composer(resource, derived))
 
+    def deleted_products_of(self, order_keys: Sequence[str]) -> Readings:
+        """The deleted products the lines of these orders name (pass <= 1000 keys), in key
+        order: one query, an index range on the lines' parent key."""
+        resource = Resource.DELETED_PRODUCTS
+        derived = self._derived_or_raise(resource)
+        rows = self._derived_rows(resource, derived, since=None, keys=None, orders=order_keys)
+        return Readings(rows, self._derived_composer(resource, derived))
+
     def _derived_composer(self, resource: Resource, derived: DerivedPlan) -> RowComposer:
         keep = _first_order(derived.basis) if derived.basis else None
         return RowComposer(resource, derived.fields, {},
@@ -205,14 +213,16 @@ class ShopSource:
         return merge(parents, plan.key_names, plan.kinds, children, resource=resource.value)
 
     def _derived_rows(self, resource: Resource, derived: DerivedPlan, *, since: Any,
-                      keys: Sequence[str] | None) -> Iterator[SourceRow]:
-        stmt = derived.select(self._schema.dialect, since=since, keys=keys)
+                      keys: Sequence[str] | None,
+                      orders: Sequence[str] | None = None) -> Iterator[SourceRow]:
+        stmt = derived.select(self._schema.dialect, since=since, keys=keys, orders=orders)
         rows = stream(self._engine, stmt, batch=self._batch,
                       doing=f"deriving {resource.value} from orders")
         return merge(rows, [derived.key_label], (derived.kind,), {}, resource=resource.value)
 
     def cursor_high_water(self, resource: Resource) -> Any | None:
-        """MAX(cursor) of the resource (derived ones follow the orders' cursor), or None."""
+        """The largest cursor value of the resource (derived ones follow the orders' cursor), or
+        None (query.high_water_select)."""
         entry = self.catalogue.entry(resource)
         if entry is None:
             return None
