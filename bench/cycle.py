@@ -91,7 +91,8 @@ def run_cycle(settings: Settings, *, full: bool, reconcile: bool = True) -> dict
         transport=transport,
     )
     check_started = time.perf_counter()
-    source = checked_source(shop, mapping)  # as open_engine: reflects and checks the mapping
+    # as open_engine: reflects and checks the mapping (CDC_SYNC_SOURCE_DIGESTS applies)
+    source = checked_source(shop, mapping, digests=settings.digests)
     check_seconds = time.perf_counter() - check_started
     clock = ResourceClock()
     engine = SyncEngine(mapping=mapping, source=source, state=state, client=client,

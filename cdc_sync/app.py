@@ -44,13 +44,14 @@ def open_state(settings: Settings) -> StateStore:
     return StateStore.open(settings.state_url.get_secret_value())
 
 
-def checked_source(shop: sa.Engine, mapping: LoadedMapping) -> ShopSource:
+def checked_source(shop: sa.Engine, mapping: LoadedMapping, *,
+                   digests: bool = True) -> ShopSource:
     """The shop source, once the mapping fits the shop's schema exactly as `check` says.
 
     Checked before anything is read or sent, so a mistake in a later resource cannot let the
     earlier ones go out and then stop halfway.
     """
-    source = ShopSource(shop, mapping)
+    source = ShopSource(shop, mapping, digests=digests)
     problems = source.check(data=False)
     if problems:
         raise MappingError(problems, title=f"{mapping.path} does not fit the shop")
@@ -71,7 +72,7 @@ def open_engine(
     with ExitStack() as stack:
         shop = connect_shop(settings.source_url.get_secret_value())
         stack.callback(shop.dispose)
-        source = checked_source(shop, loaded)
+        source = checked_source(shop, loaded, digests=settings.digests)
         state = open_state(settings)
         stack.callback(state.close)
         client = None

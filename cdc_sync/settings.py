@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
@@ -104,6 +104,13 @@ class Settings(BaseSettings):
         default=None, ge=0, le=1, validation_alias="CDC_SYNC_COMPOSE_WORKERS"
     )
 
+    # auto: PostgreSQL and MySQL/MariaDB compute each row's md5 (source/digests.py), and a
+    # full cycle reads keys and digests only; off: every row's values are read and marked in
+    # Python (no md5 on the shop's CPU).
+    source_digests: Literal["auto", "off"] = Field(
+        default="auto", validation_alias="CDC_SYNC_SOURCE_DIGESTS"
+    )
+
     @field_validator("metrilo_api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -127,6 +134,11 @@ class Settings(BaseSettings):
         """How long after a request that got no answer (a timeout) its records are sent once
         more: until then Metrilo may still apply it, over a newer version sent since."""
         return RECHECK_AFTER_TIMEOUTS * self.http_timeout
+
+    @property
+    def digests(self) -> bool:
+        """Whether the shop database computes row digests where it can (digests.py)."""
+        return self.source_digests == "auto"
 
     @property
     def workers(self) -> int:

@@ -78,6 +78,7 @@ _BAD_SETTINGS = [
     ("sync", "CDC_SYNC_MAX_RETRY_SECONDS", "0"),
     ("sync", "CDC_SYNC_REJECTION_THRESHOLD", "-2"),
     ("sync", "CDC_SYNC_COMPOSE_WORKERS", "3"),
+    ("sync", "CDC_SYNC_SOURCE_DIGESTS", "sometimes"),
     ("run", "CDC_SYNC_INTERVAL", "abc"),
     ("run", "CDC_SYNC_INTERVALS", "order=30"),
     ("run", "CDC_SYNC_BACKOFF_MAX", "0"),

@@ -149,6 +149,8 @@ def print_status(state: StatusState, *, as_json: bool,
     _print_last_cycle(data)
     if composing is not None:
         click.echo(f"composing: {composing_text(composing)}")
+        if "digests" in composing:
+            click.echo(f"source marks: {digests_text(composing['digests'])}")
 
 
 def composing_text(composing: dict[str, Any]) -> str:
@@ -159,6 +161,15 @@ def composing_text(composing: dict[str, Any]) -> str:
     why = (f"CDC_SYNC_COMPOSE_WORKERS unset, {composing['cpus']} CPUs" if setting is None
            else f"CDC_SYNC_COMPOSE_WORKERS={setting}")
     return f"{where} ({why})"
+
+
+def digests_text(setting: str) -> str:
+    """Where rows' source marks are computed (from `Settings`: CDC_SYNC_SOURCE_DIGESTS)."""
+    if setting == "off":
+        return ("from each row's values, in Python: full cycles read every value "
+                "(CDC_SYNC_SOURCE_DIGESTS=off)")
+    return ("md5 digests computed by the shop database on PostgreSQL and MySQL/MariaDB; a full "
+            "cycle reads keys and digests only (CDC_SYNC_SOURCE_DIGESTS=auto)")
 
 
 def _print_refused_edit(refused: dict[str, Any] | None) -> None:

@@ -153,7 +153,7 @@ def status(as_json: bool, **kwargs: Any) -> None:
                      owner_gone=owner_gone(settings.state_url.get_secret_value()),
                      detection=_detection(settings, state),
                      composing={"workers": settings.workers, "setting": settings.compose_workers,
-                                "cpus": available_cpus()})
+                                "cpus": available_cpus(), "digests": settings.source_digests})
     finally:
         state.close()
 

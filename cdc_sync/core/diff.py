@@ -185,6 +185,22 @@ class SourceHasher:
         return digest.hexdigest()
 
 
+class DigestHasher:
+    """The mark of a row whose digest the database computed (`source/digests.py`): a keyed
+    blake2b of the digest text under the seed, so a mapping change still recomposes. Equal
+    digest texts mean equal values as the driver parses them, so equal records."""
+
+    __slots__ = ("_keyed",)
+
+    def __init__(self, seed: bytes) -> None:
+        self._keyed = hashlib.blake2b(digest_size=16, key=seed)
+
+    def __call__(self, digest: str) -> str:
+        keyed = self._keyed.copy()
+        keyed.update(digest.encode("ascii"))
+        return keyed.hexdigest()
+
+
 def classify(fp: str, row: PriorState | None) -> Change:
     """Decide what a record with fingerprint `fp` needs, given its state row (None: never seen).
 

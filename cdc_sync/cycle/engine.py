@@ -38,7 +38,7 @@ from cdc_sync.cycle.follow import Follower
 from cdc_sync.cycle.guests import changed_guests
 from cdc_sync.cycle.heap import older_objects_frozen
 from cdc_sync.cycle.marks import ResourceMarks
-from cdc_sync.cycle.planner import Dependencies, Planner, PlanState
+from cdc_sync.cycle.planner import Dependencies, Planner, PlanState, Reread
 from cdc_sync.cycle.preview import MappingChange, preview, would_send
 from cdc_sync.cycle.reconcile import RollingReconciliation, Slice, WindowState
 from cdc_sync.errors import (
@@ -52,6 +52,7 @@ from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.mapping.model import DeleteAction
 from cdc_sync.metrilo.client import BatchResult, Item, MetriloClient
 from cdc_sync.source import ShopSource, SourceRow
+from cdc_sync.source.keys import KeySpan
 from cdc_sync.source.sample import no_rows_note
 from cdc_sync.state import Outcome, StateStore
 
@@ -220,7 +221,7 @@ class SyncEngine(Generic[S]):
             deletes.precheck(full=full)
             if not full and resource not in DERIVED and options.reconcile:
                 piece = self.rolling.plan(resource, options.intervals)
-            items = self._items(resource, planner, full, piece, follower)
+            items = self._items(resource, planner, full, piece, follower, live_before > 0)
             self._deliver(resource, items, planner, rep, give_up)
             if full and not planner.stopped:
                 deletes.detect(live_before=live_before, seen_live=planner.seen_live)
@@ -277,9 +278,35 @@ class SyncEngine(Generic[S]):
             keep_payloads=self.keeps_payloads(resource),
             assume_forced=options.assume_forced,
             ignore_forced=options.ignore_forced,
-            source_seed=source_seed(self.marks.fingerprint(resource), __version__),
+            source_seed=self._source_seed(resource),
             composing=self.composing,
         )
+
+    def _source_seed(self, resource: Resource) -> bytes:
+        """The key of the resource's source marks: its mapping, cdc-sync's version, and the
+        kind of mark (a switch between Python marks and the database's digests recomposes
+        each record once; it sends none, as the records' own fingerprints are compared)."""
+        parts = [self.marks.fingerprint(resource), __version__]
+        if self.source.digesting and resource not in DERIVED:
+            parts.append("database digests")
+        return source_seed(*parts)
+
+    def _digested(self, resource: Resource, planner: Planner, *,
+                  span: KeySpan | None = None) -> Readings | None:
+        """The rows' keys and digests only (source/reads.py), where the planner compares
+        marks and the rows carry digests; else None."""
+        if planner.assume_forced or planner.source_seed is None:
+            return None
+        return self.source.digest_readings(resource, span=span)
+
+    def _reread(self, resource: Resource) -> Reread:
+        """How the planner reads again, with values, the rows whose digests changed."""
+        source = self.source
+
+        def reread(keys: Sequence[str]) -> Iterator[SourceRow]:
+            return source.rows(resource, keys=keys)
+
+        return reread
 
     def _deletes(self, resource: Resource, rep: ResourceReport, *, dry_run: bool) -> DeleteHandler:
         rules = DeleteRules.of(self.mapping.spec, resource, self.catalogue.entry(resource))
@@ -306,18 +333,31 @@ class SyncEngine(Generic[S]):
         return follower
 
     def _items(self, resource: Resource, planner: Planner, full: bool,
-               piece: Slice | None, follower: Follower | None) -> Iterator[Item]:
-        yield from self._read_items(resource, planner, full, follower)
+               piece: Slice | None, follower: Follower | None,
+               known: bool = False) -> Iterator[Item]:
+        yield from self._read_items(resource, planner, full, follower, known)
         if piece is not None and piece.span is not None:
             # After the changed rows: a key both passes read is skipped while in flight, and
             # unchanged by its source mark once acknowledged.
-            sliced = self.source.readings(resource, span=piece.span)
-            yield from planner.items(piece.rows(sliced.rows), sliced.compose)
+            digested = self._digested(resource, planner, span=piece.span)
+            if digested is not None:
+                yield from planner.items(piece.rows(digested.rows), digested.compose,
+                                         reread=self._reread(resource))
+            else:
+                sliced = self.source.readings(resource, span=piece.span)
+                yield from planner.items(piece.rows(sliced.rows), sliced.compose)
         yield from self._recheck_items(resource, planner)
 
     def _read_items(self, resource: Resource, planner: Planner, full: bool,
-                    follower: Follower | None) -> Iterator[Item]:
+                    follower: Follower | None, known: bool) -> Iterator[Item]:
         if full:
+            # Digests only when state holds records (so marks) to compare them with: a first
+            # push would read every row twice.
+            digested = self._digested(resource, planner) if known else None
+            if digested is not None:
+                yield from planner.items(digested.rows, digested.compose,
+                                         reread=self._reread(resource))
+                return
             everything = self.source.readings(resource)
             yield from planner.items(everything.rows, everything.compose)
             return

@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from cdc_sync.core.diff import Change, SourceHasher, classify
+from cdc_sync.core.diff import Change, DigestHasher, SourceHasher, classify
 from cdc_sync.core.prepare import UNKNOWN, Prepared, metrilo_id, record_tags
 from cdc_sync.core.report import ResourceReport, Sample
 from cdc_sync.core.resources import Payload, Resource, SourceRecord
@@ -39,7 +39,11 @@ _COUNT_OF_CHANGE = {
 }
 
 
-__all__ = ["Dependencies", "InFlight", "PlanState", "Planner", "metrilo_id", "record_tags"]
+__all__ = ["Dependencies", "InFlight", "PlanState", "Planner", "Reread", "metrilo_id",
+           "record_tags"]
+
+Reread = Callable[[Sequence[str]], Iterable[SourceRow]]
+"""Source rows with values for these keys, in key order (the engine's: `ShopSource.rows`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,14 +124,15 @@ class Planner:
 
     def items(
         self, rows: Iterable[SourceRow], compose: Callable[[SourceRow], SourceRecord],
-        *, resend_known: bool = False,
+        *, resend_known: bool = False, reread: Reread | None = None,
     ) -> Iterator[Item]:
         """The records to send, lazily; each chunk's rejects and waits are written first.
 
         Call once per pass over a key-ordered stream (duplicate keys are found by order).
         `resend_known` sends every known record of this pass, changed or not (the engine's
         recheck pass: an earlier attempt's outcome is unknown, so Metrilo may hold an older
-        version).
+        version). `reread`: the rows are digest-only (`ShopSource.digests`); those whose
+        mark does not match are read again with values through it, a chunk at a time.
 
         Pipelined: a chunk's changed rows are submitted for composing (perhaps to a worker
         process), then the previous chunk is planned while they are composed. What a chunk's
@@ -144,7 +149,7 @@ class Planner:
                     return
                 if self._halted():
                     return
-                job, duplicates = self._changed_rows(chunk, compose, resend_known)
+                job, duplicates = self._changed_rows(chunk, compose, resend_known, reread)
                 previous, ahead = ahead, None
                 # The worker holds one job at a time: take the previous one's records first.
                 composed = None if previous is None else (previous[0].result(), previous[1])
@@ -177,7 +182,7 @@ class Planner:
 
     def _changed_rows(
         self, chunk: list[SourceRow], compose: Callable[[SourceRow], SourceRecord],
-        resend_known: bool,
+        resend_known: bool, reread: Reread | None = None,
     ) -> tuple[Job, list[bool]]:
         """The rows of a chunk that may have changed, to compose; the others count as
         unchanged.
@@ -192,10 +197,14 @@ class Planner:
             self.resource, [row.key for row in chunk])
         # Rows and child rows are plain tuples (source.stream), as SourceHasher expects.
         hasher = None if seed is None or not marks else SourceHasher(seed)
+        # A row the database digested is marked from its digest, always here: it costs a
+        # short hash, and the compose worker then never hashes its values.
+        digester = None if seed is None else DigestHasher(seed)
         counts = self.report.counts
         todo: list[SourceRow] = []
         fingerprints: list[str | None] = []
         duplicates: list[bool] = []
+        changed: list[str] = []  # keys of digest-only rows to read again with values
         for row in chunk:
             if row.key in self._inflight:
                 continue  # read again by a later pass while its first send is in flight
@@ -203,19 +212,41 @@ class Planner:
             self._last_key = row.key
             mark = marks.get(row.key)
             fp: str | None = UNKNOWN
-            if mark is not None and hasher is not None:
+            if row.digest is not None and digester is not None:
+                fp = digester(row.digest)
+            elif mark is not None and hasher is not None:
                 fp = hasher(row.raw, row.kids)
-                if (fp == mark.source_fingerprint and row.repeats == 1 and not duplicate
-                        and (mark.has_payload or not self.keep_payloads)):
-                    counts.scanned += 1
-                    counts.unchanged += 1
-                    self.seen_live += 1
-                    continue
+            if (mark is not None and fp == mark.source_fingerprint and row.repeats == 1
+                    and not duplicate and (mark.has_payload or not self.keep_payloads)):
+                counts.scanned += 1
+                counts.unchanged += 1
+                self.seen_live += 1
+                continue
+            if reread is not None:
+                changed.append(row.key)
+                continue
             todo.append(row)
             fingerprints.append(fp)
             duplicates.append(duplicate)
+        if changed and reread is not None:
+            self._reread(reread(changed), digester, todo, fingerprints, duplicates)
         job = Job(self.resource, compose, seed, todo, fingerprints, with_payload=self.dry_run)
         return job, duplicates
+
+    def _reread(self, rows: Iterable[SourceRow], digester: DigestHasher | None,
+                todo: list[SourceRow], fingerprints: list[str | None],
+                duplicates: list[bool]) -> None:
+        """Rows a digest-only read found changed (or unmarked), read again with values: to
+        compose, in key order, each marked from its own (current) digest."""
+        last = None
+        for row in rows:
+            if row.key in self._inflight:
+                continue
+            todo.append(row)
+            fingerprints.append(UNKNOWN if row.digest is None or digester is None
+                                else digester(row.digest))
+            duplicates.append(row.key == last)
+            last = row.key
 
     def _plan_chunk(self, chunk: list[Prepared], duplicates: list[bool],
                     resend_known: bool) -> Iterator[Item]:

@@ -83,7 +83,8 @@ class Connections:
     def _shop_source(self) -> ShopSource:
         if self._source is None:
             self._shop = connect_shop(self._settings.source_url.get_secret_value())
-            self._source = ShopSource(self._shop, self._mapping)
+            self._source = ShopSource(self._shop, self._mapping,
+                                      digests=self._settings.digests)
         return self._source
 
     def _metrilo(self) -> MetriloClient:

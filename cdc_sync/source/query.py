@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from cdc_sync.source.digests import COUNT_LABEL, DIGEST_LABEL, SUM_LABEL, md5_number, row_md5
 from cdc_sync.source.keys import (
     KeyKind,
     KeySpan,
@@ -36,9 +37,13 @@ def order_by(columns: Sequence[Column], kinds: Sequence[KeyKind], dialect: str) 
 
 
 def rows_select(plan: ResourcePlan, dialect: str, *, since: Any = None,
-                keys: Sequence[str] | None = None, span: KeySpan | None = None) -> AnySelect:
-    """The resource's rows with every labelled value, in key order (`span`: those keys only)."""
+                keys: Sequence[str] | None = None, span: KeySpan | None = None,
+                digests: bool = False) -> AnySelect:
+    """The resource's rows with every labelled value, in key order (`span`: those keys only;
+    `digests`: each row's md5 last, labelled DIGEST_LABEL)."""
     columns = [column.label(label) for label, column in plan.values.items()]
+    if digests:
+        columns.append(row_md5(list(plan.values.values()), dialect).label(DIGEST_LABEL))
     stmt = sa.select(*columns).select_from(plan.from_clause)
     stmt = _filtered(stmt, plan, since=since, keys=keys)
     if span is not None:
@@ -47,9 +52,13 @@ def rows_select(plan: ResourcePlan, dialect: str, *, since: Any = None,
 
 
 def child_select(plan: ResourcePlan, child: ChildPlan, dialect: str, *, since: Any = None,
-                 keys: Sequence[str] | None = None, span: KeySpan | None = None) -> AnySelect:
-    """All of one child collection's rows (for every parent at once), in parent-key order."""
-    stmt = _child_rows(plan, child, child.values, dialect, since=since, keys=keys, span=span)
+                 keys: Sequence[str] | None = None, span: KeySpan | None = None,
+                 digests: bool = False) -> AnySelect:
+    """All of one child collection's rows (for every parent at once), in parent-key order
+    (`digests`: each row's md5 after its values)."""
+    extra = [child_md5(child, dialect).label(DIGEST_LABEL)] if digests else []
+    stmt = _child_rows(plan, child, child.values, dialect, since=since, keys=keys, span=span,
+                       extra=extra)
     tie_breakers = [child.relation.column(name) for name in child.relation.primary_key]
     return stmt.order_by(
         *order_by(child.parent_key, plan.kinds, dialect),
@@ -60,22 +69,57 @@ def child_select(plan: ResourcePlan, child: ChildPlan, dialect: str, *, since: A
 
 def aggregate_select(plan: ResourcePlan, aggregate: AggregatePlan, dialect: str, *,
                      since: Any = None, keys: Sequence[str] | None = None,
-                     span: KeySpan | None = None) -> AnySelect:
-    """One grouped row per parent with child rows: its aggregate fields, in parent-key order."""
+                     span: KeySpan | None = None, digests: bool = False,
+                     values: bool = True) -> AnySelect:
+    """One grouped row per parent with child rows: its aggregate fields, in parent-key order
+    (`digests`: the md5 of the grouped values after them; `values=False`: the md5 alone)."""
     child = aggregate.child
-    stmt = _child_rows(plan, child, aggregate.values, dialect, since=since, keys=keys, span=span)
+    extra = ([row_md5(list(aggregate.values.values()), dialect).label(DIGEST_LABEL)]
+             if digests or not values else [])
+    stmt = _child_rows(plan, child, aggregate.values if values else {}, dialect, since=since,
+                       keys=keys, span=span, extra=extra)
+    stmt = stmt.group_by(*child.parent_key)
+    return stmt.order_by(*order_by(child.parent_key, plan.kinds, dialect))
+
+
+def child_md5(child: ChildPlan, dialect: str) -> Column:
+    """The md5 of a child row: its values, and what orders it among its parent's rows (a
+    changed order changes the record, and a summed digest does not see order)."""
+    return row_md5([*child.values.values(), *child.order_by], dialect)
+
+
+def key_digest_select(plan: ResourcePlan, dialect: str, *,
+                      span: KeySpan | None = None) -> AnySelect:
+    """Each row's key columns (by their names) and md5, in key order: a digest-only read."""
+    labelled = [c.label(n) for n, c in zip(plan.key_names, plan.key, strict=True)]
+    md5 = row_md5(list(plan.values.values()), dialect).label(DIGEST_LABEL)
+    stmt = _filtered(sa.select(*labelled, md5).select_from(plan.from_clause), plan)
+    if span is not None:
+        stmt = stmt.where(span_condition(plan.key, plan.kinds, dialect, span))
+    return stmt.order_by(*order_by(plan.key, plan.kinds, dialect))
+
+
+def child_digest_select(plan: ResourcePlan, child: ChildPlan, dialect: str, *,
+                        span: KeySpan | None = None) -> AnySelect:
+    """Per parent with child rows: how many, and the sum of their md5s' numbers (digests.py),
+    in parent-key order."""
+    summed = [sa.func.count().label(COUNT_LABEL),
+              sa.func.sum(md5_number(child_md5(child, dialect), dialect)).label(SUM_LABEL)]
+    stmt = _child_rows(plan, child, {}, dialect, since=None, keys=None, span=span,
+                       extra=summed)
     stmt = stmt.group_by(*child.parent_key)
     return stmt.order_by(*order_by(child.parent_key, plan.kinds, dialect))
 
 
 def _child_rows(plan: ResourcePlan, child: ChildPlan, labelled: Mapping[str, Column],
                 dialect: str, *, since: Any, keys: Sequence[str] | None,
-                span: KeySpan | None) -> AnySelect:
-    """A child table's `labelled` values then its parent key, for the parents asked for."""
+                span: KeySpan | None, extra: Sequence[Column] = ()) -> AnySelect:
+    """A child table's `labelled` values, `extra` columns, then its parent key, for the
+    parents asked for."""
     parent_labels = [c.label(f"{PARENT_KEY_PREFIX}{i}") for i, c in enumerate(child.parent_key)]
     values = [column.label(label) for label, column in labelled.items()]
     # The parent key goes last: the merge zips the value labels with a row and stops there.
-    stmt = sa.select(*values, *parent_labels).select_from(child.from_clause)
+    stmt = sa.select(*values, *extra, *parent_labels).select_from(child.from_clause)
     stmt = stmt.where(*(c.is_not(None) for c in child.parent_key))
     if child.where is not None:
         stmt = stmt.where(child.where)

@@ -27,19 +27,18 @@ from cdc_sync.source.changes import TrackerPlan, plan_trackers
 from cdc_sync.source.check import Checker, spec_problems
 from cdc_sync.source.connect import reading
 from cdc_sync.source.derived import DerivedPlan
+from cdc_sync.source.digests import digests_supported
 from cdc_sync.source.keys import KeyKind, KeySpan
 from cdc_sync.source.plan import ResourcePlan, plan_resource, resolve_fields
 from cdc_sync.source.query import (
-    aggregate_select,
     any_child_select,
     any_key_select,
-    child_select,
     existing_select,
     high_water_select,
     keys_select,
-    rows_select,
     span_end_select,
 )
+from cdc_sync.source.reads import digest_rows, values_rows
 from cdc_sync.source.reflect import ShopSchema
 from cdc_sync.source.stream import (
     DEFAULT_BATCH,
@@ -63,8 +62,10 @@ class ShopSource:
     """Reads the shop through a mapping. Never writes; never disposes the engine it was handed."""
 
     def __init__(self, engine: sa.Engine, mapping: LoadedMapping, *,
-                 batch_size: int = DEFAULT_BATCH) -> None:
+                 batch_size: int = DEFAULT_BATCH, digests: bool = True) -> None:
         self._engine = engine
+        # False: marks are made in Python (CDC_SYNC_SOURCE_DIGESTS=off, digests.py)
+        self._digests = digests
         self._mapping = mapping
         self.catalogue = Catalogue(mapping.spec)
         self._batch = batch_size
@@ -75,7 +76,8 @@ class ShopSource:
 
     def with_mapping(self, mapping: LoadedMapping) -> ShopSource:
         """The same shop read through another mapping (a held change's last applied one)."""
-        return ShopSource(self._engine, mapping, batch_size=self._batch)
+        return ShopSource(self._engine, mapping, batch_size=self._batch,
+                          digests=self._digests)
 
     # -- what the mapping holds ---------------------------------------------------------
 
@@ -157,6 +159,18 @@ class ShopSource:
             return Readings(rows, self._derived_composer(resource, derived))
         return Readings(iter(()), RowComposer(resource, {}, {}, tz))
 
+    def digest_readings(self, resource: Resource, *,
+                        span: KeySpan | None = None) -> Readings | None:
+        """The resource's digest-only rows (`digests`) with the composer of its rows read
+        again with values; None where rows carry no digests (derived resources, digests off
+        or not computed by this database)."""
+        spec = self.spec(resource)
+        if spec is None or not self.digesting:
+            return None
+        return Readings(self.digests(resource, span=span),
+                        RowComposer(resource, spec.fields, spec.children,
+                                    self._mapping.spec.source_timezone))
+
     def changed_guest_orders(self, since: Any) -> Readings | None:
         """Every order changed since `since` as a guest row, not merged: an email's orders
         come one after another, its first order first (each composed record keeps its
@@ -190,27 +204,22 @@ class ShopSource:
     def rows(self, resource: Resource, *, since: Any | None = None,
              keys: Sequence[str] | None = None,
              span: KeySpan | None = None) -> Iterator[SourceRow]:
-        """Source rows (labelled values, children merged) of a direct resource, in key order."""
-        plan = self._plan_or_raise(resource.value)
-        dialect = self._schema.dialect
-        doing = f"reading {resource.value} from {plan.relation.label}"
-        parents = stream(self._engine,
-                         rows_select(plan, dialect, since=since, keys=keys, span=span),
-                         doing=doing, batch=self._batch)
-        children = {
-            name: stream(self._engine,
-                         child_select(plan, child, dialect, since=since, keys=keys, span=span),
-                         doing=f"reading {resource.value}.children.{name} from "
-                               f"{child.relation.label}", batch=self._batch)
-            for name, child in plan.children.items()
-        }
-        for name, aggregate in plan.aggregates.items():
-            stmt = aggregate_select(plan, aggregate, dialect, since=since, keys=keys, span=span)
-            children[name] = stream(self._engine, stmt, batch=self._batch,
-                                    doing=f"reading the aggregates of {resource.value}.children."
-                                          f"{aggregate.child.name} from "
-                                          f"{aggregate.child.relation.label}")
-        return merge(parents, plan.key_names, plan.kinds, children, resource=resource.value)
+        """Source rows (labelled values, children merged) of a direct resource, in key order;
+        with the database's digests (`SourceRow.digest`) where it computes them."""
+        return values_rows(self._engine, self._plan_or_raise(resource.value),
+                           self._schema.dialect, batch=self._batch, since=since, keys=keys,
+                           span=span, digests=self.digesting)
+
+    def digests(self, resource: Resource, *, span: KeySpan | None = None) -> Iterator[SourceRow]:
+        """Each row's key and digest only (a direct resource; `digesting` must be true), in
+        key order: a no-change full read without moving any value (see reads.py)."""
+        return digest_rows(self._engine, self._plan_or_raise(resource.value),
+                           self._schema.dialect, batch=self._batch, span=span)
+
+    @property
+    def digesting(self) -> bool:
+        """Whether rows of direct resources carry the database's digests (digests.py)."""
+        return self._digests and digests_supported(self._schema.dialect)
 
     def _derived_rows(self, resource: Resource, derived: DerivedPlan, *, since: Any,
                       keys: Sequence[str] | None,

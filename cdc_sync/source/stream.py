@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from cdc_sync.errors import SourceError
 from cdc_sync.mapping.labels import key_string
 from cdc_sync.source.connect import source_error
+from cdc_sync.source.digests import COUNT_LABEL, DIGEST_LABEL, number, summary
 from cdc_sync.source.driver import driver_batches, driver_sql
 from cdc_sync.source.keys import KeyKind, normalize
 
@@ -54,11 +55,14 @@ class SourceRow:
     never pays for them.
     """
 
-    __slots__ = ("key", "kids", "raw", "repeats", "shape")
+    __slots__ = ("digest", "key", "kids", "raw", "repeats", "shape")
 
     def __init__(self, key: str, raw: Row, kids: tuple[list[Row], ...], shape: RowShape,
-                 repeats: int = 1) -> None:
+                 repeats: int = 1, digest: str | None = None) -> None:
         self.key = key
+        # The database's digest of the row and its children (source/digests.py), when it
+        # computes them: the row's mark is made from it, never from the values.
+        self.digest = digest
         self.raw = raw
         self.kids = kids  # each collection's rows, in shape.children order
         self.shape = shape
@@ -154,6 +158,13 @@ class _ChildCursor:
         # child_select puts the parent key last, so zip(values, row) stops before it
         self.values = rows.labels[: len(rows.labels) - width]
         key_of = key_reader(range(len(self.values), len(rows.labels)), kinds)
+        # Digests (digests.py): each row's md5 right after its values, kept out of the labels
+        # compose sees; or, read digest-only, one row per parent holding its count and sum.
+        self.md5_at: int | None = None
+        self.summed = COUNT_LABEL in self.values
+        if DIGEST_LABEL in self.values:
+            self.md5_at = self.values.index(DIGEST_LABEL)
+            self.values = self.values[: self.md5_at]
         self.groups = itertools.groupby(rows.rows, key_of)
         self.key: Key = _END
         self.group: Iterator[Row] = iter(())
@@ -173,6 +184,15 @@ class _ChildCursor:
         except TypeError:
             raise _incomparable(f"child {self.name!r}", key, self.key) from None
         return []
+
+    def summary(self, rows: list[Row]) -> str:
+        """These rows' part of their parent's digest text (see digests.summary)."""
+        if self.summed:
+            return summary(rows[0][0], rows[0][1]) if rows else summary(0, 0)
+        at = self.md5_at
+        if at is None:
+            raise ValueError(f"child {self.name!r} was read without digests")
+        return summary(len(rows), sum(number(row[at]) for row in rows))
 
     def _next_group(self) -> None:
         key, self.group = next(self.groups, (_END, self.group))
@@ -211,6 +231,10 @@ def merge(parents: Rows, key_labels: Sequence[str], kinds: tuple[KeyKind, ...],
 def _merged(parents: Rows, key_labels: Sequence[str], kinds: tuple[KeyKind, ...],
             cursors: list[_ChildCursor], resource: str) -> Iterator[SourceRow]:
     labels = parents.labels
+    # A row's digest comes last (query.rows_select): out of the labels compose zips.
+    md5_at = labels.index(DIGEST_LABEL) if DIGEST_LABEL in labels else None
+    if md5_at is not None:
+        labels = labels[:md5_at]
     shape = RowShape(labels, tuple((c.name, c.values) for c in cursors))
     positions = [labels.index(label) for label in key_labels]
     key_of = key_reader(positions, kinds)
@@ -232,10 +256,18 @@ def _merged(parents: Rows, key_labels: Sequence[str], kinds: tuple[KeyKind, ...]
         previous = key
         if held is not None:
             yield held
-        held = SourceRow(text_of(row, key), row,
-                         tuple([cursor.take(key) for cursor in cursors]), shape)
+        kids = tuple([cursor.take(key) for cursor in cursors])
+        digest = None if md5_at is None else _digest(row[md5_at], cursors, kids)
+        held = SourceRow(text_of(row, key), row, kids, shape, digest=digest)
     if held is not None:
         yield held
+
+
+def _digest(md5: str, cursors: list[_ChildCursor], kids: tuple[list[Row], ...]) -> str:
+    """A parent's digest text: its own md5, then each child collection's count:sum."""
+    if not cursors:
+        return md5
+    return "|".join([md5, *(c.summary(rows) for c, rows in zip(cursors, kids))])  # noqa: B905
 
 
 def _key_text(positions: Sequence[int]) -> Callable[[Row, Key], str]:

@@ -1,0 +1,87 @@
+"""Row digests computed by the shop database: md5 of a row's values as the server sends them.
+
+A no-change cycle reads every value of a million orders only to find each one's mark in state
+unchanged. The database can hash its rows itself (datafold/data-diff's lesson, design.md), so
+a digest-only read (`ShopSource.digests`) moves 32 hex characters per row instead of every
+value, and Python never parses them.
+
+What is hashed is each value's text as the server would send it, so equal digests mean equal
+values as the driver would parse them:
+
+- PostgreSQL: `md5(ROW(c1, c2, ...)::text)`: a record's text quotes every value that needs it
+  and writes NULL as nothing, '' as "" (the text protocol parses values from this very text);
+- MySQL/MariaDB: `MD5(CONCAT_WS(',', QUOTE(c1), ...))`: QUOTE writes NULL as the bare word
+  NULL and quotes and escapes text, so NULL, '' and 'NULL' differ;
+- other dialects (SQLite): no digests; rows are marked from their values in Python
+  (`core/diff.SourceHasher`).
+
+A child collection is summarised per parent as `COUNT(*)` and the SUM of the first 15 hex
+digits of each child row's md5 (60 bits, as an integer): order-independent, so the sum can be
+taken by the database (GROUP BY the parent key) or in Python from the child rows' md5s, with
+the same result (SUM over integers is exact: numeric on PostgreSQL, DECIMAL on MariaDB).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql
+
+Column = sa.ColumnElement[Any]
+
+DIGEST_DIALECTS = frozenset({"postgresql", "mysql", "mariadb"})
+HEX_DIGITS = 15
+"""Hex digits of a child row's md5 summed per parent: 60 bits fit a signed 64-bit integer."""
+
+DIGEST_LABEL = "cdc_digest"
+"""The label of the digest column a values read adds to every row (never composed)."""
+COUNT_LABEL = "cdc_count"
+SUM_LABEL = "cdc_sum"
+"""Labels of a digest-only child read's per-parent row count and sum."""
+
+
+def digests_supported(dialect: str) -> bool:
+    """Whether the database computes row digests (else rows are marked in Python)."""
+    return dialect in DIGEST_DIALECTS
+
+
+def row_md5(columns: Sequence[Column], dialect: str) -> Column:
+    """md5 hex (32 characters) of the values of `columns` as one row's text."""
+    if not columns:
+        columns = [sa.literal_column("1")]
+    if dialect == "postgresql":
+        # ROW(...) even for one column: a record's text quotes '' as "", NULL as nothing.
+        record = sa.func.ROW(*columns, type_=sa.Text)
+        return sa.func.md5(sa.cast(record, sa.Text), type_=sa.String)
+    if dialect in ("mysql", "mariadb"):
+        # Literal SQL, not bound parameters: a full read without parameters is streamed
+        # straight from the driver (source/driver.py).
+        quoted = [sa.func.QUOTE(c, type_=sa.Text) for c in columns]
+        return sa.func.MD5(sa.func.CONCAT_WS(sa.literal_column("','"), *quoted,
+                                             type_=sa.Text), type_=sa.String)
+    raise ValueError(f"no row digests on {dialect}")
+
+
+def md5_number(md5: Column, dialect: str) -> Column:
+    """The first HEX_DIGITS hex digits of an md5 as an integer (what `number` computes)."""
+    first = sa.func.substr(md5, sa.literal_column("1"), sa.literal_column(str(HEX_DIGITS)),
+                           type_=sa.Text)
+    if dialect == "postgresql":
+        bits = sa.cast(sa.literal_column("'x'", sa.Text).op("||")(first),
+                       postgresql.BIT(HEX_DIGITS * 4))
+        return sa.cast(bits, sa.BigInteger)
+    conv = sa.func.CONV(first, sa.literal_column("16"), sa.literal_column("10"),
+                        type_=sa.Text)
+    return sa.cast(conv, mysql.INTEGER(unsigned=True))
+
+
+def number(md5: str) -> int:
+    """A child row's md5 as the database sums it (see `md5_number`)."""
+    return int(md5[:HEX_DIGITS], 16)
+
+
+def summary(count: Any, total: Any) -> str:
+    """A child collection's part of a digest text: how many rows, the sum of their numbers."""
+    return f"{int(count)}:{int(total or 0)}"

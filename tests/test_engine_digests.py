@@ -1,0 +1,121 @@
+"""A full cycle on a shop that computes digests (PostgreSQL, MariaDB) reads keys and digests
+only: unchanged, it reads no value again, composes and sends nothing; changed rows (a status,
+a child row edited, added or removed) are read again by key and sent, and only those.
+Reconciliation slices read digests the same way (tests/test_reconcile.py runs them on both).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from cdc_sync.core.resources import Resource
+from cdc_sync.cycle.engine import CycleOptions
+from cdc_sync.demo import mutate, schema
+from cdc_sync.source.digests import DIGEST_LABEL
+from helpers.backends import database_urls
+from helpers.cli import run_cli
+from helpers.world import World, demo_world
+
+FULL = CycleOptions(full=True)
+DIGESTING = [
+    pytest.param(("postgresql", "sqlite"), id="shop=postgresql,state=sqlite"),
+    pytest.param(("mariadb", "postgresql"), id="shop=mariadb,state=postgresql"),
+]
+
+
+@pytest.fixture(params=DIGESTING)
+def world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
+    shop_url, state_url = database_urls(request, tmp_path, *request.param)
+    with demo_world(tmp_path, shop_url, state_url) as built:
+        yield built
+
+
+@contextmanager
+def values_reads() -> Iterator[list[str]]:
+    """The statements that read rows' values with digests (what a digest-only cycle reads
+    again, by key, for the rows whose marks differ), on any engine."""
+    seen: list[str] = []
+
+    def listen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if DIGEST_LABEL in statement and " IN " in statement.upper():
+            seen.append(statement)
+
+    sa.event.listen(sa.Engine, "before_cursor_execute", listen)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(sa.Engine, "before_cursor_execute", listen)
+
+
+def _requests(world: World) -> int:
+    stats = world.sandbox.store.stats()["requests"]
+    return sum(sum(by_status.values()) for by_status in stats.values())
+
+
+def test_a_no_change_full_cycle_reads_digests_only_and_sends_nothing(world: World) -> None:
+    assert world.sync().ok
+    before = _requests(world)
+    with values_reads() as reread:
+        again = world.sync(FULL)
+    orders = again.resources[Resource.ORDERS].counts
+    assert orders.scanned == orders.unchanged == 200
+    assert all(r.counts.sent == 0 for r in again.resources.values())
+    assert reread == []  # nothing read again with values: nothing composed
+    assert _requests(world) == before
+
+
+def test_a_full_cycle_sends_exactly_the_orders_whose_rows_or_children_changed(
+    world: World,
+) -> None:
+    assert world.sync().ok
+    lines = schema.order_lines
+
+    def first_line(conn: sa.Connection, order_id: int) -> int:
+        return int(conn.execute(sa.select(sa.func.min(lines.c.id))
+                                .where(lines.c.order_id == order_id)).scalar_one())
+
+    with world.shop.begin() as conn:  # children alone: the orders' cursor does not move
+        conn.execute(lines.update().where(lines.c.id == first_line(conn, 20))
+                     .values(quantity=77))
+        conn.execute(lines.delete().where(lines.c.id == first_line(conn, 30)))
+        conn.execute(schema.order_coupons.insert().values(order_id=40, code="DIGEST-1"))
+    mutate.set_order_status(world.shop, 10, 5)
+    before = _requests(world)
+
+    with values_reads() as reread:
+        report = world.sync(FULL)
+    orders = report.resources[Resource.ORDERS].counts
+    assert (orders.sent, orders.changed, orders.unchanged) == (4, 4, 196)
+    assert len(reread) >= 1  # the changed rows (and their children) read again by key
+    assert _requests(world) > before
+    assert world.held("orders", "10")["status"] == "refunded"
+    assert 77 in [p["quantity"] for p in world.held("orders", "20")["products"]]
+    assert "DIGEST-1" in world.held("orders", "40")["coupons"]
+    assert world.differences() == []
+
+    again = world.sync(FULL)
+    assert again.resources[Resource.ORDERS].counts.sent == 0
+
+
+def test_digests_off_marks_rows_in_python_and_a_switch_sends_nothing(world: World) -> None:
+    synced = run_cli(world, "sync", CDC_SYNC_SOURCE_DIGESTS="off")
+    assert synced.returncode == 0, synced.stderr
+    before = _requests(world)
+    assert run_cli(world, "sync", "--full", CDC_SYNC_SOURCE_DIGESTS="off").returncode == 0
+    assert run_cli(world, "sync", "--full").returncode == 0  # auto: marks switch kind
+    assert run_cli(world, "sync", "--full").returncode == 0
+    assert _requests(world) == before  # recomposed once on the switch, sent nothing
+    assert world.differences() == []
+
+    status = run_cli(world, "status", CDC_SYNC_SOURCE_DIGESTS="off").stdout
+    assert "source marks: from each row's values, in Python" in status
+    assert "CDC_SYNC_SOURCE_DIGESTS=auto" in run_cli(world, "status").stdout
+    refused = run_cli(world, "status", CDC_SYNC_SOURCE_DIGESTS="sometimes")
+    assert refused.returncode == 2
+    assert "CDC_SYNC_SOURCE_DIGESTS" in refused.stderr + refused.stdout

@@ -1,0 +1,185 @@
+"""Row digests computed by the shop database (source/digests.py): every mapped value of a row,
+its joins, children and aggregates changes its digest; a values read and a digest-only read
+agree on an unchanged shop. PostgreSQL and MariaDB compute them; SQLite reads without."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from cdc_sync.core.resources import Resource
+from cdc_sync.mapping.loader import parse_mapping
+from cdc_sync.source import ShopSource, connect_shop
+from cdc_sync.source.keys import KeySpan
+
+MAPPING = """
+    products:
+      table: items
+      joins:
+        - {table: brands, alias: b, "on": {brand_id: id}}
+      fields:
+        id: code
+        name: title
+        sku: b.name
+        price: {sum: stock.qty}
+      children:
+        categories:
+          table: item_tags
+          parent_key: item_code
+          value: tag
+          order_by: tag
+        stock:
+          table: item_stock
+          parent_key: item_code
+"""
+
+
+@pytest.fixture(params=["postgresql", "mariadb"])
+def shop(request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
+    """A writable engine on a fresh shop: items with a brand, tags and stock rows."""
+    url = str(request.getfixturevalue({"postgresql": "pg_url",
+                                       "mariadb": "mysql_url"}[request.param]))
+    engine = sa.create_engine(url)
+    _fill(engine)
+    yield engine
+    engine.dispose()
+
+
+def _fill(engine: sa.Engine) -> None:
+    meta = sa.MetaData()
+    items = sa.Table("items", meta, sa.Column("code", sa.String(20), primary_key=True),
+                     sa.Column("title", sa.String(50)), sa.Column("brand_id", sa.Integer))
+    brands = sa.Table("brands", meta, sa.Column("id", sa.Integer, primary_key=True),
+                      sa.Column("name", sa.String(50)))
+    tags = sa.Table("item_tags", meta, sa.Column("id", sa.Integer, primary_key=True),
+                    sa.Column("item_code", sa.String(20)), sa.Column("tag", sa.String(20)))
+    stock = sa.Table("item_stock", meta, sa.Column("id", sa.Integer, primary_key=True),
+                     sa.Column("item_code", sa.String(20)), sa.Column("qty", sa.Integer))
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(items.insert(), [
+            {"code": c, "title": f"Item {c}", "brand_id": b}
+            for c, b in [("a", 1), ("B", 2), ("c", None), ("D", 1), ("ab", 2)]
+        ])
+        conn.execute(brands.insert(), [{"id": 1, "name": "Acme"}, {"id": 2, "name": "Bolt"}])
+        conn.execute(tags.insert(), [
+            {"id": i, "item_code": code, "tag": tag} for i, (code, tag) in enumerate(
+                [("D", "x"), ("a", "z"), ("a", "y"), ("B", "q"), ("ab", "lower")], 1)
+        ])
+        conn.execute(stock.insert(), [
+            {"id": i, "item_code": code, "qty": qty} for i, (code, qty) in enumerate(
+                [("a", 3), ("a", 4), ("B", 1), ("D", None)], 1)
+        ])
+
+
+def _source(engine: sa.Engine, *, digests: bool = True) -> tuple[ShopSource, sa.Engine]:
+    read_only = connect_shop(engine.url.render_as_string(hide_password=False))
+    loaded = parse_mapping(textwrap.dedent(MAPPING), Path("mappings.yaml"))
+    return ShopSource(read_only, loaded, digests=digests), read_only
+
+
+def _both(engine: sa.Engine) -> dict[str, str | None]:
+    """Each key's digest from a values read, checked equal to a digest-only read's."""
+    source, read_only = _source(engine)
+    try:
+        from_values = {r.key: r.digest for r in source.rows(Resource.PRODUCTS)}
+        alone = {r.key: r.digest for r in source.digests(Resource.PRODUCTS)}
+        sliced = {r.key: r.digest for r in source.digests(Resource.PRODUCTS,
+                                                           span=KeySpan(after="B"))}
+    finally:
+        read_only.dispose()
+    assert from_values == alone
+    assert sliced == {k: v for k, v in alone.items() if k > "B"}
+    return from_values
+
+
+def test_an_unchanged_shop_gives_the_same_digests_to_a_values_and_a_digest_only_read(
+    shop: sa.Engine,
+) -> None:
+    digests = _both(shop)
+    assert sorted(digests) == ["B", "D", "a", "ab", "c"]
+    assert all(d is not None and len(d.split("|")) == 3 for d in digests.values())
+    assert len(set(digests.values())) == len(digests)
+    assert _both(shop) == digests
+
+
+Change = Callable[[sa.Connection], object]
+
+
+def _sql(text: str) -> Change:
+    return lambda conn: conn.execute(sa.text(text))
+
+
+CHANGES: list[tuple[str, Change, set[str]]] = [
+    ("a parent column", _sql("UPDATE items SET title = 'Other' WHERE code = 'a'"), {"a"}),
+    ("NULL to ''", _sql("UPDATE items SET title = NULL WHERE code = 'c'"), {"c"}),
+    ("NULL to ''", _sql("UPDATE items SET title = '' WHERE code = 'c'"), {"c"}),
+    ("'' to 'NULL'", _sql("UPDATE items SET title = 'NULL' WHERE code = 'c'"), {"c"}),
+    ("a comma in a value", _sql("UPDATE items SET title = 'x,y' WHERE code = 'D'"), {"D"}),
+    ("a joined column", _sql("UPDATE brands SET name = 'Zed' WHERE id = 2"), {"B", "ab"}),
+    ("a child row edited", _sql("UPDATE item_tags SET tag = 'w' WHERE id = 2"), {"a"}),
+    ("a child row added", _sql("INSERT INTO item_tags VALUES (9, 'c', 'new')"), {"c"}),
+    ("a child row removed", _sql("DELETE FROM item_tags WHERE id = 4"), {"B"}),
+    ("an aggregated value", _sql("UPDATE item_stock SET qty = 5 WHERE id = 2"), {"a"}),
+    ("an aggregated row added", _sql("INSERT INTO item_stock VALUES (9, 'D', 2)"), {"D"}),
+]
+
+
+def test_a_change_in_any_mapped_value_changes_only_its_rows_digest(shop: sa.Engine) -> None:
+    before = _both(shop)
+    for what, change, keys in CHANGES:
+        with shop.begin() as conn:
+            change(conn)
+        after = _both(shop)
+        changed = {k for k in before if before[k] != after[k]}
+        assert changed == keys, what
+        before = after
+
+
+def test_child_rows_in_another_order_change_the_digest(shop: sa.Engine) -> None:
+    # The order of a parent's child rows is part of its record; the summed digest does not
+    # see order, so what orders them (order_by) is in each row's md5.
+    before = _both(shop)
+    with shop.begin() as conn:
+        conn.execute(sa.text("UPDATE item_tags SET tag = 'a' WHERE id = 2"))
+    assert _both(shop)["a"] != before["a"]
+
+
+def test_digests_off_reads_values_without_digests(shop: sa.Engine) -> None:
+    source, read_only = _source(shop, digests=False)
+    try:
+        assert not source.digesting
+        assert source.digest_readings(Resource.PRODUCTS) is None
+        assert {r.digest for r in source.rows(Resource.PRODUCTS)} == {None}
+    finally:
+        read_only.dispose()
+
+
+def test_sqlite_reads_without_digests(sqlite_url: str) -> None:
+    engine = sa.create_engine(sqlite_url)
+    _fill(engine)
+    source, read_only = _source(engine)
+    try:
+        assert not source.digesting
+        assert source.digest_readings(Resource.PRODUCTS) is None
+        rows = list(source.rows(Resource.PRODUCTS))
+        assert len(rows) == 5
+        assert {r.digest for r in rows} == {None}
+    finally:
+        read_only.dispose()
+        engine.dispose()
+
+
+def test_a_digest_column_is_kept_out_of_the_composed_records(shop: sa.Engine) -> None:
+    source, read_only = _source(shop)
+    plain, plain_engine = _source(shop, digests=False)
+    try:
+        assert ({r.key: r.payload for r in source.records(Resource.PRODUCTS)}
+                == {r.key: r.payload for r in plain.records(Resource.PRODUCTS)})
+    finally:
+        read_only.dispose()
+        plain_engine.dispose()
