@@ -15,9 +15,10 @@ values as the driver would parse them:
 - other dialects (SQLite): no digests; rows are marked from their values in Python
   (`core/diff.SourceHasher`).
 
-A child collection is summarised per parent as `COUNT(*)` and the SUM of the first 15 hex
-digits of each child row's md5 (60 bits, as an integer): order-independent, so the sum can be
-taken by the database (GROUP BY the parent key) or in Python from the child rows' md5s, with
+A child collection is summarised per parent as `COUNT(*)` and the SUM of each child row's
+number (`row_number`: a 64-bit hash of the row's text on PostgreSQL, the first 60 bits of its
+md5 on MySQL/MariaDB): order-independent, so the sum can be taken by the database (GROUP BY
+the parent key) or in Python from the numbers a values read gives with each child row, with
 the same result (SUM over integers is exact: numeric on PostgreSQL, DECIMAL on MariaDB).
 """
 
@@ -27,16 +28,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.dialects import mysql
 
 Column = sa.ColumnElement[Any]
 
 DIGEST_DIALECTS = frozenset({"postgresql", "mysql", "mariadb"})
 HEX_DIGITS = 15
-"""Hex digits of a child row's md5 summed per parent: 60 bits fit a signed 64-bit integer."""
+"""Hex digits of a child row's md5 summed per parent on MySQL/MariaDB (60 bits)."""
 
 DIGEST_LABEL = "cdc_digest"
-"""The label of the digest column a values read adds to every row (never composed)."""
+"""The label of the digest column a values read adds to every row (never composed): a
+parent's md5, a child row's number."""
 COUNT_LABEL = "cdc_count"
 SUM_LABEL = "cdc_sum"
 """Labels of a digest-only child read's per-parent row count and sum."""
@@ -64,22 +66,24 @@ def row_md5(columns: Sequence[Column], dialect: str) -> Column:
     raise ValueError(f"no row digests on {dialect}")
 
 
-def md5_number(md5: Column, dialect: str) -> Column:
-    """The first HEX_DIGITS hex digits of an md5 as an integer (what `number` computes)."""
-    first = sa.func.substr(md5, sa.literal_column("1"), sa.literal_column(str(HEX_DIGITS)),
-                           type_=sa.Text)
+def row_number(columns: Sequence[Column], dialect: str) -> Column:
+    """A child row's values as one integer: what a collection's digest sums per parent.
+
+    PostgreSQL: `hashtextextended` (64 bits; the hash PostgreSQL keeps stable for hash
+    partitioning) of the same text `row_md5` hashes, three times cheaper than md5's first 60
+    bits through a bit string (measured: 271 against 771 ms for 300k order lines).
+    MySQL/MariaDB: the first HEX_DIGITS hex digits of `row_md5` as an unsigned integer.
+    """
+    if not columns:
+        columns = [sa.literal_column("1")]
     if dialect == "postgresql":
-        bits = sa.cast(sa.literal_column("'x'", sa.Text).op("||")(first),
-                       postgresql.BIT(HEX_DIGITS * 4))
-        return sa.cast(bits, sa.BigInteger)
+        text = sa.cast(sa.func.ROW(*columns, type_=sa.Text), sa.Text)
+        return sa.func.hashtextextended(text, sa.literal_column("0"), type_=sa.BigInteger)
+    first = sa.func.substr(row_md5(columns, dialect), sa.literal_column("1"),
+                           sa.literal_column(str(HEX_DIGITS)), type_=sa.Text)
     conv = sa.func.CONV(first, sa.literal_column("16"), sa.literal_column("10"),
                         type_=sa.Text)
     return sa.cast(conv, mysql.INTEGER(unsigned=True))
-
-
-def number(md5: str) -> int:
-    """A child row's md5 as the database sums it (see `md5_number`)."""
-    return int(md5[:HEX_DIGITS], 16)
 
 
 def summary(count: Any, total: Any) -> str:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from cdc_sync.source.digests import COUNT_LABEL, DIGEST_LABEL, SUM_LABEL, md5_number, row_md5
+from cdc_sync.source.digests import COUNT_LABEL, DIGEST_LABEL, SUM_LABEL, row_md5, row_number
 from cdc_sync.source.keys import (
     KeyKind,
     KeySpan,
@@ -55,8 +55,8 @@ def child_select(plan: ResourcePlan, child: ChildPlan, dialect: str, *, since: A
                  keys: Sequence[str] | None = None, span: KeySpan | None = None,
                  digests: bool = False) -> AnySelect:
     """All of one child collection's rows (for every parent at once), in parent-key order
-    (`digests`: each row's md5 after its values)."""
-    extra = [child_md5(child, dialect).label(DIGEST_LABEL)] if digests else []
+    (`digests`: each row's number after its values, digests.row_number)."""
+    extra = [child_number(child, dialect).label(DIGEST_LABEL)] if digests else []
     stmt = _child_rows(plan, child, child.values, dialect, since=since, keys=keys, span=span,
                        extra=extra)
     tie_breakers = [child.relation.column(name) for name in child.relation.primary_key]
@@ -82,10 +82,10 @@ def aggregate_select(plan: ResourcePlan, aggregate: AggregatePlan, dialect: str,
     return stmt.order_by(*order_by(child.parent_key, plan.kinds, dialect))
 
 
-def child_md5(child: ChildPlan, dialect: str) -> Column:
-    """The md5 of a child row: its values, and what orders it among its parent's rows (a
-    changed order changes the record, and a summed digest does not see order)."""
-    return row_md5([*child.values.values(), *child.order_by], dialect)
+def child_number(child: ChildPlan, dialect: str) -> Column:
+    """A child row's number (digests.row_number): its values, and what orders it among its
+    parent's rows (a changed order changes the record; a summed digest does not see order)."""
+    return row_number([*child.values.values(), *child.order_by], dialect)
 
 
 def key_digest_select(plan: ResourcePlan, dialect: str, *,
@@ -101,10 +101,10 @@ def key_digest_select(plan: ResourcePlan, dialect: str, *,
 
 def child_digest_select(plan: ResourcePlan, child: ChildPlan, dialect: str, *,
                         span: KeySpan | None = None) -> AnySelect:
-    """Per parent with child rows: how many, and the sum of their md5s' numbers (digests.py),
-    in parent-key order."""
+    """Per parent with child rows: how many, and the sum of their numbers (digests.py), in
+    parent-key order."""
     summed = [sa.func.count().label(COUNT_LABEL),
-              sa.func.sum(md5_number(child_md5(child, dialect), dialect)).label(SUM_LABEL)]
+              sa.func.sum(child_number(child, dialect)).label(SUM_LABEL)]
     stmt = _child_rows(plan, child, {}, dialect, since=None, keys=None, span=span,
                        extra=summed)
     stmt = stmt.group_by(*child.parent_key)

@@ -46,7 +46,8 @@ def values_rows(engine: sa.Engine, plan: ResourcePlan, dialect: str, *, batch: i
         stmt = aggregate_select(plan, aggregate, dialect, since=since, keys=keys, span=span,
                                 digests=digests)
         children[name] = stream(engine, stmt, batch=batch, doing=_aggregates(plan, name))
-    return merge(parents, plan.key_names, plan.kinds, children, resource=plan.name)
+    return merge(parents, plan.key_names, plan.kinds, children, resource=plan.name,
+                 hashed=plan.aggregates.keys())
 
 
 def digest_rows(engine: sa.Engine, plan: ResourcePlan, dialect: str, *, batch: int,
@@ -63,7 +64,8 @@ def digest_rows(engine: sa.Engine, plan: ResourcePlan, dialect: str, *, batch: i
     for name, aggregate in plan.aggregates.items():
         stmt = aggregate_select(plan, aggregate, dialect, span=span, values=False)
         children[name] = stream(engine, stmt, batch=batch, doing=_aggregates(plan, name))
-    return merge(parents, plan.key_names, plan.kinds, children, resource=plan.name)
+    return merge(parents, plan.key_names, plan.kinds, children, resource=plan.name,
+                 hashed=plan.aggregates.keys())
 
 
 def _aggregates(plan: ResourcePlan, name: str) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from cdc_sync.errors import SourceError
 from cdc_sync.mapping.labels import key_string
 from cdc_sync.source.connect import source_error
-from cdc_sync.source.digests import COUNT_LABEL, DIGEST_LABEL, number, summary
+from cdc_sync.source.digests import COUNT_LABEL, DIGEST_LABEL, summary
 from cdc_sync.source.driver import driver_batches, driver_sql
 from cdc_sync.source.keys import KeyKind, normalize
 
@@ -153,15 +153,18 @@ def _text(value: Any) -> str:
 class _ChildCursor:
     """A child stream grouped by parent key, handing out each parent's rows in turn."""
 
-    def __init__(self, name: str, rows: Rows, width: int, kinds: Sequence[KeyKind]) -> None:
+    def __init__(self, name: str, rows: Rows, width: int, kinds: Sequence[KeyKind], *,
+                 hashed: bool = False) -> None:
         self.name = name
         # child_select puts the parent key last, so zip(values, row) stops before it
         self.values = rows.labels[: len(rows.labels) - width]
         key_of = key_reader(range(len(self.values), len(rows.labels)), kinds)
-        # Digests (digests.py): each row's md5 right after its values, kept out of the labels
-        # compose sees; or, read digest-only, one row per parent holding its count and sum.
+        # Digests (digests.py): each row's number (an aggregate row's md5) right after its
+        # values, kept out of the labels compose sees; or, read digest-only, one row per
+        # parent holding its count and sum.
         self.md5_at: int | None = None
         self.summed = COUNT_LABEL in self.values
+        self.hashed = hashed  # an aggregate's rows: one md5 per parent, taken as it is
         if DIGEST_LABEL in self.values:
             self.md5_at = self.values.index(DIGEST_LABEL)
             self.values = self.values[: self.md5_at]
@@ -192,7 +195,9 @@ class _ChildCursor:
         at = self.md5_at
         if at is None:
             raise ValueError(f"child {self.name!r} was read without digests")
-        return summary(len(rows), sum(number(row[at]) for row in rows))
+        if self.hashed:
+            return ",".join([row[at] for row in rows])
+        return summary(len(rows), sum([row[at] for row in rows]))
 
     def _next_group(self) -> None:
         key, self.group = next(self.groups, (_END, self.group))
@@ -217,10 +222,13 @@ def _out_of_order(what: str) -> SourceError:
 
 
 def merge(parents: Rows, key_labels: Sequence[str], kinds: tuple[KeyKind, ...],
-          children: Mapping[str, Rows], *, resource: str) -> Iterator[SourceRow]:
-    """Each parent with its children; parents must arrive in strictly increasing key order."""
+          children: Mapping[str, Rows], *, resource: str,
+          hashed: Collection[str] = ()) -> Iterator[SourceRow]:
+    """Each parent with its children; parents must arrive in strictly increasing key order.
+    `hashed`: the children that are aggregates (digests: an md5 per grouped row)."""
     try:
-        cursors = [_ChildCursor(name, rows, len(kinds), kinds) for name, rows in children.items()]
+        cursors = [_ChildCursor(name, rows, len(kinds), kinds, hashed=name in hashed)
+                   for name, rows in children.items()]
         yield from _merged(parents, key_labels, kinds, cursors, resource)
     finally:
         # Release every connection now, even when the caller stopped early.
