@@ -11,9 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Generic, Protocol
 
 from typing_extensions import TypeVar
@@ -21,7 +20,6 @@ from typing_extensions import TypeVar
 from cdc_sync import __version__
 from cdc_sync.core.catalogue import DERIVED, Catalogue
 from cdc_sync.core.diff import source_seed
-from cdc_sync.core.records import Readings
 from cdc_sync.core.report import (
     CycleKind,
     CycleReport,
@@ -32,39 +30,37 @@ from cdc_sync.core.report import (
 )
 from cdc_sync.core.resources import Resource
 from cdc_sync.cycle.composing import Composing
-from cdc_sync.cycle.deleted import deleted_products_of_orders
 from cdc_sync.cycle.deletes import DeleteHandler, DeleteRules, GoneState
+from cdc_sync.cycle.delivery import Delivery, DeliveryState
 from cdc_sync.cycle.follow import Follower
-from cdc_sync.cycle.guests import changed_guests
 from cdc_sync.cycle.heap import older_objects_frozen
 from cdc_sync.cycle.marks import ResourceMarks
-from cdc_sync.cycle.planner import Dependencies, Planner, PlanState, Reread
+from cdc_sync.cycle.passes import ReadPasses, ReadState
+from cdc_sync.cycle.planner import Dependencies, Planner, PlanState
 from cdc_sync.cycle.preview import MappingChange, preview, would_send
 from cdc_sync.cycle.reconcile import RollingReconciliation, Slice, WindowState
 from cdc_sync.errors import (
     CdcSyncError,
     DeleteGuardError,
-    MetriloRejectedError,
     MetriloUnavailableError,
     SourceError,
 )
 from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.mapping.model import DeleteAction
-from cdc_sync.metrilo.client import BatchResult, Item, MetriloClient
-from cdc_sync.source import ShopSource, SourceRow
-from cdc_sync.source.keys import KeySpan
+from cdc_sync.metrilo.client import MetriloClient
+from cdc_sync.source import ShopSource
 from cdc_sync.source.sample import no_rows_note
-from cdc_sync.state import Outcome, StateStore
+from cdc_sync.state import StateStore
 
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[Resource, ResourceCounts], None]
 
 
-class CycleState(WindowState, PlanState, GoneState, Protocol):
+class CycleState(WindowState, PlanState, GoneState, ReadState, DeliveryState, Protocol):
     """What a cycle reads and writes of state (`StateStore` is one): what its parts need
-    (planning, deletes, reconciliation; marks and followed dependencies are meta values) and
-    its own: the run history, what Metrilo answered, the keys to read again."""
+    (planning, deletes, reconciliation, the read passes and delivery; marks and followed
+    dependencies are meta values) and its own: the run history."""
 
     def interrupt_unfinished_runs(self) -> int: ...
     def start_run(self, kind: str, resources: Sequence[str] = ()) -> int: ...
@@ -73,11 +69,6 @@ class CycleState(WindowState, PlanState, GoneState, Protocol):
     def finish_run(self, run_id: int, *, status: RunStatus,
                    counts: Mapping[str, Mapping[str, int]], error: str | None = None,
                    unfinished: Sequence[str] = ()) -> None: ...
-    def mark_synced(self, resource: str, outcomes: Sequence[Outcome]) -> None: ...
-    def iter_pending_keys(self, resource: str, chunk: int = 1000, *,
-                          untouched_since: datetime | None = None) -> Iterator[list[str]]: ...
-    def iter_due_rechecks(self, resource: str, chunk: int = 1000, *,
-                          due_by: datetime) -> Iterator[list[str]]: ...
 
 
 @dataclass(frozen=True)
@@ -132,7 +123,7 @@ class SyncEngine(Generic[S]):
         self.on_progress = on_progress
         self.clock = clock
         # How long after an attempt with an unknown outcome (a timeout) Metrilo is assumed to
-        # have applied it, if ever: the record is sent once more after that (see _commit).
+        # have applied it, if ever: the record is sent once more after that (cycle/delivery.py).
         self.recheck_seconds = recheck_seconds
         # Rejected records from which a cycle ends as "rejected" (exit code 5, status, healthz).
         self.rejection_threshold = rejection_threshold
@@ -148,6 +139,10 @@ class SyncEngine(Generic[S]):
         # Where records are composed: here, or (compose_workers=1) also in a worker process
         # started when a cycle has many rows to compose and stopped when the cycle ends.
         self.composing = Composing(compose_workers)
+        self.passes = ReadPasses(
+            source=source, state=state, marks=self.marks, catalogue=self.catalogue,
+            chunk_size=chunk_size, overlap_seconds=mapping.spec.sync.cursor_overlap_seconds)
+        self.delivery = Delivery(state=state, client=client, recheck_seconds=recheck_seconds)
 
     def mapped_resources(self) -> list[Resource]:
         """The resources this mapping produces, in import order (the catalogue's)."""
@@ -211,7 +206,7 @@ class SyncEngine(Generic[S]):
         # Only a full read looks for deletions; an incremental one skips the count (a scan of
         # the resource's state rows, every cycle).
         live_before = self.state.live_count(resource) if full else 0
-        # Set when Metrilo stops taking records: the planner reads no further (see _deliver).
+        # Set when Metrilo stops taking records: the planner reads no further (cycle/delivery.py).
         give_up = threading.Event()
         planner = self._planner(resource, options, rep, give_up)
         deletes = self._deletes(resource, rep, dry_run=options.dry_run)
@@ -221,8 +216,8 @@ class SyncEngine(Generic[S]):
             deletes.precheck(full=full)
             if not full and resource not in DERIVED and options.reconcile:
                 piece = self.rolling.plan(resource, options.intervals)
-            items = self._items(resource, planner, full, piece, follower, live_before > 0)
-            self._deliver(resource, items, planner, rep, give_up)
+            items = self.passes.items(resource, planner, full, piece, follower, live_before > 0)
+            self.delivery.deliver(resource, items, planner, rep, give_up)
             if full and not planner.stopped:
                 deletes.detect(live_before=live_before, seen_live=planner.seen_live)
             if piece is not None and not planner.stopped and not options.dry_run:
@@ -291,23 +286,6 @@ class SyncEngine(Generic[S]):
             parts.append("database digests")
         return source_seed(*parts)
 
-    def _digested(self, resource: Resource, planner: Planner, *,
-                  span: KeySpan | None = None) -> Readings | None:
-        """The rows' keys and digests only (source/reads.py), where the planner compares
-        marks and the rows carry digests; else None."""
-        if planner.assume_forced or planner.source_seed is None:
-            return None
-        return self.source.digest_readings(resource, span=span)
-
-    def _reread(self, resource: Resource) -> Reread:
-        """How the planner reads again, with values, the rows whose digests changed."""
-        source = self.source
-
-        def reread(keys: Sequence[str]) -> Iterator[SourceRow]:
-            return source.rows(resource, keys=keys)
-
-        return reread
-
     def _deletes(self, resource: Resource, rep: ResourceReport, *, dry_run: bool) -> DeleteHandler:
         rules = DeleteRules.of(self.mapping.spec, resource, self.catalogue.entry(resource))
         return DeleteHandler(resource, rep, rules, state=self.state, source=self.source,
@@ -331,148 +309,6 @@ class SyncEngine(Generic[S]):
                             overlap_seconds=self.mapping.spec.sync.cursor_overlap_seconds)
         follower.start(full=full)
         return follower
-
-    def _items(self, resource: Resource, planner: Planner, full: bool,
-               piece: Slice | None, follower: Follower | None,
-               known: bool = False) -> Iterator[Item]:
-        yield from self._read_items(resource, planner, full, follower, known)
-        if piece is not None and piece.span is not None:
-            # After the changed rows: a key both passes read is skipped while in flight, and
-            # unchanged by its source mark once acknowledged.
-            digested = self._digested(resource, planner, span=piece.span)
-            if digested is not None:
-                yield from planner.items(piece.rows(digested.rows), digested.compose,
-                                         reread=self._reread(resource))
-            else:
-                sliced = self.source.readings(resource, span=piece.span)
-                yield from planner.items(piece.rows(sliced.rows), sliced.compose)
-        yield from self._recheck_items(resource, planner)
-
-    def _read_items(self, resource: Resource, planner: Planner, full: bool,
-                    follower: Follower | None, known: bool) -> Iterator[Item]:
-        if full:
-            # Digests only when state holds records (so marks) to compare them with: a first
-            # push would read every row twice.
-            digested = self._digested(resource, planner) if known else None
-            if digested is not None:
-                yield from planner.items(digested.rows, digested.compose,
-                                         reread=self._reread(resource))
-                return
-            everything = self.source.readings(resource)
-            yield from planner.items(everything.rows, everything.compose)
-            return
-        started = datetime.now(UTC)
-        changed = self._changed(resource, dry_run=planner.dry_run)
-        # A dry run writes nothing, so "not written this cycle" cannot tell which pending
-        # records the first pass already counted: remember them (as many as changed rows).
-        # Followed dependencies need them too: a record sent this cycle, re-read before its
-        # batch is answered, would look unsent and go out twice.
-        counted: set[str] | None = set() if planner.dry_run or follower else None
-        yield from planner.items(_remembered(changed.rows, counted), changed.compose)
-        # Pending records are retried every cycle even if their cursor did not move (a failed
-        # send, an order that waited for its customer); not those this cycle just wrote.
-        pages = self.state.iter_pending_keys(resource, self.chunk_size, untouched_since=started)
-        for keys in pages:
-            pending = self.source.readings(resource, keys=keys)
-            rows = (r for r in pending.rows if counted is None or r.key not in counted)
-            yield from planner.items(_remembered(rows, counted), pending.compose)
-        # Records whose joined, child or watched rows changed, though their own row did not.
-        if follower is not None and counted is not None:
-            for keys in follower.changed_keys(counted):
-                again = self.source.readings(resource, keys=keys)
-                yield from planner.items(again.rows, again.compose)
-
-    def _changed(self, resource: Resource, *, dry_run: bool) -> Readings:
-        """The rows changed since the resource's mark. Guests: from the changed orders,
-        decided against state, not by a query over every order's email (cycle/guests.py); a
-        dry run, whose customers new this cycle never reach state, asks the exact query.
-        Deleted products: from every order the cycle re-reads (cycle/deleted.py)."""
-        since = self.marks.since(resource)
-        entry = self.catalogue.entry(resource)
-        if resource is Resource.DELETED_PRODUCTS and entry is not None:
-            overlap = self.mapping.spec.sync.cursor_overlap_seconds
-            return deleted_products_of_orders(self.state, self.source, since,
-                                              overlap_seconds=overlap, chunk_size=self.chunk_size)
-        if resource is Resource.GUEST_CUSTOMERS and entry is not None:
-            guests = changed_guests(self.state, self.source, since, chunk_size=self.chunk_size,
-                                    customers=entry.basis is not None, exact=dry_run)
-            if guests is not None:
-                return guests
-        return self.source.readings(resource, since=since)
-
-    def _recheck_items(self, resource: Resource, planner: Planner) -> Iterator[Item]:
-        """Records accepted after an attempt with an unknown outcome, once their grace is over:
-        sent again as they are now, so a late-applied older attempt does not have the last word.
-        """
-        if planner.dry_run or planner.stopped:
-            return
-        due = self.state.iter_due_rechecks(resource, self.chunk_size, due_by=datetime.now(UTC))
-        for keys in due:
-            again = self.source.readings(resource, keys=keys)
-            yield from planner.items(again.rows, again.compose, resend_known=True)
-
-    # -- delivery -------------------------------------------------------------------------
-
-    def _deliver(
-        self, resource: Resource, items: Iterable[Item], planner: Planner, rep: ResourceReport,
-        give_up: threading.Event,
-    ) -> None:
-        if planner.dry_run or self.client is None:
-            for _ in items:  # counting and sampling happen inside the planner
-                pass
-            return
-        failure: str | None = None
-        for result in self.client.deliver(resource.batch_path, items):
-            self._commit(resource, result, planner, rep)
-            if result.pending and failure is None:
-                # Metrilo ran out of retries: read no further, but let the batches in flight
-                # answer (and commit what they delivered); a 401 raises from deliver itself.
-                failure = result.pending[0][1]
-                give_up.set()
-        if failure is not None:
-            raise MetriloUnavailableError(unavailable(self.client.base_url, resource, failure))
-
-    def _commit(
-        self, resource: Resource, result: BatchResult, planner: Planner, rep: ResourceReport,
-    ) -> None:
-        synced, pending, rejected = self._untag_removed(result.delivered, planner)
-        if synced and _outcome_unknown(result):
-            recheck = datetime.now(UTC) + timedelta(seconds=self.recheck_seconds)
-            synced = [replace(o, recheck_after=recheck) for o in synced]
-        rejected += [planner.answered(i.key).outcome.with_reason(why)
-                     for i, why in result.rejected]
-        pending += [planner.answered(i.key).outcome.with_reason(why)
-                    for i, why in result.pending]
-        self.state.mark_synced(resource, synced)
-        self.state.mark_rejected(resource, rejected)
-        self.state.mark_pending(resource, pending)
-        rep.counts.sent += len(synced)
-        rep.counts.rejected += len(rejected)
-        rep.counts.pending += len(pending)
-        for item, why in result.rejected:
-            log.warning("%s %s rejected by Metrilo: %s", resource, item.key, why)
-
-    def _untag_removed(
-        self, delivered: Sequence[Item], planner: Planner
-    ) -> tuple[list[Outcome], list[Outcome], list[Outcome]]:
-        """Tags merge at Metrilo, so a tag gone from the shop is removed with customer/untag."""
-        synced: list[Outcome] = []
-        pending: list[Outcome] = []
-        rejected: list[Outcome] = []
-        for item in delivered:
-            entry = planner.answered(item.key)
-            if entry.removed_tags and entry.outcome.metrilo_id and self.client is not None:
-                try:
-                    self.client.untag(entry.outcome.metrilo_id, entry.removed_tags)
-                except MetriloRejectedError as exc:
-                    rejected.append(entry.outcome.with_reason(f"untag refused: {exc.reason}"))
-                    continue
-                except MetriloUnavailableError as exc:
-                    # Not synced: state keeps the old tags, so the next cycle untags again.
-                    pending.append(entry.outcome.with_reason(f"untag failed: {exc}"))
-                    continue
-            synced.append(entry.outcome)
-        return synced, pending, rejected
 
     # -- mapping changes ------------------------------------------------------------------
 
@@ -557,29 +393,5 @@ class SyncEngine(Generic[S]):
             self.on_progress(resource, counts)
 
 
-def unavailable(base_url: str, what: object, failure: str) -> str:
-    """Why records stay pending: Metrilo at which URL said what, and where that URL is set."""
-    return (f"Metrilo at {base_url} did not accept {what} records after retries: {failure}; "
-            f"fix: if this lasts, check that METRILO_API_URL ({base_url}) is right and "
-            "reachable from this machine; the records stay pending and are sent next cycle")
-
-
-# Attempts that may have reached Metrilo although no answer came back.
-_UNKNOWN_OUTCOMES = ("timeout", "network_error", "transport_error")
-
-
-def _outcome_unknown(result: BatchResult) -> bool:
-    """Whether an attempt of this batch may still be applied by Metrilo later."""
-    return any(result.statuses.get(label) for label in _UNKNOWN_OUTCOMES)
-
-
 def _names(resources: Iterable[Resource]) -> list[str]:
     return [resource.value for resource in resources]
-
-
-def _remembered(rows: Iterable[SourceRow], keys: set[str] | None) -> Iterator[SourceRow]:
-    for row in rows:
-        if keys is not None:
-            keys.add(row.key)
-        yield row
-
