@@ -183,3 +183,27 @@ def test_a_digest_column_is_kept_out_of_the_composed_records(shop: sa.Engine) ->
     finally:
         read_only.dispose()
         plain_engine.dispose()
+
+
+def test_columns_of_different_character_sets_and_collations_are_digested(
+    mysql_url: str,
+) -> None:
+    """Old MySQL shops mix collations and character sets across (joined) tables; the digest
+    hashes each value's bytes, so no collation has to agree with another's."""
+    engine = sa.create_engine(mysql_url)
+    try:
+        _fill(engine)
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE items MODIFY title VARCHAR(50) CHARACTER SET "
+                                 "utf8mb4 COLLATE utf8mb4_unicode_ci"))
+            conn.execute(sa.text("ALTER TABLE brands MODIFY name VARCHAR(50) CHARACTER SET "
+                                 "latin1 COLLATE latin1_swedish_ci"))
+            conn.execute(sa.text("ALTER TABLE item_tags MODIFY tag VARCHAR(20) CHARACTER SET "
+                                 "utf8mb4 COLLATE utf8mb4_general_ci"))
+        before = _both(engine)
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE brands SET name = 'Åcme' WHERE id = 1"))
+        after = _both(engine)
+        assert {k for k in before if before[k] != after[k]} == {"a", "D"}
+    finally:
+        engine.dispose()

@@ -10,8 +10,8 @@ values as the driver would parse them:
 
 - PostgreSQL: `md5(ROW(c1, c2, ...)::text)`: a record's text quotes every value that needs it
   and writes NULL as nothing, '' as "" (the text protocol parses values from this very text);
-- MySQL/MariaDB: `MD5(CONCAT_WS(',', QUOTE(c1), ...))`: QUOTE writes NULL as the bare word
-  NULL and quotes and escapes text, so NULL, '' and 'NULL' differ;
+- MySQL/MariaDB: `MD5(CONCAT_WS(',', CAST(QUOTE(c1) AS BINARY), ...))`: QUOTE writes NULL
+  as the bare word NULL and quotes and escapes text, so NULL, '' and 'NULL' differ;
 - other dialects (SQLite): no digests; rows are marked from their values in Python
   (`core/diff.SourceHasher`).
 
@@ -60,7 +60,10 @@ def row_md5(columns: Sequence[Column], dialect: str) -> Column:
     if dialect in ("mysql", "mariadb"):
         # Literal SQL, not bound parameters: a full read without parameters is streamed
         # straight from the driver (source/driver.py).
-        quoted = [sa.func.QUOTE(c, type_=sa.Text) for c in columns]
+        # Each value as bytes: CONCAT_WS of text columns with different collations of one
+        # character set (utf8mb4_unicode_ci beside utf8mb4_general_ci, common in old shops)
+        # is an "Illegal mix of collations" error on MySQL; bytes have no collation.
+        quoted = [sa.cast(sa.func.QUOTE(c, type_=sa.Text), mysql.BINARY()) for c in columns]
         return sa.func.MD5(sa.func.CONCAT_WS(sa.literal_column("','"), *quoted,
                                              type_=sa.Text), type_=sa.String)
     raise ValueError(f"no row digests on {dialect}")
