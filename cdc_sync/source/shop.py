@@ -2,7 +2,8 @@
 
 It plans each resource once (reflecting only the tables the mapping names), streams composed
 records with one query per resource plus one per child collection, and answers the engine's
-questions: the cursor's high-water mark, and which keys still exist.
+questions: the cursor's high-water mark, and which keys still exist. The derived resources
+(guest customers, deleted products) are planned and read by `Deriving` (deriving.py).
 """
 
 from __future__ import annotations
@@ -15,21 +16,21 @@ import sqlalchemy as sa
 from cdc_sync.core.catalogue import Catalogue, Entry
 from cdc_sync.core.dependencies import DependencyMap, dependency_map, sqlglot_dialect, trackers
 from cdc_sync.core.freshness import Hint
-from cdc_sync.core.guests import Basis, created_ms
-from cdc_sync.core.records import Keep, Readings, RowComposer
+from cdc_sync.core.records import Readings, RowComposer
 from cdc_sync.core.resources import Resource, SourceRecord
 from cdc_sync.errors import MappingError, Problem
 from cdc_sync.mapping.labels import key_string
 from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.mapping.model import ResourceSpec
-from cdc_sync.source import derived as derive
 from cdc_sync.source.changes import TrackerPlan, plan_trackers
 from cdc_sync.source.check import Checker, spec_problems
+from cdc_sync.source.connect import READ_FIX as _FIX
 from cdc_sync.source.connect import reading
 from cdc_sync.source.derived import DerivedPlan
+from cdc_sync.source.deriving import Deriving, Planned
 from cdc_sync.source.digests import digests_supported
-from cdc_sync.source.keys import KeyKind, KeySpan
-from cdc_sync.source.plan import ResourcePlan, plan_resource, resolve_fields
+from cdc_sync.source.keys import KeySpan
+from cdc_sync.source.plan import ResourcePlan, plan_resource
 from cdc_sync.source.query import (
     any_child_select,
     any_key_select,
@@ -42,19 +43,11 @@ from cdc_sync.source.reads import digest_rows, values_rows
 from cdc_sync.source.reflect import ShopSchema
 from cdc_sync.source.stream import (
     DEFAULT_BATCH,
-    Rows,
-    RowShape,
     SourceRow,
-    key_reader,
-    merge,
     stream,
 )
 from cdc_sync.source.suggest import hints
 
-_FIX = ("check that the shop database is reachable and the reader may SELECT the mapped "
-        "tables; run `cdc-sync check`")
-_Planned = tuple[ResourcePlan | None, list[Problem]]
-_Derived = tuple[DerivedPlan | None, list[Problem]]
 _Tracked = tuple[list[TrackerPlan], list[Problem]]
 
 
@@ -70,8 +63,10 @@ class ShopSource:
         self.catalogue = Catalogue(mapping.spec)
         self._batch = batch_size
         self._schema = ShopSchema(engine)
-        self._plans: dict[str, _Planned] = {}
-        self._derived: dict[Resource, _Derived] = {}
+        self._plans: dict[str, Planned] = {}
+        # Guest customers and deleted products, built from the direct resources' plans.
+        self._deriving = Deriving(engine, mapping, self._schema, self.catalogue,
+                                  batch=batch_size, plan_of=self._plan)
         self._tracked: dict[Resource, _Tracked] = {}
 
     def with_mapping(self, mapping: LoadedMapping) -> ShopSource:
@@ -126,7 +121,7 @@ class ShopSource:
     def _check_derived(self, entry: Entry, checker: Checker,
                        unfit: set[Resource]) -> list[Problem]:
         resource = entry.resource
-        derived, problems = self._derive(resource)
+        derived, problems = self._deriving.derive(resource)
         # A derived query is built from its bases' mapping (orders' where, joins...): when a
         # base does not fit, that problem is already reported; its failing probe here would
         # report the same mistake a second time.
@@ -153,10 +148,8 @@ class ShopSource:
         if spec is not None:
             rows = self.rows(resource, since=since, keys=keys, span=span)
             return Readings(rows, RowComposer(resource, spec.fields, spec.children, tz))
-        if self._derived_active(resource):
-            derived = self._derived_or_raise(resource)
-            rows = self._derived_rows(resource, derived, since=since, keys=keys)
-            return Readings(rows, self._derived_composer(resource, derived))
+        if self._deriving.active(resource):
+            return self._deriving.readings(resource, since=since, keys=keys)
         return Readings(iter(()), RowComposer(resource, {}, {}, tz))
 
     def digest_readings(self, resource: Resource, *,
@@ -172,34 +165,14 @@ class ShopSource:
                                     self._mapping.spec.source_timezone))
 
     def changed_guest_orders(self, since: Any) -> Readings | None:
-        """Every order changed since `since` as a guest row, not merged: an email's orders
-        come one after another, its first order first (each composed record keeps its
-        order's `guests.Basis`). An index range on the orders' cursor; None when guests are
-        not derived or orders have no cursor."""
-        resource = Resource.GUEST_CUSTOMERS
-        if not self._derived_active(resource):
-            return None
-        derived = self._derived_or_raise(resource)
-        stmt = derived.changed(self._schema.dialect, since)
-        if stmt is None:
-            return None
-        rows = stream(self._engine, stmt, batch=self._batch,
-                      doing=f"reading the orders changed since {since} for {resource.value}")
-        return Readings(_unmerged(rows, derived.key_label),
-                        self._derived_composer(resource, derived))
+        """Every order changed since `since` as a guest row, not merged (source/deriving.py);
+        None when guests are not derived or orders have no cursor."""
+        return self._deriving.changed_guest_orders(since)
 
     def deleted_products_of(self, order_keys: Sequence[str]) -> Readings:
         """The deleted products the lines of these orders name (pass <= 1000 keys), in key
-        order: one query, an index range on the lines' parent key."""
-        resource = Resource.DELETED_PRODUCTS
-        derived = self._derived_or_raise(resource)
-        rows = self._derived_rows(resource, derived, since=None, keys=None, orders=order_keys)
-        return Readings(rows, self._derived_composer(resource, derived))
-
-    def _derived_composer(self, resource: Resource, derived: DerivedPlan) -> RowComposer:
-        keep = _first_order(derived.basis) if derived.basis else None
-        return RowComposer(resource, derived.fields, {},
-                           self._mapping.spec.source_timezone, keep)
+        order: one query (source/deriving.py)."""
+        return self._deriving.deleted_products_of(order_keys)
 
     def rows(self, resource: Resource, *, since: Any | None = None,
              keys: Sequence[str] | None = None,
@@ -221,14 +194,6 @@ class ShopSource:
         """Whether rows of direct resources carry the database's digests (digests.py)."""
         return self._digests and digests_supported(self._schema.dialect)
 
-    def _derived_rows(self, resource: Resource, derived: DerivedPlan, *, since: Any,
-                      keys: Sequence[str] | None,
-                      orders: Sequence[str] | None = None) -> Iterator[SourceRow]:
-        stmt = derived.select(self._schema.dialect, since=since, keys=keys, orders=orders)
-        rows = stream(self._engine, stmt, batch=self._batch,
-                      doing=f"deriving {resource.value} from orders")
-        return merge(rows, [derived.key_label], (derived.kind,), {}, resource=resource.value)
-
     def cursor_high_water(self, resource: Resource) -> Any | None:
         """The largest cursor value of the resource (derived ones follow the orders' cursor), or
         None (query.high_water_select)."""
@@ -247,8 +212,8 @@ class ShopSource:
         """Which of these state keys the source still yields (one query; pass <= 1000 keys)."""
         if not keys:
             return set()
-        if self._derived_active(resource):
-            derived = self._derived_or_raise(resource)
+        if self._deriving.active(resource):
+            derived = self._deriving.plan_or_raise(resource)
             stmt = derived.select(self._schema.dialect, keys=keys)
             width = 1
         elif self.spec(resource) is not None:
@@ -293,8 +258,8 @@ class ShopSource:
 
     def sample_keys(self, resource: Resource, limit: int) -> list[str]:
         """The first `limit` keys in key order (for previews)."""
-        if self._derived_active(resource):
-            stmt = self._derived_or_raise(resource).select(self._schema.dialect).limit(limit)
+        if self._deriving.active(resource):
+            stmt = self._deriving.plan_or_raise(resource).select(self._schema.dialect).limit(limit)
             width = 1
         elif self.spec(resource) is not None:
             plan = self._plan_or_raise(resource.value)
@@ -307,8 +272,8 @@ class ShopSource:
 
     def count(self, resource: Resource, cap: int) -> int:
         """How many rows the resource reads, counted up to `cap` (for `init`'s summary)."""
-        if self._derived_active(resource):
-            stmt = self._derived_or_raise(resource).select(self._schema.dialect).limit(cap)
+        if self._deriving.active(resource):
+            stmt = self._deriving.plan_or_raise(resource).select(self._schema.dialect).limit(cap)
         elif self.spec(resource) is not None:
             stmt = keys_select(self._plan_or_raise(resource.value), self._schema.dialect, cap)
         else:
@@ -374,12 +339,15 @@ class ShopSource:
 
     # -- planning ---------------------------------------------------------------------
 
-    def _plan(self, name: str) -> _Planned:
+    def _derived_or_raise(self, resource: Resource) -> DerivedPlan:
+        return self._deriving.plan_or_raise(resource)
+
+    def _plan(self, name: str) -> Planned:
         """The plan of a resource that fits (None with its problems when it does not)."""
         plan, problems = self._partial_plan(name)
         return (None if problems else plan), problems
 
-    def _partial_plan(self, name: str) -> _Planned:
+    def _partial_plan(self, name: str) -> Planned:
         """What of the resource resolves, even with problems (check tests the rest)."""
         if name not in self._plans:
             if not self._plans:  # the first plan: every named table in one catalog pass
@@ -406,102 +374,3 @@ class ShopSource:
         if plan is None:
             raise MappingError(problems, title=f"{name} cannot be read as mapped")
         return plan
-
-    def _derived_or_raise(self, resource: Resource) -> DerivedPlan:
-        derived, problems = self._derive(resource)
-        if derived is None:
-            raise MappingError(problems, title=f"{resource.value} cannot be derived as mapped")
-        return derived
-
-    def _derived_active(self, resource: Resource) -> bool:
-        entry = self.catalogue.entry(resource)
-        return entry is not None and entry.derived
-
-    def _derive(self, resource: Resource) -> _Derived:
-        if resource not in self._derived:
-            with reading(f"reading the schema for {resource.value}", _FIX, self._engine):
-                self._derived[resource] = (
-                    self._derive_guests() if resource is Resource.GUEST_CUSTOMERS
-                    else self._derive_deleted_products()
-                )
-        return self._derived[resource]
-
-    def _derive_guests(self) -> _Derived:
-        problems = self._guest_spec_problems()
-        orders, _ = self._plan("orders")
-        customers, customer_problems = None, list[Problem]()
-        if self.spec(Resource.CUSTOMERS) is not None:
-            customers, customer_problems = self._plan("customers")
-        if orders is None or customer_problems:
-            return None, problems  # the resources' own problems are reported with them
-        guest = self._mapping.spec.guest_customers
-        extra, found = resolve_fields(self._schema, self._mapping, ("guest_customers", "fields"),
-                                      guest.fields, orders.relation, orders.joins)
-        problems += found
-        plan = derive.guest_customers(orders, customers, extra, dict(guest.fields))
-        return (plan if not problems else None), problems
-
-    def _guest_spec_problems(self) -> list[Problem]:
-        orders = self.spec(Resource.ORDERS)
-        assert orders is not None
-        return [
-            self._problem(
-                ("orders", "fields", name) if name in orders.fields else ("orders", "fields"),
-                f"guest customers need orders.fields.{name} from a column or an expression",
-                f"map {name} from a column (or expression), or set guest_customers.enabled: false",
-            )
-            for name in ("email", "createdAt")
-            if orders.fields.get(name) is None
-            or (orders.fields[name].column is None and orders.fields[name].expression is None)
-        ]
-
-    def _derive_deleted_products(self) -> _Derived:
-        fields = dict(self._mapping.spec.deleted_products.fields)
-        missing = [name for name in ("name", "price") if name not in fields]
-        problems = [] if not missing else [self._problem(
-            ("deleted_products", "fields"),
-            f"deleted products (order-line products gone from the shop) need "
-            f"{' and '.join(missing)} from the order lines, or Metrilo drops those orders",
-            f"add {', '.join(f'`{m}: <order-line column>`' for m in missing)} under "
-            "deleted_products.fields, or set deleted_products.enabled: false",
-        )]
-        products = self.spec(Resource.PRODUCTS)
-        id_spec = products.fields.get("id") if products is not None else None
-        if id_spec is not None and id_spec.column is None and id_spec.expression is None:
-            problems.append(self._problem(
-                ("products", "fields", "id"),
-                "deleted products need products.fields.id from a column or an expression",
-                "map id from a column, or set deleted_products.enabled: false",
-            ))
-        orders_plan, _ = self._plan("orders")
-        products_plan, _ = self._plan("products")
-        if orders_plan is None or products_plan is None:
-            return None, problems  # the resources' own problems are reported with them
-        lines = orders_plan.children["products"]
-        values, found = resolve_fields(self._schema, self._mapping, ("deleted_products", "fields"),
-                                       fields, lines.relation, lines.joins)
-        problems += found
-        plan = derive.deleted_products(orders_plan, products_plan, values, fields)
-        return (plan if not problems and plan is not None else None), problems
-
-    def _problem(self, path: tuple[str | int, ...], what: str, fix: str) -> Problem:
-        return Problem(self._mapping.where(*path), what, fix)
-
-
-def _unmerged(rows: Rows, key_label: str) -> Iterator[SourceRow]:
-    """Each row on its own (a text key; rows sharing one stay apart), closing the stream."""
-    shape = RowShape(rows.labels)
-    key_of = key_reader([rows.labels.index(key_label)], (KeyKind.TEXT,))
-    try:
-        for row in rows.rows:
-            yield SourceRow(str(key_of(row)), row, (), shape)
-    finally:
-        rows.close()
-
-
-def _first_order(labels: Sequence[str]) -> Keep:
-    """What state keeps of a guest: its first order (createdAt as composed, and key)."""
-    def keep(row: SourceRow, record: SourceRecord) -> str:
-        at = [row.shape.labels.index(label) for label in labels]
-        return Basis(created_ms(record.payload), key_string([row.raw[i] for i in at])).text()
-    return keep
