@@ -5,13 +5,13 @@ chunk, never one per record, never the whole state in memory). A row whose raw v
 source fingerprint state keeps for its synced record is unchanged and is not even composed; the
 others are composed, fingerprinted as records and classified. Records that fail local
 validation are rejected with their reasons; orders whose customer or products Metrilo has not
-accepted wait (as pending) instead of being sent and silently dropped by Metrilo.
+accepted wait (as pending) instead of being sent and silently dropped by Metrilo (waiting.py).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -20,15 +20,18 @@ from cdc_sync.core.prepare import UNKNOWN, Prepared, metrilo_id, record_tags
 from cdc_sync.core.report import ResourceReport, Sample
 from cdc_sync.core.resources import Payload, Resource, SourceRecord
 from cdc_sync.cycle.composing import Composing, Job, Ticket
+from cdc_sync.cycle.waiting import (
+    SYNCED_IDS_REMEMBERED,
+    Blockers,
+    Dependencies,
+    DependencyState,
+    SyncedIds,
+)
 from cdc_sync.metrilo.client import Item
 from cdc_sync.source.stream import SourceRow
 from cdc_sync.state import Outcome, SourceMark, StateRow, Status
 
 SAMPLES_PER_CHANGE = 3
-
-SYNCED_IDS_REMEMBERED = 200_000
-"""How many customers' and products' Metrilo ids a planner remembers as synced (about 25 MB
-at most): later chunks' orders need not ask state for them again."""
 
 _COUNT_OF_CHANGE = {
     Change.NEW: "new",
@@ -54,18 +57,6 @@ class InFlight:
     removed_tags: tuple[str, ...]
 
 
-@dataclass
-class Dependencies:
-    """Which resources must have accepted an order's customer and products first."""
-
-    customer_resources: tuple[str, ...] = ()
-    product_resources: tuple[str, ...] = ()
-    # Whether every email / product id is expected to be in state (guests and deleted
-    # products on): then an unknown one means "not delivered yet", so the order waits.
-    customers_complete: bool = False
-    products_complete: bool = False
-
-
 _Candidate = tuple[Prepared, Outcome, "StateRow | None"]
 """A record to send (or to wait): itself, its outcome-to-be, its state row."""
 
@@ -74,7 +65,7 @@ _Chunk = tuple[Ticket, list[bool]]
 (only one row may have a key)."""
 
 
-class PlanState(Protocol):
+class PlanState(DependencyState, Protocol):
     """What planning a chunk reads and writes of state (`StateStore` is one)."""
 
     def lookup(self, resource: str, keys: Sequence[str]) -> dict[str, StateRow]: ...
@@ -82,9 +73,6 @@ class PlanState(Protocol):
     def record_unchanged(self, resource: str, outcomes: Sequence[Outcome]) -> None: ...
     def mark_rejected(self, resource: str, outcomes: Sequence[Outcome]) -> None: ...
     def mark_pending(self, resource: str, outcomes: Sequence[Outcome]) -> None: ...
-    def dependency_status(
-        self, resources: Sequence[str], metrilo_ids: Collection[str]
-    ) -> dict[str, Status]: ...
 
 
 @dataclass
@@ -117,7 +105,7 @@ class Planner:
     seen_live: int = 0
     # Dependencies state said were synced, for the rest of this planner's life (one resource
     # of one cycle: the resources they belong to are not written meanwhile).
-    _synced: _SyncedIds = field(default_factory=lambda: _SyncedIds(SYNCED_IDS_REMEMBERED))
+    _synced: SyncedIds = field(default_factory=lambda: SyncedIds(SYNCED_IDS_REMEMBERED))
     # Records sent and not yet answered by Metrilo, by key (see `answered`).
     _inflight: dict[str, InFlight] = field(default_factory=dict)
     _last_key: str | None = None
@@ -325,7 +313,7 @@ class Planner:
     ) -> tuple[list[_Candidate], list[Outcome]]:
         if self.dependencies is None or not candidates:
             return candidates, []
-        blockers = _Blockers(
+        blockers = Blockers(
             self.state, self.dependencies, [c[0] for c in candidates], self._synced,
             # A dry run sends nothing, so a customer new in this cycle is not in state yet;
             # a real cycle would send it before the orders. Only a refused one blocks then.
@@ -345,81 +333,6 @@ class Planner:
             return
         if sum(1 for s in self.report.samples if s.change == change) < SAMPLES_PER_CHANGE:
             self.report.samples.append(Sample(change, key, payload))
-
-
-class _SyncedIds:
-    """Customers' and products' Metrilo ids known to be synced, up to `limit` in all."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.customers: set[str] = set()
-        self.products: set[str] = set()
-
-    def remember(self, known: set[str], statuses: dict[str, Status]) -> None:
-        room = self.limit - len(self.customers) - len(self.products)
-        synced = [ident for ident, status in statuses.items() if status is Status.SYNCED]
-        known.update(synced[:max(room, 0)])
-
-
-class _Blockers:
-    """The dependency status of one chunk of orders: two state queries at most, for the ids
-    not already known to be synced."""
-
-    def __init__(
-        self, state: PlanState, deps: Dependencies, orders: Sequence[Prepared],
-        synced: _SyncedIds, *, only_refused: bool = False,
-    ) -> None:
-        self.deps = deps
-        self.only_refused = only_refused
-        self.known_customers = synced.customers
-        self.known_products = synced.products
-        emails = {o.email for o in orders if o.email}
-        products = {product for o in orders for product in o.product_ids}
-        self.customers = _statuses(state, deps.customer_resources, emails, synced,
-                                   synced.customers)
-        self.products = _statuses(state, deps.product_resources, products, synced,
-                                  synced.products)
-
-    def why_waiting(self, order: Prepared) -> str | None:
-        email = order.email
-        if email and email not in self.known_customers:
-            why = self._blocked("customer", email, self.customers, self.deps.customers_complete)
-            if why:
-                return why
-        known = self.known_products
-        for ident in order.product_ids:
-            if ident in known:
-                continue
-            why = self._blocked("product", ident, self.products, self.deps.products_complete)
-            if why:
-                return why
-        return None
-
-    def _blocked(
-        self, kind: str, ident: str, statuses: dict[str, Status], complete: bool
-    ) -> str | None:
-        status = statuses.get(ident)
-        if status is Status.SYNCED:
-            return None
-        if self.only_refused and status is not Status.REJECTED:
-            return None
-        if status is None:
-            if not complete:
-                return None
-            return f"waiting for {kind} {ident!r}, which Metrilo has not received yet"
-        return f"waiting for {kind} {ident!r}, which is {status.value} (see `cdc-sync status`)"
-
-
-def _statuses(
-    state: PlanState, resources: Sequence[str], ids: set[str], synced: _SyncedIds,
-    known: set[str],
-) -> dict[str, Status]:
-    """The status of those of `ids` not known to be synced already (absent: unknown to
-    state), in one query; the synced ones among them are remembered."""
-    asked = ids - known
-    found = state.dependency_status(resources, asked) if asked else {}
-    synced.remember(known, found)
-    return found
 
 
 def _duplicate(key: str) -> tuple[str, ...]:
