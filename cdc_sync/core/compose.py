@@ -2,40 +2,32 @@
 
 A Composer turns each field of the mapping into one precomputed function of the row when it
 is built, so compose() runs millions of times a cycle without looking at the spec again.
-Per field: read the value (column, `expr:F` expression label, template or const), `decode`
-it (HTML entities), apply `map`,
-fill NULLs from `default` (or leave the field out), `split` delimited text, then coerce to
-the field's type. A value that cannot be coerced never raises: the field is left out and the
-reason lands in SourceRecord.problems, so the engine rejects that record with it.
+Per field (core/fieldsteps.py): read the value (column, `expr:F` expression label, template
+or const), `decode` it (HTML entities), apply `map`, fill NULLs from `default` (or leave the
+field out), `split` delimited text, then coerce to the field's type; here, the fields make
+objects, children and aggregates. A value that cannot be coerced never raises: the field is
+left out and the reason lands in SourceRecord.problems, so the engine rejects that record
+with it.
 """
 
 from __future__ import annotations
 
-import html
-import string
 from collections.abc import Callable, Mapping, Sequence
 from datetime import tzinfo
 from typing import Any, Final, NamedTuple
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cdc_sync.core.coerce import Coerce, coerce, coercer, shown, to_text
+from cdc_sync.core.coerce import coerce
+from cdc_sync.core.fieldsteps import OMIT, Row, Step, field_step, time_zone
 from cdc_sync.core.resources import Payload, Resource, SourceRecord
-from cdc_sync.errors import CoercionError, MappingError, Problem
-from cdc_sync.mapping.labels import aggregate_stream, column_label, expression_label
-from cdc_sync.mapping.model import AggregateFunction, ChildSpec, Coercion, Decode, FieldSpec
+from cdc_sync.errors import CoercionError
+from cdc_sync.mapping.labels import aggregate_stream, expression_label
+from cdc_sync.mapping.model import AggregateFunction, ChildSpec, Coercion, FieldSpec
 
 __all__ = ["CoercionError", "Composer", "coerce", "default_coercion", "is_list_field"]
 
-Row = Mapping[str, Any]
-"""A row by label."""
 ChildRow = Mapping[str, Any] | Sequence[Any]
 """A child row: by label, or the driver's tuple when its fields are all plain columns, read
 by position (see `Composer.positional`)."""
-Extract = Callable[[Row], Any]
-"""A field's value from a row: the coerced value, or _OMIT; raises CoercionError."""
-
-_OMIT: Final = object()
-_MAP_KNOWN_SHOWN = 10
 
 _CUSTOMER_TYPES = {"email": Coercion.EMAIL, "createdAt": Coercion.TIMESTAMP}
 _DEFAULT_COERCIONS: dict[Resource, dict[str, Coercion]] = {
@@ -79,31 +71,11 @@ def default_coercion(resource: Resource, field: str) -> Coercion:
     return _DEFAULT_COERCIONS[resource].get(field, Coercion.STRING)
 
 
-class _Step(NamedTuple):
-    """One field of an object: its name for problems, its payload key, how it is computed.
-
-    A plain column (no map, default or split) is read here, NULL skipped, then coerced by
-    `convert`; anything else is `convert(row)`, which may return _OMIT. Text fields keep a
-    str value as it is, without a call: most values of most fields.
-    """
-
-    name: str
-    key: str
-    # The row label of a plain column (its position, when rows are read as tuples);
-    # None: `convert` reads the row.
-    label: str | int | None
-    convert: Callable[[Any], Any]
-    text_passes: bool
-
-
 class _Shape(NamedTuple):
     """An object's fields, and the nested objects its dotted field names build."""
 
-    steps: tuple[_Step, ...]
+    steps: tuple[Step, ...]
     nested: tuple[tuple[str, _Shape], ...]
-
-
-_TEXT_PASSES = frozenset({Coercion.STRING, Coercion.JSON})
 
 
 class Composer:
@@ -121,7 +93,7 @@ class Composer:
         driver gives their values, when known: a child whose fields are all plain columns
         is then read from those tuples by position (see `positional`)."""
         self.resource = resource
-        tz = _zone(source_timezone, "source_timezone")
+        tz = time_zone(source_timezone, "source_timezone")
         self._shape = _object_shape(resource, fields, tz, prefix="")
         labels = child_labels or {}
         built = [
@@ -145,7 +117,7 @@ class Composer:
         payload = _build_object(self._shape, row, problems)
         for name, build_child in self._children:
             value = build_child(children.get(name, ()), problems)
-            if value is not _OMIT:
+            if value is not OMIT:
                 payload[name] = value
         return SourceRecord(key, payload, tuple(problems))
 
@@ -161,15 +133,15 @@ def _object_shape(
         qualified = f"{prefix}{name}"
         coercion = spec.type or default_coercion(resource, qualified)
         listed = is_list_field(resource, qualified, spec)
-        step = _field_step(spec, coercion, expression_label(name), tz, qualified, listed=listed)
+        step = field_step(spec, coercion, expression_label(name), tz, qualified, listed=listed)
         entries.append((tuple(name.split(".")), step))
     return _grouped(entries)
 
 
-def _grouped(entries: list[tuple[tuple[str, ...], _Step]]) -> _Shape:
+def _grouped(entries: list[tuple[tuple[str, ...], Step]]) -> _Shape:
     # billing.city and billing.phone become one nested object built from the same row.
-    steps: list[_Step] = []
-    nested: dict[str, list[tuple[tuple[str, ...], _Step]]] = {}
+    steps: list[Step] = []
+    nested: dict[str, list[tuple[tuple[str, ...], Step]]] = {}
     for path, step in entries:
         if len(path) == 1:
             steps.append(step._replace(key=path[0]))
@@ -184,7 +156,7 @@ def _build_object(shape: _Shape, row: ChildRow, problems: list[str]) -> Payload:
         try:
             if label is None:
                 value = convert(row)
-                if value is not _OMIT:
+                if value is not OMIT:
                     payload[key] = value
                 continue
             value = row[label]  # type: ignore[index]  # an int label only for a tuple row
@@ -239,7 +211,7 @@ def _child_builder(
     """The child's builder, and whether it reads rows by position (from `labels`)."""
     if child.value is not None:
         coercion = child.value.type or default_coercion(resource, name)
-        step = _field_step(child.value, coercion, expression_label(name), tz, name)
+        step = field_step(child.value, coercion, expression_label(name), tz, name)
         steps = _by_position(_Shape((step,), ()), labels)
         return _scalar_list_builder(name, step if steps is None else steps.steps[0]), bool(steps)
     shape = _object_shape(resource, child.fields or {}, tz, prefix=f"{name}.")
@@ -269,7 +241,7 @@ def _by_position(shape: _Shape, labels: Sequence[str] | None) -> _Shape | None:
     return _Shape(tuple(steps), tuple(nested))
 
 
-def _scalar_list_builder(name: str, step: _Step) -> ChildBuilder:
+def _scalar_list_builder(name: str, step: Step) -> ChildBuilder:
     def build(rows: Sequence[ChildRow], problems: list[str]) -> list[Any]:
         if not rows:
             return []
@@ -280,7 +252,7 @@ def _scalar_list_builder(name: str, step: _Step) -> ChildBuilder:
             except CoercionError as error:
                 problems.append(f"{name}: {error}")
                 continue
-            if value is _OMIT:
+            if value is OMIT:
                 continue
             if isinstance(value, list):
                 values.extend(value)
@@ -291,13 +263,13 @@ def _scalar_list_builder(name: str, step: _Step) -> ChildBuilder:
     return build
 
 
-def _read(step: _Step, row: ChildRow) -> Any:
-    """One step's value from a row, or _OMIT (see _build_object, which inlines this)."""
+def _read(step: Step, row: ChildRow) -> Any:
+    """One step's value from a row, or OMIT (see _build_object, which inlines this)."""
     if step.label is None:
         return step.convert(row)
     value = row[step.label]  # type: ignore[index]  # an int label only for a tuple row
     if value is None:
-        return _OMIT
+        return OMIT
     return value if step.text_passes and value.__class__ is str else step.convert(value)
 
 
@@ -311,8 +283,8 @@ def _object_list_builder(shape: _Shape) -> ChildBuilder:
 def _single_builder(shape: _Shape) -> ChildBuilder:
     def build(rows: Sequence[ChildRow], problems: list[str]) -> Any:
         if not rows:
-            return _OMIT
-        return _build_object(shape, rows[0], problems) or _OMIT
+            return OMIT
+        return _build_object(shape, rows[0], problems) or OMIT
 
     return build
 
@@ -326,123 +298,3 @@ def _unique(values: list[Any]) -> list[Any]:
             if value not in kept:
                 kept.append(value)
         return kept
-
-
-# --- one field ---
-
-
-def _field_step(
-    spec: FieldSpec, coercion: Coercion, label: str, tz: tzinfo, name: str, *,
-    listed: bool = False,
-) -> _Step:
-    zone = tz if spec.timezone is None else _zone(spec.timezone, f"{name}.timezone")
-    coerce_one = coercer(coercion, spec, zone)
-    plain = (spec.map is None and spec.split is None and spec.default is None and not listed
-             and spec.decode is None)
-    if spec.column is not None and plain:
-        return _Step(name, name, column_label(spec.column), coerce_one, coercion in _TEXT_PASSES)
-    if spec.aggregate() is not None and plain:  # always in the row: 0 or NULL without rows
-        return _Step(name, name, label, coerce_one, coercion in _TEXT_PASSES)
-    extract = _extract(spec, coercion, label, coerce_one, listed=listed)
-    return _Step(name, name, None, extract, False)
-
-
-def _extract(spec: FieldSpec, coercion: Coercion, label: str, coerce_one: Coerce, *,
-             listed: bool) -> Extract:
-    read = _reader(spec, label)
-    look_up = None if spec.map is None else _map_lookup(spec.map, spec.default)
-    split = spec.split
-    default = spec.default
-    each = coercion is not Coercion.JSON
-
-    def extract(row: Row) -> Any:
-        value = read(row)
-        if value is not None and look_up is not None:
-            value = look_up(value)
-        if value is None:
-            if default is None:
-                return [] if listed else _OMIT
-            value = default
-        # A list (a list default, a mapped list) is already split: `default: []` is [].
-        if split is not None and not isinstance(value, list | tuple):
-            return [coerce_one(part) for part in _split(value, split)]
-        if each and isinstance(value, list | tuple):
-            return [coerce_one(item) for item in value]
-        return coerce_one(value)
-
-    return extract
-
-
-def _reader(spec: FieldSpec, label: str) -> Extract:
-    read = _raw_reader(spec, label)
-    if spec.decode is Decode.HTML:
-        return lambda row: _html_text(read(row))
-    return read
-
-
-def _html_text(value: Any) -> Any:
-    # Entities are decoded once: a shop that stores `&amp;amp;` means the text `&amp;`.
-    return html.unescape(value) if isinstance(value, str) else value
-
-
-def _raw_reader(spec: FieldSpec, label: str) -> Extract:
-    if spec.column is not None:
-        column = column_label(spec.column)
-        return lambda row: row[column]
-    if spec.expression is not None or spec.aggregate() is not None:
-        return lambda row: row[label]
-    if spec.template is not None:
-        return _template_reader(spec.template)
-    constant = spec.const
-    return lambda _row: constant
-
-
-def _template_reader(template: str) -> Extract:
-    parts = [
-        (literal, None if name is None else column_label(name))
-        for literal, name, _, _ in string.Formatter().parse(template)
-    ]
-
-    def read(row: Row) -> str | None:
-        pieces = []
-        for literal, column in parts:
-            pieces.append(literal)
-            if column is not None:
-                value = row[column]
-                if value is None:
-                    return None  # a NULL placeholder makes the whole field NULL
-                pieces.append(to_text(value))
-        return "".join(pieces)
-
-    return read
-
-
-def _map_lookup(mapping: Mapping[str, Any], default: Any) -> Callable[[Any], Any]:
-    known = ", ".join(list(mapping)[:_MAP_KNOWN_SHOWN]) + (
-        ", ..." if len(mapping) > _MAP_KNOWN_SHOWN else ""
-    )
-
-    def look_up(value: Any) -> Any:
-        text = to_text(value).strip()
-        if text in mapping:
-            return mapping[text]
-        if default is not None:
-            return default
-        raise CoercionError(
-            f"value {shown(text)} is not in map (known: {known}); add it or set default:"
-        )
-
-    return look_up
-
-
-def _split(value: Any, separator: str) -> list[str]:
-    parts = (part.strip() for part in to_text(value).split(separator))
-    return list(dict.fromkeys(part for part in parts if part))
-
-
-def _zone(name: str, where: str) -> tzinfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        fix = "use an IANA zone name such as UTC or Europe/Sofia"
-        raise MappingError([Problem(where, f"unknown time zone {name!r}", fix)]) from None
