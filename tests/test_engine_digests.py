@@ -15,9 +15,11 @@ import pytest
 import sqlalchemy as sa
 
 from cdc_sync.core.resources import Resource
-from cdc_sync.cycle.engine import CycleOptions
+from cdc_sync.cycle.engine import CycleOptions, SyncEngine
 from cdc_sync.demo import mutate, schema
-from cdc_sync.source.digests import DIGEST_LABEL
+from cdc_sync.source import ShopSource, connect_shop
+from cdc_sync.source.digests import COUNT_LABEL, DIGEST_LABEL
+from cdc_sync.state import StateStore
 from helpers.backends import database_urls
 from helpers.cli import run_cli
 from helpers.world import World, demo_world
@@ -37,14 +39,17 @@ def world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
 
 
 @contextmanager
-def values_reads() -> Iterator[list[str]]:
+def values_reads(*, digest_only: list[str] | None = None) -> Iterator[list[str]]:
     """The statements that read rows' values with digests (what a digest-only cycle reads
-    again, by key, for the rows whose marks differ), on any engine."""
+    again, by key, for the rows whose marks differ), on any engine; `digest_only` collects
+    the child reads of a digest-only read (counts and sums per parent)."""
     seen: list[str] = []
 
     def listen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         if DIGEST_LABEL in statement and " IN " in statement.upper():
             seen.append(statement)
+        if digest_only is not None and COUNT_LABEL in statement:
+            digest_only.append(statement)
 
     sa.event.listen(sa.Engine, "before_cursor_execute", listen)
     try:
@@ -119,3 +124,37 @@ def test_digests_off_marks_rows_in_python_and_a_switch_sends_nothing(world: Worl
     refused = run_cli(world, "status", CDC_SYNC_SOURCE_DIGESTS="sometimes")
     assert refused.returncode == 2
     assert "CDC_SYNC_SOURCE_DIGESTS" in refused.stderr + refused.stdout
+
+
+def _full_cycle(world: World, *, digests: bool) -> Any:
+    """A full cycle whose source computes digests or not (CDC_SYNC_SOURCE_DIGESTS)."""
+    shop = connect_shop(world.shop_url)
+    try:
+        with StateStore.open(world.state_url) as state, world.client() as client:
+            engine = SyncEngine(mapping=world.mapping, client=client, state=state,
+                                source=ShopSource(shop, world.mapping, digests=digests))
+            return engine.run(FULL)
+    finally:
+        shop.dispose()
+
+
+def test_after_marks_of_another_kind_a_full_cycle_reads_values_once_then_digests(
+    world: World,
+) -> None:
+    """Marks made under another seed (Python marks here; a mapping change or an upgrade does
+    the same) all differ: a digest-only read would read every row again by key, so the first
+    full cycle reads values, and the next one digests only."""
+    assert _full_cycle(world, digests=False).ok
+    before = _requests(world)
+    digest_only: list[str] = []
+    with values_reads(digest_only=digest_only) as reread:
+        switched = _full_cycle(world, digests=True)
+    orders = switched.resources[Resource.ORDERS].counts
+    assert orders.scanned == orders.unchanged == 200
+    assert (reread, digest_only) == ([], [])  # one values read, nothing read twice
+    with values_reads(digest_only=digest_only) as reread:
+        again = _full_cycle(world, digests=True)
+    assert again.resources[Resource.ORDERS].counts.unchanged == 200
+    assert reread == []
+    assert digest_only  # now under the same seed: keys and digests only
+    assert _requests(world) == before

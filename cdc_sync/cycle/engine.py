@@ -216,7 +216,12 @@ class SyncEngine(Generic[S]):
             deletes.precheck(full=full)
             if not full and resource not in DERIVED and options.reconcile:
                 piece = self.rolling.plan(resource, options.intervals)
-            items = self.passes.items(resource, planner, full, piece, follower, live_before > 0)
+            # Digest-only reads only where the marks in state were made under this seed (a
+            # mapping change or an upgrade changes every mark) and a resync has not forced
+            # every record (forced records have no mark): else values are read, once.
+            marked = (options.kind is not CycleKind.RESYNC
+                      and self.marks.marked_under(resource, planner.source_seed))
+            items = self.passes.items(resource, planner, full, piece, follower, marked)
             self.delivery.deliver(resource, items, planner, rep, give_up)
             if full and not planner.stopped:
                 deletes.detect(live_before=live_before, seen_live=planner.seen_live)
@@ -238,6 +243,7 @@ class SyncEngine(Generic[S]):
             self.marks.advance(resource, high_water, full=full)
             if full:
                 self._read_fully(resource, rep.counts.scanned)
+                self.marks.record_marks_seed(resource, planner.source_seed)
             if follower is not None:
                 follower.commit()
         self._progress(resource, rep.counts)

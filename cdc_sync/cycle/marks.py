@@ -94,6 +94,19 @@ class ResourceMarks:
         if not self.keep_holds and self.state.get_meta(meta_keys.held_change(resource)):
             self.state.set_meta(meta_keys.held_change(resource), "")
 
+    # -- source marks -----------------------------------------------------------------------
+
+    def marked_under(self, resource: Resource, seed: bytes | None) -> bool:
+        """Whether the resource's last complete full read marked its records under `seed`:
+        only then can a digest-only read expect most marks to match (source/reads.py)."""
+        return seed is not None and self.state.get_meta(
+            meta_keys.marks_seed(resource)) == seed.hex()
+
+    def record_marks_seed(self, resource: Resource, seed: bytes | None) -> None:
+        """After a complete full read (not a dry run): every record's mark is under `seed`."""
+        if seed is not None:
+            self._update(meta_keys.marks_seed(resource), seed.hex())
+
     def _update(self, name: str, value: str) -> None:
         # Most incremental cycles leave a mark where it was: a read costs less than a write
         # transaction (about 0.8 against 2 ms on SQLite on a busy machine), every resource,

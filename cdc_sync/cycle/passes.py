@@ -51,14 +51,15 @@ class ReadPasses:
 
     def items(self, resource: Resource, planner: Planner, full: bool,
               piece: Slice | None, follower: Follower | None,
-              known: bool = False) -> Iterator[Item]:
-        """Every pass of the cycle, through the planner. `known`: state holds records of the
-        resource (a full read compares digests only then)."""
-        yield from self._read_items(resource, planner, full, follower, known)
+              marked: bool = False) -> Iterator[Item]:
+        """Every pass of the cycle, through the planner. `marked`: state's marks of the
+        resource were made under the planner's seed (`ResourceMarks.marked_under`): only
+        then do a full read and a slice read digests only."""
+        yield from self._read_items(resource, planner, full, follower, marked)
         if piece is not None and piece.span is not None:
             # After the changed rows: a key both passes read is skipped while in flight, and
             # unchanged by its source mark once acknowledged.
-            digested = self._digested(resource, planner, span=piece.span)
+            digested = self._digested(resource, planner, span=piece.span) if marked else None
             if digested is not None:
                 yield from planner.items(piece.rows(digested.rows), digested.compose,
                                          reread=self._reread(resource))
@@ -85,11 +86,11 @@ class ReadPasses:
         return reread
 
     def _read_items(self, resource: Resource, planner: Planner, full: bool,
-                    follower: Follower | None, known: bool) -> Iterator[Item]:
+                    follower: Follower | None, marked: bool) -> Iterator[Item]:
         if full:
-            # Digests only when state holds records (so marks) to compare them with: a first
-            # push would read every row twice.
-            digested = self._digested(resource, planner) if known else None
+            # Digests only when state's marks are under this seed: a first push, or the first
+            # full read after a mapping change or an upgrade, would read every row twice.
+            digested = self._digested(resource, planner) if marked else None
             if digested is not None:
                 yield from planner.items(digested.rows, digested.compose,
                                          reread=self._reread(resource))

@@ -34,6 +34,14 @@ def last_full(resource: str) -> str:
     return f"last_full:{resource}"
 
 
+def marks_seed(resource: str) -> str:
+    """The source seed (hex) under which the resource's last complete full read marked its
+    records: digests are compared on a full read or a slice only under the same seed (after a
+    mapping change or an upgrade every mark differs, and a values read is cheaper than a
+    digest read that re-reads every row by key)."""
+    return f"marks_seed:{resource}"
+
+
 def applied_mapping(resource: str) -> str:
     """The fingerprint of the resource's mapping that state reflects."""
     return f"mapping:{resource}"
