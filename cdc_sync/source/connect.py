@@ -21,14 +21,15 @@ from cdc_sync.errors import SourceError
 from cdc_sync.settings import usual_url
 from cdc_sync.source.pgtypes import register_lenient_dates
 
+# The fix a failed read names (every read of ShopSource and its parts).
+READ_FIX = ("check that the shop database is reachable and the reader may SELECT the mapped "
+            "tables; run `cdc-sync check`")
+
 # cursor_tuple_fraction: PostgreSQL plans a cursor (how cdc-sync streams rows) for fetching its
 # first 10% of rows, and cdc-sync always fetches them all. Planned for 10%, a read of the orders
 # changed since the mark, ordered by key, walked the whole primary-key index filtering on the
 # cursor column (0.4-0.6 s per statement at 1M orders, the same for each child collection)
 # instead of taking the few changed rows from the cursor column's index (milliseconds).
-# The fix a failed read names (every read of ShopSource and its parts).
-READ_FIX = ("check that the shop database is reachable and the reader may SELECT the mapped "
-            "tables; run `cdc-sync check`")
 _PG_READ_OPTIONS = "-c default_transaction_read_only=on -c cursor_tuple_fraction=1"
 
 

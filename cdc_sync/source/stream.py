@@ -162,12 +162,12 @@ class _ChildCursor:
         # Digests (digests.py): each row's number (an aggregate row's md5) right after its
         # values, kept out of the labels compose sees; or, read digest-only, one row per
         # parent holding its count and sum.
-        self.md5_at: int | None = None
+        self.number_at: int | None = None
         self.summed = COUNT_LABEL in self.values
         self.hashed = hashed  # an aggregate's rows: one md5 per parent, taken as it is
         if DIGEST_LABEL in self.values:
-            self.md5_at = self.values.index(DIGEST_LABEL)
-            self.values = self.values[: self.md5_at]
+            self.number_at = self.values.index(DIGEST_LABEL)
+            self.values = self.values[: self.number_at]
         self.groups = itertools.groupby(rows.rows, key_of)
         self.key: Key = _END
         self.group: Iterator[Row] = iter(())
@@ -192,7 +192,7 @@ class _ChildCursor:
         """These rows' part of their parent's digest text (see digests.summary)."""
         if self.summed:
             return summary(rows[0][0], rows[0][1]) if rows else summary(0, 0)
-        at = self.md5_at
+        at = self.number_at
         if at is None:
             raise ValueError(f"child {self.name!r} was read without digests")
         if self.hashed:
