@@ -310,6 +310,32 @@ def test_existing_keys_and_high_water_answer_in_one_query_each(shop: sa.Engine) 
         engine.dispose()
 
 
+def test_existing_keys_of_a_thousand_keys_bind_them_as_one_array_on_postgresql(
+    shop: sa.Engine,
+) -> None:
+    """The deletion walk of a reconciliation slice asks 1,000 keys a query: on PostgreSQL one
+    array parameter, not a placeholder per key (the cost was the client's, ~8 ms a query).
+    A key longer than the column must not be cut to one that exists (no VARCHAR(20)[])."""
+    engine = connect_shop(shop.url)
+    source = ShopSource(engine, mapping(ITEMS))
+    bound: list[int] = []
+
+    def count(_conn: Any, _cursor: Any, sql: str, params: Any, *_: Any) -> None:
+        if sql.lstrip().startswith("SELECT DISTINCT"):  # not the mapping's reflection
+            bound.append(len(params))
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        asked = ["a", "ab", "c" + "x" * 30, "a" * 19 + "b" * 5, *(f"n{i}" for i in range(997))]
+        assert source.existing_keys(Resource.PRODUCTS, asked) == {"a", "ab"}
+        assert source.existing_keys(Resource.PRODUCTS, ["B", "D", "zz"]) == {"B", "D"}
+    finally:
+        engine.dispose()
+    assert len(bound) == 2
+    if shop.dialect.name == "postgresql":
+        assert bound == [1, 1]
+
+
 def test_a_join_that_repeats_rows_gives_that_key_one_record_with_a_problem(
     shop: sa.Engine,
 ) -> None:

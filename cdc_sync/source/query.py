@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from cdc_sync.source.digests import COUNT_LABEL, DIGEST_LABEL, SUM_LABEL, row_md5, row_number
 from cdc_sync.source.keys import (
@@ -163,8 +164,14 @@ def _filtered(stmt: AnySelect, plan: ResourcePlan, *, since: Any = None,
     return stmt
 
 
-def key_in(columns: Sequence[Column], keys: Sequence[str]) -> sa.ColumnElement[bool]:
-    """`key IN (...)` for state keys (key_string form), bound in the columns' own types."""
+def key_in(columns: Sequence[Column], keys: Sequence[str],
+           dialect: str | None = None) -> sa.ColumnElement[bool]:
+    """`key IN (...)` for state keys (key_string form), bound in the columns' own types.
+
+    On PostgreSQL a one-column key is `key = ANY(:array)`: one parameter instead of one per
+    key. The server runs both as the same index scan, but SQLAlchemy and psycopg spent ~8 ms
+    per 1,000 keys expanding, converting and binding a thousand placeholders (the deletion
+    walk of a reconciliation slice checks 70k keys per slice at 1M orders)."""
     width = len(columns)
     rows = []
     for key in keys:
@@ -178,9 +185,26 @@ def key_in(columns: Sequence[Column], keys: Sequence[str]) -> sa.ColumnElement[b
     if not rows:
         return sa.false()
     compared = [comparable(c) for c in columns]
+    element = _array_element(compared[0].type) if width == 1 else None
+    if element is not None and dialect == "postgresql":
+        array = sa.literal([r[0] for r in rows], postgresql.ARRAY(element))
+        return compared[0] == sa.any_(array)
     if width == 1:
         return compared[0].in_([r[0] for r in rows])
     return sa.tuple_(*compared).in_([tuple(r) for r in rows])
+
+
+def _array_element(type_: sa.types.TypeEngine[Any]) -> sa.types.TypeEngine[Any] | None:
+    """The element type of an array of these keys: the column's kind without its length or
+    scale (a cast to VARCHAR(20)[] or NUMERIC(8,2)[] would cut a longer key into one that
+    exists); None for other types (they keep IN)."""
+    if isinstance(type_, sa.Integer) and not isinstance(type_, sa.Boolean):
+        return type(type_)()
+    if isinstance(type_, sa.Numeric) and not isinstance(type_, sa.Float):
+        return sa.Numeric()
+    if isinstance(type_, sa.String) and not isinstance(type_, sa.Enum):
+        return sa.String()
+    return None
 
 
 def comparable(column: Column) -> Column:
@@ -196,11 +220,12 @@ def comparable(column: Column) -> Column:
     return column
 
 
-def existing_select(plan: ResourcePlan, keys: Sequence[str]) -> AnySelect:
+def existing_select(plan: ResourcePlan, keys: Sequence[str],
+                    dialect: str | None = None) -> AnySelect:
     """Which of these keys the resource still yields (its where and joins apply)."""
     labelled = [c.label(n) for n, c in zip(plan.key_names, plan.key, strict=True)]
     stmt = sa.select(*labelled).select_from(plan.from_clause).distinct()
-    return _filtered(stmt, plan, keys=keys)
+    return _filtered(stmt, plan).where(key_in(plan.key, keys, dialect))
 
 
 def high_water_select(plan: ResourcePlan) -> AnySelect | None:

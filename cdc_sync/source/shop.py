@@ -218,7 +218,7 @@ class ShopSource:
             width = 1
         elif self.spec(resource) is not None:
             plan = self._plan_or_raise(resource.value)
-            stmt, width = existing_select(plan, keys), len(plan.key)
+            stmt, width = existing_select(plan, keys, self._schema.dialect), len(plan.key)
         else:
             return set()
         with reading(f"looking up {resource.value} keys", _FIX, self._engine), \
