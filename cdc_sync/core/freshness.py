@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cdc_sync.core.dependencies import Dependency, DependencyMap, Seen
+from cdc_sync.core.guests import FULL_READ
 from cdc_sync.core.resources import Resource
 from cdc_sync.errors import Problem
 from cdc_sync.mapping.loader import LoadedMapping
@@ -41,7 +42,8 @@ def later(dep: Dependency, reconcile_minutes: float) -> str | None:
     (guests: core/guests.SETTLED_LATER), with that delay; None when nothing waits."""
     if dep.later is None or reconcile_minutes == 0:  # 0: every cycle reads everything
         return None
-    return f"within {reconcile_minutes:g} min, by the full read once per window: {dep.later}"
+    return (f"within {reconcile_minutes:g} min, by the full read once per window "
+            f"({FULL_READ}): {dep.later}")
 
 
 def rows(dependencies: DependencyMap, reconcile_minutes: float) -> dict[str, list[dict[str, Any]]]:

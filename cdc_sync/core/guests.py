@@ -36,6 +36,10 @@ SETTLED_LATER = (
 """The guests' changes an incremental cycle does not see: the guests' full read, once per
 reconciliation window, settles them."""
 
+FULL_READ = ("derived from every order; skipped while the checksum of the orders and "
+             "customers it reads is unchanged, on PostgreSQL and MariaDB/MySQL")
+"""How the guests' full read goes (cycle/inputs.py), as `check` and `status` say it."""
+
 
 class Verdict(Enum):
     SEND = "send"  # the earliest changed order is the guest's first order: derive from it

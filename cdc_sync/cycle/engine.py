@@ -34,6 +34,7 @@ from cdc_sync.cycle.deletes import DeleteHandler, DeleteRules, GoneState
 from cdc_sync.cycle.delivery import Delivery, DeliveryState
 from cdc_sync.cycle.follow import Follower
 from cdc_sync.cycle.heap import older_objects_frozen
+from cdc_sync.cycle.inputs import InputsCheck, InputsState, UnchangedInputs
 from cdc_sync.cycle.marks import ResourceMarks
 from cdc_sync.cycle.passes import ReadPasses, ReadState
 from cdc_sync.cycle.planner import Dependencies, Planner, PlanState
@@ -57,7 +58,8 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[Resource, ResourceCounts], None]
 
 
-class CycleState(WindowState, PlanState, GoneState, ReadState, DeliveryState, Protocol):
+class CycleState(WindowState, PlanState, GoneState, ReadState, DeliveryState, InputsState,
+                 Protocol):
     """What a cycle reads and writes of state (`StateStore` is one): what its parts need
     (planning, deletes, reconciliation, the read passes and delivery; marks and followed
     dependencies are meta values) and its own: the run history."""
@@ -143,6 +145,8 @@ class SyncEngine(Generic[S]):
             source=source, state=state, marks=self.marks, catalogue=self.catalogue,
             chunk_size=chunk_size, overlap_seconds=mapping.spec.sync.cursor_overlap_seconds)
         self.delivery = Delivery(state=state, client=client, recheck_seconds=recheck_seconds)
+        # Skips a guests' full read whose inputs are unchanged (cycle/inputs.py).
+        self.inputs = UnchangedInputs(state, source)
 
     def mapped_resources(self) -> list[Resource]:
         """The resources this mapping produces, in import order (the catalogue's)."""
@@ -210,6 +214,9 @@ class SyncEngine(Generic[S]):
         give_up = threading.Event()
         planner = self._planner(resource, options, rep, give_up)
         deletes = self._deletes(resource, rep, dry_run=options.dry_run)
+        check: InputsCheck | None = None
+        if full and options.kind is CycleKind.SYNC and not options.assume_forced:
+            check = self.inputs.check(resource, planner.source_seed)
         piece: Slice | None = None
         try:
             follower = self._follower(resource, full)
@@ -221,10 +228,13 @@ class SyncEngine(Generic[S]):
             # every record (forced records have no mark): else values are read, once.
             marked = (options.kind is not CycleKind.RESYNC
                       and self.marks.marked_under(resource, planner.source_seed))
-            items = self.passes.items(resource, planner, full, piece, follower, marked)
-            self.delivery.deliver(resource, items, planner, rep, give_up)
-            if full and not planner.stopped:
-                deletes.detect(live_before=live_before, seen_live=planner.seen_live)
+            if check is not None and check.unchanged:  # every record as the last read left it
+                self.inputs.skipped(check, rep, live_before)
+            else:
+                items = self.passes.items(resource, planner, full, piece, follower, marked)
+                self.delivery.deliver(resource, items, planner, rep, give_up)
+                if full and not planner.stopped:
+                    deletes.detect(live_before=live_before, seen_live=planner.seen_live)
             if piece is not None and not planner.stopped and not options.dry_run:
                 self._reconciled(piece, deletes, rep)
         except (SourceError, DeleteGuardError) as exc:
@@ -242,20 +252,23 @@ class SyncEngine(Generic[S]):
         elif not options.dry_run:
             self.marks.advance(resource, high_water, full=full)
             if full:
-                self._read_fully(resource, rep.counts.scanned)
+                skipped = check is not None and check.unchanged
+                self._read_fully(resource, rep.counts.scanned, skipped)
                 self.marks.record_marks_seed(resource, planner.source_seed)
+                if not planner.dry_run:
+                    self.inputs.record(check)
             if follower is not None:
                 follower.commit()
         self._progress(resource, rep.counts)
 
-    def _read_fully(self, resource: Resource, records: int) -> None:
+    def _read_fully(self, resource: Resource, records: int, skipped: bool) -> None:
         """A full read starts a new reconciliation window (status shows the others' reads)."""
         windowed = (self.marks.cursor(resource) is not None
                     and self.mapping.spec.sync.full_reconcile_minutes > 0)
         if windowed and resource not in DERIVED:
             self.rolling.restart(resource)
         else:
-            self.rolling.read_fully(resource, records, every_cycle=not windowed)
+            self.rolling.read_fully(resource, records, every_cycle=not windowed, skipped=skipped)
 
     def _reconciled(self, piece: Slice, deletes: DeleteHandler, rep: ResourceReport) -> None:
         try:

@@ -76,6 +76,9 @@ class Window:
     # "slices"; "every cycle" (no cursor: read fully each cycle); "per window" (a derived
     # resource: one full read per window). The last two are shown by status, never planned.
     mode: str = "slices"
+    # "per window": the last full read was skipped, what it derives from being unchanged
+    # (cycle/inputs.py).
+    skipped: bool = False
 
     @property
     def complete(self) -> bool:
@@ -164,12 +167,14 @@ class RollingReconciliation:
         """A full read just verified everything: a new window starts now."""
         self._save(resource, self._new(resource, self.clock(), last_slice=None))
 
-    def read_fully(self, resource: Resource, records: int, *, every_cycle: bool) -> None:
-        """A resource that is not sliced was read fully: recorded for status only."""
+    def read_fully(self, resource: Resource, records: int, *, every_cycle: bool,
+                   skipped: bool = False) -> None:
+        """A resource that is not sliced was read fully (or, `skipped`, found unchanged by its
+        inputs' checksum): recorded for status only."""
         mode = "every cycle" if every_cycle else "per window"
         self._save(resource, Window(started=self.clock(), seconds=self.seconds, total=records,
                                     source_done=True, done=records, slices=1, state_done=True,
-                                    mode=mode))
+                                    mode=mode, skipped=skipped))
 
     def _current(self, resource: Resource, now: float) -> Window:
         stored = self.state.get_meta(meta_keys.reconcile_window(resource))
@@ -227,8 +232,10 @@ def _describe(window: Window) -> str:
         return (f"reconciliation: read fully every cycle (no cursor), last at "
                 f"{_hhmm(window.started)}")
     if window.mode == "per window":
-        return (f"reconciliation: read fully once per window (derived from orders), last at "
-                f"{_hhmm(window.started)}, next by {_hhmm(window.started + window.seconds)}")
+        last = ("checked at {} (not derived: the checksum of the orders and customers it reads "
+                "was unchanged)" if window.skipped else "last at {}").format(_hhmm(window.started))
+        return (f"reconciliation: read fully once per window (derived from orders), {last}, "
+                f"next by {_hhmm(window.started + window.seconds)}")
     share = 100.0 if window.source_done else min(99.9, 100.0 * window.done / max(window.total, 1))
     return (f"reconciliation: slice {window.slices}/{max(window.planned, window.slices)}, "
             f"{share:.0f}% of keys read, window started {_hhmm(window.started)}, full coverage "
@@ -259,6 +266,7 @@ def progress(state: MetaStore) -> dict[str, dict[str, Any]]:
             "full_coverage_by": _iso(window.started + window.seconds),
             "complete": window.complete,
             "mode": window.mode,
+            "skipped": window.skipped,
             "summary": _describe(window),
         }
     return found

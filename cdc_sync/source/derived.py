@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from cdc_sync.mapping.labels import expression_label
 from cdc_sync.mapping.model import FieldSpec
+from cdc_sync.source.digests import row_number
 from cdc_sync.source.keys import KeyKind, is_numeric, order_expression
 from cdc_sync.source.plan import Column, ResourcePlan
 from cdc_sync.source.query import key_in, parent_exists
@@ -48,6 +49,9 @@ class DerivedPlan:
     # order and, within a guest, in first-order order (dialect, since); None without a cursor.
     changes: Callable[[str, Any], AnySelect] | None = None
     basis: tuple[str, ...] = ()  # the labels of the first order's key columns (guests)
+    # Guests: one aggregate statement per input the derivation reads (orders, customers), each
+    # one row (COUNT(*), SUM of a per-row number) for `inputs_checksum` (dialect); None: none.
+    inputs: Callable[[str], list[AnySelect]] | None = None
 
     def select(self, dialect: str, *, since: Any = None, keys: Sequence[str] | None = None,
                orders: Sequence[str] | None = None) -> AnySelect:
@@ -121,9 +125,32 @@ def guest_customers(orders: ResourcePlan, customers: ResourcePlan | None,
             stmt = stmt.where(orders.where)
         return stmt.order_by(order_expression(guest, KeyKind.TEXT, dialect), *first_order)
 
+    def inputs(dialect: str) -> list[AnySelect]:
+        """Every column the guest rows select from the orders (their joins included), and
+        the customers' normalized emails: a change to any of them changes a checksum."""
+        read = [_checksum(orders, list(values.values()), dialect)]
+        customer_email = _customer_email(customers)
+        if customers is not None and customer_email is not None:
+            read.append(_checksum(customers, [_normalized(customer_email)], dialect))
+        return read
+
     basis = tuple(f"{GUEST_ORDER}_{i}" for i in range(len(orders.key)))
     return DerivedPlan(GUEST_KEY, KeyKind.TEXT, composed, rows,
-                       changes if orders.cursor is not None else None, basis)
+                       changes if orders.cursor is not None else None, basis, inputs)
+
+
+def _checksum(plan: ResourcePlan, columns: list[Column], dialect: str) -> AnySelect:
+    """COUNT(*) and the SUM of each row's number over the plan's rows: one scan, no sort."""
+    stmt = sa.select(sa.func.count(), sa.func.sum(row_number(columns, dialect)))
+    stmt = stmt.select_from(plan.from_clause)
+    return stmt if plan.where is None else stmt.where(plan.where)
+
+
+def _customer_email(customers: ResourcePlan | None) -> Column | None:
+    email_spec = customers.spec.fields.get("email") if customers is not None else None
+    if customers is None or email_spec is None:
+        return None
+    return field_value(customers, "email", email_spec)
 
 
 def _labels(plan: ResourcePlan, *specs: FieldSpec) -> list[str]:
@@ -165,8 +192,7 @@ def _no_customer_has(customers: ResourcePlan, guest: Column,
     PostgreSQL chose a nested-loop anti-join that normalised customer emails once per guest
     (1.8 s at 100k orders, against 0.2 s for the hash anti-join over every customer).
     """
-    email_spec = customers.spec.fields.get("email")
-    email = field_value(customers, "email", email_spec) if email_spec else None
+    email = _customer_email(customers)
     if email is None:
         return sa.true()
     normalized = _normalized(email)

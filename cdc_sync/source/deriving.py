@@ -24,6 +24,7 @@ from cdc_sync.source import derived as derive
 from cdc_sync.source.connect import READ_FIX as _FIX
 from cdc_sync.source.connect import reading
 from cdc_sync.source.derived import DerivedPlan
+from cdc_sync.source.digests import summary
 from cdc_sync.source.keys import KeyKind
 from cdc_sync.source.plan import ResourcePlan, resolve_fields
 from cdc_sync.source.reflect import ShopSchema
@@ -71,6 +72,23 @@ class Deriving:
                       doing=f"reading the orders changed since {since} for {resource.value}")
         return Readings(_unmerged(rows, derived.key_label),
                         self.composer(resource, derived))
+
+    def inputs_checksum(self, resource: Resource) -> str | None:
+        """A text that changes whenever a row the resource is derived from changes (count and
+        sum of row numbers per input, source/derived.py), or None when it has no checksum.
+        The caller decides whether the database computes row numbers (digests.py)."""
+        if not self.active(resource):
+            return None
+        derived = self.plan_or_raise(resource)
+        if derived.inputs is None:
+            return None
+        parts = []
+        with reading(f"reading the checksum of what {resource.value} is derived from", _FIX,
+                     self._engine), self._engine.connect() as conn:
+            for stmt in derived.inputs(self._schema.dialect):
+                count, total = conn.execute(stmt).one()
+                parts.append(summary(count, total))
+        return ";".join(parts)
 
     def deleted_products_of(self, order_keys: Sequence[str]) -> Readings:
         """The deleted products the lines of these orders name (pass <= 1000 keys), in key

@@ -169,6 +169,13 @@ class ShopSource:
         None when guests are not derived or orders have no cursor."""
         return self._deriving.changed_guest_orders(since)
 
+    def inputs_checksum(self, resource: Resource) -> str | None:
+        """The checksum of every row a derived resource is derived from (guests: the orders'
+        columns the guest rows select, the customers' emails), computed by the database in
+        one aggregate per input; None where the database computes no row numbers (SQLite,
+        CDC_SYNC_SOURCE_DIGESTS=off) or the resource has no checksum (source/deriving.py)."""
+        return self._deriving.inputs_checksum(resource) if self.digesting else None
+
     def deleted_products_of(self, order_keys: Sequence[str]) -> Readings:
         """The deleted products the lines of these orders name (pass <= 1000 keys), in key
         order: one query (source/deriving.py)."""

@@ -42,6 +42,13 @@ def marks_seed(resource: str) -> str:
     return f"marks_seed:{resource}"
 
 
+def derived_inputs(resource: str) -> str:
+    """What a derived resource's last complete, settled full derivation read (its seed, the
+    checksum of its inputs taken before the read, and state's rows of it after): while all of
+    it is unchanged, the next full read would find nothing to do (cycle/inputs.py)."""
+    return f"derived_inputs:{resource}"
+
+
 def applied_mapping(resource: str) -> str:
     """The fingerprint of the resource's mapping that state reflects."""
     return f"mapping:{resource}"

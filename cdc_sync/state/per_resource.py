@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -27,6 +28,15 @@ _ROWIDS_PER_SAMPLE = 20
 _WHOLE_SAMPLE = 10
 
 
+@dataclass(frozen=True)
+class Settlement:
+    """A resource's rows in state at a glance (`PerResourceState.settlement`)."""
+
+    rows: int
+    unsettled: int  # not synced or gone, forced, or with a recheck to come
+    last_write: str | None  # the latest updated_at, as text (None: no row)
+
+
 class PerResourceState(StateAccess):
     """What state holds for a whole resource, and the changes made to all its rows at once."""
 
@@ -41,6 +51,18 @@ class PerResourceState(StateAccess):
         for status, count in self._fetch(f"count {resource} by status", stmt):
             counts[STATUS_OF[status]] = count
         return counts
+
+    def settlement(self, resource: str) -> Settlement:
+        """How many rows of `resource` state holds, how many still need an action (pending,
+        rejected, forced, a recheck to come), and when one was last written: one query."""
+        unsettled = sa.or_(_c.status.not_in([Status.SYNCED.value, Status.GONE.value]),
+                           _c.forced.is_(True), _c.recheck_after.is_not(None))
+        stmt = sa.select(sa.func.count(),
+                         sa.func.coalesce(sa.func.sum(sa.case((unsettled, 1), else_=0)), 0),
+                         sa.func.max(_c.updated_at)).where(_c.resource == resource)
+        rows = self._fetch(f"summarise {resource}", stmt)
+        count, pending, written = rows[0]
+        return Settlement(int(count), int(pending), None if written is None else str(written))
 
     def live_count(self, resource: str) -> int:
         """Rows of `resource` not gone: what the shop had at the last look."""

@@ -98,8 +98,10 @@ class World:
     @contextmanager
     def engine(self, *, client: MetriloClient | None = None, send: bool = True,
                state: StateStore | None = None, source_batch: int | None = None,
+               source: ShopSource | None = None,
                **engine_options: Any) -> Iterator[SyncEngine]:
-        """A fresh engine on a fresh read-only shop connection, like one CLI run."""
+        """A fresh engine on a fresh read-only shop connection, like one CLI run (or on
+        `source`, built by the caller)."""
         with ExitStack() as stack:
             shop = connect_shop(self.shop_url)
             stack.callback(shop.dispose)
@@ -107,8 +109,9 @@ class World:
                 state = stack.enter_context(StateStore.open(self.state_url))
             if client is None and send:
                 client = stack.enter_context(self.client())
-            source = (ShopSource(shop, self.mapping) if source_batch is None
-                      else ShopSource(shop, self.mapping, batch_size=source_batch))
+            if source is None:
+                source = (ShopSource(shop, self.mapping) if source_batch is None
+                          else ShopSource(shop, self.mapping, batch_size=source_batch))
             yield SyncEngine(mapping=self.mapping, source=source, state=state, client=client,
                              **engine_options)
 
