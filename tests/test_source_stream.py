@@ -166,6 +166,34 @@ def test_key_range_slices_of_string_keys_cover_every_key_once_in_binary_order(
         read_only.dispose()
 
 
+def test_a_slice_of_numeric_keys_is_read_as_a_statement_without_parameters(
+    shop: sa.Engine,
+) -> None:
+    """Numeric span bounds are written into the SQL, so a reconciliation slice is read like
+    a full read: straight from the driver on PostgreSQL and MariaDB (driver.driver_sql)."""
+    text = """
+        categories:
+          table: brands
+          fields: {id: id, name: name}
+    """
+    engine = connect_shop(shop.url)
+    source = ShopSource(engine, mapping(text))
+    bound: list[int] = []
+
+    def params(_conn: Any, _cursor: Any, sql: str, given: Any, *_: Any) -> None:
+        if "brands.name" in sql:  # the reads, not the reflection
+            bound.append(len(given or ()))
+
+    sa.event.listen(engine, "before_cursor_execute", params)
+    try:
+        spans = [KeySpan(after="1", upto="2"), KeySpan(after="-3"), KeySpan(upto="1")]
+        found = [[r.key for r in source.records(Resource.CATEGORIES, span=s)] for s in spans]
+    finally:
+        engine.dispose()
+    assert found == [["2"], ["1", "2"], ["1"]]
+    assert bound == [0, 0, 0]
+
+
 def test_key_range_slices_of_composite_keys_compare_as_rows(shop: sa.Engine) -> None:
     text = """
         categories:

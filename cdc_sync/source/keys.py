@@ -134,10 +134,25 @@ def _bound_values(columns: Sequence[sa.ColumnElement[Any]], kinds: Sequence[KeyK
                   key: str) -> list[sa.ColumnElement[Any]]:
     parts = parse_key_string(key, len(columns))
     return [
-        sa.literal(bind_value(part, column.type), column.type) if kind is KeyKind.NUMBER
-        else sa.literal(part, sa.Text())
+        _number(part, column) if kind is KeyKind.NUMBER else sa.literal(part, sa.Text())
         for part, column, kind in zip(parts, columns, kinds, strict=True)
     ]
+
+
+def _number(part: str, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """A numeric key bound written into the SQL, when it is a plain number.
+
+    A statement without parameters is read straight from the driver (driver.py: streamed,
+    no SQLAlchemy Row, no FETCH round trip per batch); with one bound value, a slice's reads
+    went through SQLAlchemy's server-side cursor, where the database and Python take turns:
+    at 1M orders a slice's reads cost ~1.7x a full read's per row. Only an int or a finite
+    Decimal is written (its own digits: nothing from the key's text reaches the SQL)."""
+    value = bind_value(part, column.type)
+    if type(value) is int:
+        return sa.literal_column(str(value), column.type)
+    if isinstance(value, Decimal) and value.is_finite():
+        return sa.literal_column(format(value, "f"), column.type)
+    return sa.literal(value, column.type)
 
 
 def _compare_rows(ordered: Sequence[sa.ColumnElement[Any]],
