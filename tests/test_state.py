@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -386,3 +388,20 @@ def test_a_run_left_running_by_a_dead_process_is_marked_interrupted_with_its_pro
     assert (older.id, older.status) == (killed, "interrupted")
     assert older.counts == {"customers": {"sent": 7}}
     assert older.finished_at is not None
+
+
+def test_sqlite_commits_leave_the_wal_checkpoint_to_a_thread(tmp_path: Path) -> None:
+    """Writers do not copy the log into the database file once it passes SQLite's usual 1,000
+    pages (a cycle would wait for that and its fsync): the store's checkpoint thread does,
+    right after the writes, with nothing else written meanwhile."""
+    path = tmp_path / "state.sqlite"
+    with StateStore.open(f"sqlite:///{path}") as store:
+        with store._engine.connect() as conn:
+            backstop = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one()
+        assert backstop > 10_000  # SQLite's default, 1,000, is about one cycle's writes
+        store.mark_synced("orders", _outcomes(30_000))  # about 2,000 pages of log
+        deadline = time.monotonic() + 10
+        while path.stat().st_size < 30_000 * 50 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert path.stat().st_size > 30_000 * 50  # the rows reached the database file
+        assert store.lookup("orders", ["k29999"])["k29999"].status is Status.SYNCED

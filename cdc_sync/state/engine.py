@@ -15,6 +15,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from cdc_sync.errors import StateError
 from cdc_sync.settings import redact_url, usual_url
+from cdc_sync.state.checkpoints import BACKSTOP_PAGES, WalCheckpoints
 
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -50,6 +51,10 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
     # The daemon's scheduler threads and the store share the engine; sqlite3 must allow it.
     engine = sa.create_engine(url, connect_args={"check_same_thread": False})
     event.listen(engine, "connect", _tune_sqlite)
+    path = url.database
+    if path and path != ":memory:" and not url.query.get("uri"):
+        checkpoints = WalCheckpoints(path, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
+        event.listen(engine, "commit", checkpoints.committed)
     return engine
 
 
@@ -63,6 +68,9 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
         # NORMAL is durable under WAL up to the last checkpoint, and far faster than FULL for
         # per-chunk commits.
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoints run in a thread of their own after commits (checkpoints.py); a writer
+        # checkpoints only if that thread falls far behind.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:
         cursor.close()
