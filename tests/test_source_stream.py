@@ -16,6 +16,7 @@ from cdc_sync.core.resources import Resource
 from cdc_sync.errors import MappingError, SourceError
 from cdc_sync.mapping.loader import LoadedMapping, parse_mapping
 from cdc_sync.source import ShopSource, connect_shop
+from cdc_sync.source.driver import driver_sql
 from cdc_sync.source.keys import KeySpan
 from cdc_sync.source.stream import stream
 
@@ -487,12 +488,39 @@ def test_a_full_read_gives_the_values_a_read_through_sqlalchemy_gives(shop_url: 
     backend = sa.make_url(shop_url).get_backend_name()
     if backend not in _TYPED_COLUMNS:
         pytest.skip("SQLite is read through SQLAlchemy only")
-    writer = sa.create_engine(shop_url)
+    full = _read_typed_both_ways(shop_url, shop_url)
+    if backend == "mysql":  # values SQLAlchemy's result processors made (PyMySQL: b'\x05')
+        assert (full[0][9], full[0][10]) == (5, {"x", "y"})
+    else:
+        assert full[0][1] == {"a": [1, 2.5]}
+
+
+def test_mysqlclient_full_reads_come_from_the_driver_with_the_same_values(
+        mysql_url: str) -> None:
+    # mysqlclient (mysql+mysqldb://) reads a full read through its own unbuffered cursor as
+    # PyMySQL does (half the CPU of a no-change cycle's reading: bench/README.md), with the
+    # values SQLAlchemy's result would give.
+    pytest.importorskip("MySQLdb", reason="mysqlclient is optional: pip install '.[mysqlclient]'")
+    mysqldb_url = sa.make_url(mysql_url).set(drivername="mysql+mysqldb")
+    full = _read_typed_both_ways(mysql_url, mysqldb_url.render_as_string(False))
+    assert (full[0][9], full[0][10]) == (5, {"x", "y"})
+    engine = connect_shop(mysqldb_url.render_as_string(False))
+    try:
+        assert driver_sql(engine, sa.select(sa.literal_column("1"))) == "SELECT 1"
+    finally:
+        engine.dispose()
+
+
+def _read_typed_both_ways(writer_url: str, reader_url: str) -> list[Any]:
+    """The typed table's rows read in full (from the driver), once asserted equal to those a
+    keyed statement reads (through SQLAlchemy), value types included."""
+    backend = sa.make_url(writer_url).get_backend_name()
+    writer = sa.create_engine(writer_url)
     with writer.begin() as conn:
         conn.execute(sa.text(f"CREATE TABLE things ({_TYPED_COLUMNS[backend]})"))
         conn.execute(sa.text(f"INSERT INTO things VALUES {_TYPED_ROWS[backend]}"))
     writer.dispose()
-    engine = connect_shop(shop_url)
+    engine = connect_shop(reader_url)
     try:
         things = sa.Table("things", sa.MetaData(), autoload_with=engine)
         # A `%` in the user's SQL (a mapping's where) reaches the driver as SQLAlchemy escaped it.
@@ -509,7 +537,4 @@ def test_a_full_read_gives_the_values_a_read_through_sqlalchemy_gives(shop_url: 
     assert full == through_sqlalchemy
     assert [[type(v) for v in row] for row in full] == [
         [type(v) for v in row] for row in through_sqlalchemy]
-    if backend == "mysql":  # values SQLAlchemy's result processors made (PyMySQL: b'\x05')
-        assert (full[0][9], full[0][10]) == (5, {"x", "y"})
-    else:
-        assert full[0][1] == {"a": [1, 2.5]}
+    return full

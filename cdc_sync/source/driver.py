@@ -5,16 +5,18 @@ PostgreSQL fetches a batch per round trip, so PostgreSQL and Python take turns. 
 without parameters (every full read of a cycle) is compiled by SQLAlchemy and handed to the
 driver instead: psycopg streams the result in chunks (libpq's chunked rows mode: the server
 sends on while Python works, no FETCH per batch; closed early, psycopg cancels the query),
-PyMySQL reads it through its unbuffered cursor as SQLAlchemy would. Rows stay the driver's
-tuples, and their values are SQLAlchemy's: every result processor it would apply to a column
-(none for the usual column types of PostgreSQL and MariaDB; JSON, BIT or ENUM on MariaDB) is
-applied the same way, and its cursor events fire as for its own executions, so listeners see
-every statement. Other drivers, and statements with parameters (their values would need
-SQLAlchemy's bind processing), are read through SQLAlchemy (`stream._fetch`).
+PyMySQL and mysqlclient read it through their unbuffered cursors as SQLAlchemy would. Rows
+stay the driver's tuples, and their values are SQLAlchemy's: every result processor it would
+apply to a column (none for the usual column types of PostgreSQL and MariaDB; JSON, BIT or
+ENUM on MariaDB) is applied the same way, and its cursor events fire as for its own
+executions, so listeners see every statement. Other drivers, and statements with parameters
+(their values would need SQLAlchemy's bind processing), are read through SQLAlchemy
+(`stream._fetch`).
 """
 
 from __future__ import annotations
 
+import importlib
 import itertools
 from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
@@ -22,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 
 Row = Sequence[Any]
-_DRIVERS = ("psycopg", "pymysql")
+_DRIVERS = ("psycopg", "pymysql", "mysqldb")
 
 
 def driver_sql(engine: sa.Engine, stmt: sa.Select[Any]) -> str | None:
@@ -48,7 +50,7 @@ def driver_batches(engine: sa.Engine, stmt: sa.Select[Any], sql: str, batch: int
             conn.begin()
             driver: Any = conn.connection.driver_connection
             cursor = (driver.cursor() if dialect.driver == "psycopg"
-                      else driver.cursor(_pymysql_unbuffered()))
+                      else driver.cursor(_unbuffered(dialect.driver)))
             rows = _rows(conn, cursor, sql, batch)
             try:
                 yield from _processed(rows, stmt, dialect, batch)
@@ -91,10 +93,11 @@ def _fetched(cursor: Any, batch: int) -> Iterator[Any]:
         yield from chunk
 
 
-def _pymysql_unbuffered() -> Any:
-    import pymysql.cursors  # here: PostgreSQL shops need not import it
-
-    return pymysql.cursors.SSCursor
+def _unbuffered(driver: str) -> Any:
+    """The unbuffered cursor class of a MySQL driver (imported here: PostgreSQL shops need
+    neither, and mysqlclient is optional)."""
+    module = "MySQLdb.cursors" if driver == "mysqldb" else "pymysql.cursors"
+    return importlib.import_module(module).SSCursor
 
 
 def _processed(rows: Generator[Any, None, None], stmt: sa.Select[Any], dialect: sa.Dialect,
