@@ -59,6 +59,8 @@ class KeySource(Protocol):
     """What deletes ask the shop: which keys still exist (`ShopSource` is one)."""
 
     def existing_keys(self, resource: Resource, keys: Sequence[str]) -> set[str]: ...
+    def existing_in_pages(self, resource: Resource, pages: Iterable[Sequence[str]],
+                          ) -> Iterator[tuple[Sequence[str], set[str]]]: ...
     def has_rows(self, resource: Resource) -> bool: ...
 
 
@@ -182,8 +184,7 @@ class DeleteHandler:
         window_limit = guard_limit(window_total, self._share(), self._floor()) - window_gone
         gone: list[str] = []
         checked = 0
-        for keys in pages:
-            existing = source.existing_keys(self.resource, keys)
+        for keys, existing in source.existing_in_pages(self.resource, pages):
             gone.extend(k for k in keys if k not in existing)
             checked += len(keys)
             if len(gone) > window_limit:
@@ -201,8 +202,8 @@ class DeleteHandler:
         state, source = self.state, self.source
         gone: list[str] = []
         chunk = DERIVED_EXISTENCE_CHUNK if self.rules.derived else EXISTENCE_CHUNK
-        for keys in state.iter_live_keys(self.resource, chunk=chunk):
-            existing = source.existing_keys(self.resource, keys)
+        pages = state.iter_live_keys(self.resource, chunk=chunk)
+        for keys, existing in source.existing_in_pages(self.resource, pages):
             gone.extend(k for k in keys if k not in existing)
             if len(gone) > limit:
                 seen = f"at least {len(gone)} are gone from the shop"
