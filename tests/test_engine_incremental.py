@@ -218,3 +218,24 @@ def test_an_order_waiting_for_a_gone_product_goes_out_the_next_cycle(any_world: 
     assert report.resources[Resource.DELETED_PRODUCTS].counts.sent == 1
     assert report.resources[Resource.ORDERS].counts.sent == 1
     _sent_with_its_product(world, 4, 9_998)
+
+
+def test_the_orders_cursor_is_read_once_a_cycle(world: World) -> None:
+    """Guests and deleted products follow the orders' cursor: its high-water mark is read
+    once a cycle (before the first of them), not once per resource that follows it."""
+    world.sync()
+    mutate.set_order_status(world.shop, 1, 5)
+    shop = connect_shop(world.shop_url)
+    statements: list[str] = []
+    sa.event.listen(shop, "before_cursor_execute",
+                    lambda _conn, _cursor, statement, *_: statements.append(statement))
+    try:
+        with world.engine(source=ShopSource(shop, world.mapping)) as engine:
+            report = engine.run(CycleOptions())
+    finally:
+        shop.dispose()
+    following = (Resource.GUEST_CUSTOMERS, Resource.DELETED_PRODUCTS, Resource.ORDERS)
+    assert {report.resources[r].mode for r in following} == {"incremental"}
+    assert report.resources[Resource.ORDERS].counts.changed == 1
+    cursor_reads = [s for s in statements if "ORDER BY orders.updated_at DESC" in s]
+    assert len(cursor_reads) == 1

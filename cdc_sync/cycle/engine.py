@@ -145,6 +145,8 @@ class SyncEngine(Generic[S]):
             source=source, state=state, marks=self.marks, catalogue=self.catalogue,
             chunk_size=chunk_size, overlap_seconds=mapping.spec.sync.cursor_overlap_seconds)
         self.delivery = Delivery(state=state, client=client, recheck_seconds=recheck_seconds)
+        # The high-water mark of each cursor this cycle, read once (see _high_water).
+        self._high_waters: dict[Resource, object] = {}
         # Skips a guests' full read whose inputs are unchanged (cycle/inputs.py).
         self.inputs = UnchangedInputs(state, source)
 
@@ -165,6 +167,7 @@ class SyncEngine(Generic[S]):
                              rejection_threshold=self.rejection_threshold)
         wanted = set(options.resources)
         report.unfinished = [r for r in self.mapped_resources() if not wanted or r in wanted]
+        self._high_waters.clear()
         run_id = None
         if not options.dry_run:
             self.state.interrupt_unfinished_runs()
@@ -206,7 +209,7 @@ class SyncEngine(Generic[S]):
                 or change is MappingChange.APPLY or self.marks.full_due(resource))
         rep.mode = ReadMode.of(full=full, dry_run=options.dry_run)
         cursor = self.marks.cursor(resource)
-        high_water = self.source.cursor_high_water(resource) if cursor else None
+        high_water = self._high_water(resource) if cursor else None
         # Only a full read looks for deletions; an incremental one skips the count (a scan of
         # the resource's state rows, every cycle).
         live_before = self.state.live_count(resource) if full else 0
@@ -260,6 +263,18 @@ class SyncEngine(Generic[S]):
             if follower is not None:
                 follower.commit()
         self._progress(resource, rep.counts)
+
+    def _high_water(self, resource: Resource) -> object:
+        """The largest value of the resource's cursor column, read before its rows, once a
+        cycle per cursor: guests and deleted products follow the orders' cursor, and read
+        before orders. A value read earlier in the cycle is never newer than one read now, so
+        the rows changed in between are read again next cycle (at-least-once), as the cursor's
+        overlap does."""
+        entry = self.catalogue.entry(resource)
+        cursor_of = resource if entry is None else entry.cursor_of
+        if cursor_of not in self._high_waters:
+            self._high_waters[cursor_of] = self.source.cursor_high_water(resource)
+        return self._high_waters[cursor_of]
 
     def _read_fully(self, resource: Resource, records: int, skipped: bool) -> None:
         """A full read starts a new reconciliation window (status shows the others' reads)."""
