@@ -106,7 +106,7 @@ def guest_customers(orders: ResourcePlan, customers: ResourcePlan | None,
             inner = inner.where(orders.where)
         inner = inner.where(sa.func.trim(email) != "")
         if keys is not None:
-            inner = inner.where(key_in([guest], keys))
+            inner = inner.where(key_in([guest], keys, dialect))
         ranked = inner.subquery("cdc_guests")
         outer = sa.select(*(c for c in ranked.c if c.name != _RANK)).where(ranked.c[_RANK] == 1)
         if customers is not None:
@@ -236,9 +236,10 @@ def deleted_products(orders: ResourcePlan, products: ResourcePlan, line_values: 
         if lines.where is not None:
             stmt = stmt.where(lines.where)
         if narrowed:  # the lines of the orders changed since, or of these orders
-            stmt = stmt.where(parent_exists(orders, lines, since=since, keys=order_keys))
+            stmt = stmt.where(parent_exists(orders, lines, since=since, keys=order_keys,
+                                            dialect=dialect))
         if keys is not None:
-            stmt = stmt.where(key_in([product_id], keys))
+            stmt = stmt.where(key_in([product_id], keys, dialect))
         return stmt.group_by(product_id).order_by(order_expression(product_id, kind, dialect))
 
     return DerivedPlan(PRODUCT_KEY, kind, composed, rows)

@@ -46,7 +46,7 @@ def rows_select(plan: ResourcePlan, dialect: str, *, since: Any = None,
     if digests:
         columns.append(row_md5(list(plan.values.values()), dialect).label(DIGEST_LABEL))
     stmt = sa.select(*columns).select_from(plan.from_clause)
-    stmt = _filtered(stmt, plan, since=since, keys=keys)
+    stmt = _filtered(stmt, plan, since=since, keys=keys, dialect=dialect)
     if span is not None:
         stmt = stmt.where(span_condition(plan.key, plan.kinds, dialect, span))
     return stmt.order_by(*order_by(plan.key, plan.kinds, dialect))
@@ -125,7 +125,7 @@ def _child_rows(plan: ResourcePlan, child: ChildPlan, labelled: Mapping[str, Col
     if child.where is not None:
         stmt = stmt.where(child.where)
     if since is not None or keys is not None:
-        stmt = stmt.where(parent_exists(plan, child, since=since, keys=keys))
+        stmt = stmt.where(parent_exists(plan, child, since=since, keys=keys, dialect=dialect))
     if span is not None:
         # On the child's own parent-key columns: the index a foreign key usually has serves it.
         stmt = stmt.where(span_condition(child.parent_key, plan.kinds, dialect, span))
@@ -133,7 +133,7 @@ def _child_rows(plan: ResourcePlan, child: ChildPlan, labelled: Mapping[str, Col
 
 
 def parent_exists(plan: ResourcePlan, child: ChildPlan, *, since: Any,
-                   keys: Sequence[str] | None) -> sa.ColumnElement[bool]:
+                   keys: Sequence[str] | None, dialect: str) -> sa.ColumnElement[bool]:
     # A semi-join: only children of parents that changed (or were asked for), in one query.
     parent = plan.relation.aliased("cdc_parent")
     parent_key = [_must(parent.column(name)) for name in plan.key_names]
@@ -143,7 +143,7 @@ def parent_exists(plan: ResourcePlan, child: ChildPlan, *, since: Any,
     if since is not None and plan.spec.cursor is not None:
         exists = exists.where(_must(parent.column(plan.spec.cursor)) >= since)
     if keys is not None:
-        exists = exists.where(key_in(parent_key, keys))
+        exists = exists.where(key_in(parent_key, keys, dialect))
     return exists.exists()
 
 
@@ -153,14 +153,14 @@ def _must(column: Column | None) -> Column:
 
 
 def _filtered(stmt: AnySelect, plan: ResourcePlan, *, since: Any = None,
-              keys: Sequence[str] | None = None) -> AnySelect:
+              keys: Sequence[str] | None = None, dialect: str | None = None) -> AnySelect:
     stmt = stmt.where(*(c.is_not(None) for c in plan.key))
     if plan.where is not None:
         stmt = stmt.where(plan.where)
     if since is not None and plan.cursor is not None:
         stmt = stmt.where(plan.cursor >= since)
     if keys is not None:
-        stmt = stmt.where(key_in(plan.key, keys))
+        stmt = stmt.where(key_in(plan.key, keys, dialect))
     return stmt
 
 
