@@ -29,7 +29,7 @@ from typing import Protocol
 
 from cdc_sync.core.report import ResourceReport
 from cdc_sync.core.resources import Resource
-from cdc_sync.errors import SourceError
+from cdc_sync.errors import MappingError, SourceError
 from cdc_sync.source import ShopSource
 from cdc_sync.state import meta_keys
 from cdc_sync.state.meta_keys import MetaStore
@@ -73,7 +73,7 @@ class UnchangedInputs:
         started = time.monotonic()
         try:
             checksum = self.source.inputs_checksum(resource)
-        except SourceError as exc:  # the derivation will say what is wrong, if it persists
+        except (SourceError, MappingError) as exc:  # the derivation says so again, if it persists
             log.warning("%s: no checksum of its inputs, derived in full: %s", resource, exc)
             return None
         if checksum is None:
