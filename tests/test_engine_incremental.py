@@ -269,3 +269,25 @@ def test_records_read_by_key_bind_their_keys_as_one_array_on_postgresql(
         finally:
             engine.dispose()
     assert len(bound) >= 3 and max(bound) <= 4
+
+
+def test_the_orders_followed_rows_are_queried_once_a_cycle(world: World) -> None:
+    """Deleted products are derived from the orders whose lines were appended, before the
+    orders' pass re-reads those orders: both go over one query of the appended lines."""
+    world.sync()
+    _add_gone_line(world, 3, 9_997)
+    shop = connect_shop(world.shop_url)
+    statements: list[str] = []
+    sa.event.listen(shop, "before_cursor_execute",
+                    lambda _conn, _cursor, sql, *_: statements.append(" ".join(sql.split())))
+    try:
+        with world.engine(source=ShopSource(shop, world.mapping)) as engine:
+            report = engine.run(CycleOptions())
+    finally:
+        shop.dispose()
+    assert report.resources[Resource.DELETED_PRODUCTS].counts.sent == 1
+    assert report.resources[Resource.ORDERS].counts.sent == 1
+    _sent_with_its_product(world, 3, 9_997)
+    appended = [s for s in statements
+                if s.startswith("SELECT order_lines.order_id, order_lines.id FROM order_lines")]
+    assert len(appended) == 1

@@ -31,21 +31,21 @@ class DeletedState(MetaStore, Protocol):
     def iter_pending_keys(self, resource: str, chunk: int = 1000) -> Iterator[list[str]]: ...
 
 
-def deleted_products_of_orders(state: DeletedState, source: ShopSource, since: Any, *,
-                               overlap_seconds: int, chunk_size: int = 1000) -> Readings:
+def deleted_products_of_orders(state: DeletedState, source: ShopSource, since: Any,
+                               followed: Follower | None, *,
+                               chunk_size: int = 1000) -> Readings:
     """The deleted products the lines of the orders this cycle re-reads name, each once:
-    those of the orders changed since `since` first, then those of pending and followed
-    orders not yet found (reading the followed orders' tracked rows moves no mark: the
-    orders' own pass stores it once it delivered them)."""
+    those of the orders changed since `since` first, then those of pending and `followed`
+    orders not yet found (the orders' Follower of this cycle: its queries run here, and the
+    orders' pass goes over the keys they found; it stores the marks once it delivered them)."""
     changed = source.readings(Resource.DELETED_PRODUCTS, since=since)
-    follower = Follower(state, source, _ORDERS, overlap_seconds=overlap_seconds,
-                        chunk_size=chunk_size)
 
     def rows() -> Iterator[SourceRow]:
         seen: set[str] = set()
         yield from _once(changed.rows, seen)
         pending = state.iter_pending_keys(_ORDERS.value, chunk_size)
-        for keys in itertools.chain(pending, follower.changed_keys(set())):
+        followers = followed.changed_keys(set()) if followed is not None else iter(())
+        for keys in itertools.chain(pending, followers):
             yield from _once(source.deleted_products_of(keys).rows, seen)
 
     return Readings(rows(), changed.compose)

@@ -168,6 +168,7 @@ class SyncEngine(Generic[S]):
         wanted = set(options.resources)
         report.unfinished = [r for r in self.mapped_resources() if not wanted or r in wanted]
         self._high_waters.clear()
+        self.passes.new_cycle()
         run_id = None
         if not options.dry_run:
             self.state.interrupt_unfinished_runs()
@@ -335,14 +336,8 @@ class SyncEngine(Generic[S]):
                 and orders.on_delete.action is DeleteAction.STATUS)
 
     def _follower(self, resource: Resource, full: bool) -> Follower | None:
-        """The resource's joins, children and watches with a cursor (incremental reads only
-        happen with the resource's own cursor; without one every cycle reads it whole)."""
-        if self.marks.cursor(resource) is None or not self.source.trackers(resource):
-            return None
-        follower = Follower(self.state, self.source, resource, chunk_size=self.chunk_size,
-                            overlap_seconds=self.mapping.spec.sync.cursor_overlap_seconds)
-        follower.start(full=full)
-        return follower
+        """The resource's followed joins, children and watches (cycle/passes.py)."""
+        return self.passes.follower(resource, full=full)
 
     # -- mapping changes ------------------------------------------------------------------
 

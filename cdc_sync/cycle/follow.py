@@ -39,6 +39,7 @@ class Follower:
         self.trackers = source.trackers(resource)
         self._next: dict[str, str] = {}  # tracker name -> encoded mark, stored on commit
         self._marks: dict[str, str | None] = {}  # the stored marks, read once a cycle
+        self._found: list[str] | None = None  # the keys the trackers found this cycle
 
     def start(self, *, full: bool) -> None:
         """Before reading: a tracker without a mark (and every one on a full read, which covers
@@ -51,8 +52,27 @@ class Follower:
 
     def changed_keys(self, seen: set[str]) -> Iterator[list[str]]:
         """Chunks of the keys of records whose tracked rows changed, except those in `seen`
-        (read already this cycle); every key yielded is added to `seen`."""
+        (read already this cycle); every key yielded is added to `seen`. The trackers' queries
+        run at the first call of a cycle; a later one goes over the keys they found (the
+        deleted products' pass asks for the orders' before the orders' own pass)."""
+        if self._found is None:
+            self._found = list(self._changed())
         chunk: list[str] = []
+        for key in self._found:
+            if key in seen:
+                continue
+            seen.add(key)
+            chunk.append(key)
+            if len(chunk) >= self.chunk_size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    def _changed(self) -> Iterator[str]:
+        """Each key whose tracked rows changed since the trackers' marks, once; the highest
+        value each tracker saw becomes its next mark."""
+        found: set[str] = set()
         for tracker in self.trackers:
             stored = self._stored(tracker)
             if stored is None:
@@ -63,17 +83,11 @@ class Follower:
             for key, value in self.source.changed_parents(self.resource, tracker, since):
                 if value is not None and (highest is None or value > highest):
                     highest = value
-                if key in seen:
-                    continue
-                seen.add(key)
-                chunk.append(key)
-                if len(chunk) >= self.chunk_size:
-                    yield chunk
-                    chunk = []
+                if key not in found:
+                    found.add(key)
+                    yield key
             if highest is not None:
                 self._next[tracker.tracker.name] = encode_high_water(highest)
-        if chunk:
-            yield chunk
 
     def commit(self) -> None:
         """After the cycle delivered what it found: store the new marks."""
@@ -85,6 +99,7 @@ class Follower:
                                 json.dumps({**_identity(by_name[name]), "mark": mark}))
         self._next.clear()
         self._marks.clear()
+        self._found = None
 
     def _stored(self, tracker: TrackerPlan) -> str | None:
         """The stored mark, if it belongs to this tracker's table, column and kind."""

@@ -48,6 +48,26 @@ class ReadPasses:
         self.catalogue = catalogue
         self.chunk_size = chunk_size
         self.overlap_seconds = overlap_seconds
+        self._followers: dict[Resource, Follower] = {}  # this cycle's (see `follower`)
+
+    def new_cycle(self) -> None:
+        """Forget the followers of the cycle before."""
+        self._followers.clear()
+
+    def follower(self, resource: Resource, *, full: bool) -> Follower | None:
+        """The resource's joins, children and watches with a cursor (incremental reads only
+        happen with the resource's own cursor; without one every cycle reads it whole), one
+        Follower a cycle: the deleted products' pass asks for the orders' first, and its
+        queries run once (cycle/follow.py)."""
+        if self.marks.cursor(resource) is None or not self.source.trackers(resource):
+            return None
+        follower = self._followers.get(resource)
+        if follower is None:
+            follower = self._followers[resource] = Follower(
+                self.state, self.source, resource, chunk_size=self.chunk_size,
+                overlap_seconds=self.overlap_seconds)
+        follower.start(full=full)
+        return follower
 
     def items(self, resource: Resource, planner: Planner, full: bool,
               piece: Slice | None, follower: Follower | None,
@@ -127,9 +147,9 @@ class ReadPasses:
         since = self.marks.since(resource)
         entry = self.catalogue.entry(resource)
         if resource is Resource.DELETED_PRODUCTS and entry is not None:
-            return deleted_products_of_orders(self.state, self.source, since,
-                                              overlap_seconds=self.overlap_seconds,
-                                              chunk_size=self.chunk_size)
+            return deleted_products_of_orders(
+                self.state, self.source, since, self.follower(Resource.ORDERS, full=False),
+                chunk_size=self.chunk_size)
         if resource is Resource.GUEST_CUSTOMERS and entry is not None:
             guests = changed_guests(self.state, self.source, since, chunk_size=self.chunk_size,
                                     customers=entry.basis is not None, exact=dry_run)
