@@ -11,8 +11,10 @@ seen and unchanged, only when all of these hold, else it derives as before:
   complete full derivation that left every guest settled;
 - state's guests are as that derivation left them: same rows, none written since (an
   incremental cycle that sent a guest for a change since undone leaves state differing from
-  the derivation), none pending, rejected, forced or awaiting a recheck (a rejected guest is
-  retried by the next full read).
+  the derivation), none pending, forced or awaiting a recheck. A rejected guest is settled: a
+  full read leaves it rejected until its record changes (which changes the checksum) or
+  `cdc-sync retry` makes it pending (a write, and pending); one invalid order email must not
+  cost every later cycle the derivation.
 
 The checksum is taken before the read, so a change during the read makes the next one differ
 (the safe side); a crash before the record leaves an older record whose state part no longer

@@ -33,7 +33,7 @@ class Settlement:
     """A resource's rows in state at a glance (`PerResourceState.settlement`)."""
 
     rows: int
-    unsettled: int  # not synced or gone, forced, or with a recheck to come
+    unsettled: int  # pending (or any status but synced, rejected, gone), forced, a recheck due
     last_write: str | None  # the latest updated_at, as text (None: no row)
 
 
@@ -54,8 +54,11 @@ class PerResourceState(StateAccess):
 
     def settlement(self, resource: str) -> Settlement:
         """How many rows of `resource` state holds, how many still need an action (pending,
-        rejected, forced, a recheck to come), and when one was last written: one query."""
-        unsettled = sa.or_(_c.status.not_in([Status.SYNCED.value, Status.GONE.value]),
+        forced, a recheck to come), and when one was last written: one query. A rejected row
+        needs none: it waits until its record changes or `cdc-sync retry` makes it pending
+        (core/diff.classify), so a full read would leave it as it is."""
+        settled = [Status.SYNCED.value, Status.REJECTED.value, Status.GONE.value]
+        unsettled = sa.or_(_c.status.not_in(settled),
                            _c.forced.is_(True), _c.recheck_after.is_not(None))
         stmt = sa.select(sa.func.count(),
                          sa.func.coalesce(sa.func.sum(sa.case((unsettled, 1), else_=0)), 0),
