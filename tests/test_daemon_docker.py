@@ -48,6 +48,21 @@ def test_dockerfile_is_slim_non_root_healthchecked_and_runs_the_entrypoint() -> 
                for line in final)
 
 
+def test_the_image_reads_mysql_shops_through_the_c_driver() -> None:
+    # A bare mysql:// URL reads through mysqlclient when it imports (settings.usual_url): the
+    # image builds its wheel against libmariadb-dev and installs the runtime library beside it.
+    lines = _dockerfile()
+    split = max(i for i, line in enumerate(lines) if line.startswith("FROM"))
+    build, final = lines[:split], lines[split:]
+    assert any("libmariadb-dev" in line and "pkg-config" in line for line in build)
+    assert any(line.startswith("RUN pip wheel") and ".[mysqlclient]" in line for line in build)
+    install = next(line for line in final if "pip install" in line)
+    assert "libmariadb3" in install
+    assert "cdc-sync[mysqlclient]" in install
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert any(r.startswith("mysqlclient") for r in extras["optional-dependencies"]["mysqlclient"])
+
+
 def test_every_file_the_dockerfile_copies_exists_and_is_not_ignored() -> None:
     ignore = [p.strip() for p in (DOCKER / "Dockerfile.dockerignore").read_text().splitlines()
               if p.strip() and not p.startswith("#")]
