@@ -268,7 +268,8 @@ def test_records_read_by_key_bind_their_keys_as_one_array_on_postgresql(
             list(source.readings(Resource.GUEST_CUSTOMERS, keys=emails).rows)
         finally:
             engine.dispose()
-    assert len(bound) >= 3 and max(bound) <= 4
+    assert len(bound) >= 3
+    assert max(bound) <= 4
 
 
 def test_the_orders_followed_rows_are_queried_once_a_cycle(world: World) -> None:
