@@ -365,6 +365,34 @@ def test_existing_keys_of_a_thousand_keys_bind_them_as_one_array_on_postgresql(
         assert bound == [1, 1]
 
 
+def test_existing_integer_keys_are_asked_without_a_parameter_per_key(shop: sa.Engine) -> None:
+    """PostgreSQL: one array parameter; MariaDB: the integers written into the IN list (no
+    parameter for PyMySQL to escape); keys that are no integer cannot exist."""
+    engine = connect_shop(shop.url)
+    source = ShopSource(engine, mapping("""
+        categories:
+          table: brands
+          fields: {id: id, name: name}
+    """))
+    bound: list[int] = []
+
+    def count(_conn: Any, _cursor: Any, sql: str, params: Any, *_: Any) -> None:
+        if sql.lstrip().startswith("SELECT DISTINCT"):
+            bound.append(len(params or ()))
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        asked = ["2", "x", "1.5", "-1", "1 OR 1=1", *(str(n) for n in range(3, 1000))]
+        assert source.existing_keys(Resource.CATEGORIES, asked) == {"2"}
+    finally:
+        engine.dispose()
+    assert len(bound) == 1
+    if shop.dialect.name == "postgresql":
+        assert bound == [1]
+    if shop.dialect.name == "mysql":
+        assert bound == [0]
+
+
 def test_existing_keys_of_many_pages_are_asked_on_one_connection(shop: sa.Engine) -> None:
     """A deletion walk's pages (a slice checks ~70 of 1,000 keys at 1M orders) share one
     connection: a checkout per page cost the pool's ping each."""

@@ -171,7 +171,8 @@ def key_in(columns: Sequence[Column], keys: Sequence[str],
     On PostgreSQL a one-column key is `key = ANY(:array)`: one parameter instead of one per
     key. The server runs both as the same index scan, but SQLAlchemy and psycopg spent ~8 ms
     per 1,000 keys expanding, converting and binding a thousand placeholders (the deletion
-    walk of a reconciliation slice checks 70k keys per slice at 1M orders)."""
+    walk of a reconciliation slice checks 70k keys per slice at 1M orders). On MariaDB/MySQL
+    integer keys are written into the SQL as numbers (no parameter at all)."""
     width = len(columns)
     rows = []
     for key in keys:
@@ -189,6 +190,11 @@ def key_in(columns: Sequence[Column], keys: Sequence[str],
     if element is not None and dialect == "postgresql":
         array = sa.literal([r[0] for r in rows], postgresql.ARRAY(element))
         return compared[0] == sa.any_(array)
+    if isinstance(element, sa.Integer) and dialect in ("mysql", "mariadb"):
+        # Integers written into the IN list when the statement runs: PyMySQL escaped each
+        # of 1,000 parameters in Python (client CPU of a walk's page 4.4 -> 2.8 ms).
+        return compared[0].in_(sa.bindparam(None, [r[0] for r in rows], element,
+                                            expanding=True, literal_execute=True))
     if width == 1:
         return compared[0].in_([r[0] for r in rows])
     return sa.tuple_(*compared).in_([tuple(r) for r in rows])
