@@ -7,6 +7,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -207,3 +208,76 @@ def test_columns_of_different_character_sets_and_collations_are_digested(
         assert {k for k in before if before[k] != after[k]} == {"a", "D"}
     finally:
         engine.dispose()
+
+
+_GOODS = """
+    products:
+      table: goods
+      fields:
+        id: id
+        name: title
+        price: price
+      children:
+        categories:
+          table: goods_tags
+          parent_key: goods_id
+          value: tag
+          order_by: tag
+"""
+_TAGS_LAYOUTS = {
+    # Rows keyed by their own id, found by parent through an index (order lines).
+    "own key": "id INT PRIMARY KEY, goods_id INT, tag VARCHAR(20), INDEX ix_tags_goods (goods_id)",
+    # Rows keyed by the parent key first (order coupons): stored in parent-key order.
+    "parent key first": "goods_id INT, tag VARCHAR(20), PRIMARY KEY (goods_id, tag)",
+}
+
+
+@pytest.mark.parametrize("layout", list(_TAGS_LAYOUTS))
+def test_mariadb_groups_a_whole_child_table_by_sorting_a_scan_of_it(mysql_url: str,
+                                                                    layout: str) -> None:
+    """A digest-only read groups each child table by its parent key. Through the parent-key
+    index MariaDB fetches every row from the clustered index, one lookup each (order lines at
+    1M orders: 4.9 s of the server's CPU); a scan sorted by the parent key costs a third less
+    (3.3 s). A table stored in parent-key order is read in that order, and a slice (a key
+    range) keeps the index."""
+    engine = sa.create_engine(mysql_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE goods (id INT PRIMARY KEY, title VARCHAR(20), "
+                                 "price DECIMAL(8, 2))"))
+            conn.execute(sa.text(f"CREATE TABLE goods_tags ({_TAGS_LAYOUTS[layout]})"))
+            conn.execute(sa.text("INSERT INTO goods VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3)"))
+            columns = "goods_id, tag" if layout == "parent key first" else "id, goods_id, tag"
+            values = ", ".join(f"({i}, {g}, 't{i}')" if layout == "own key" else f"({g}, 't{i}')"
+                               for i, g in enumerate([1, 1, 2, 3, 3, 3], 1))
+            conn.execute(sa.text(f"INSERT INTO goods_tags ({columns}) VALUES {values}"))
+        whole = _tag_digest_plan(engine, None)
+        sliced = _tag_digest_plan(engine, KeySpan(after="1"))
+    finally:
+        engine.dispose()
+    if layout == "own key":
+        assert (whole["type"], whole["key"]) == ("ALL", None), whole
+        assert "Using filesort" in whole["Extra"], whole
+        assert "temporary" not in whole["Extra"], whole
+        assert sliced["key"] == "ix_tags_goods", sliced
+    else:
+        assert whole["key"] == "PRIMARY", whole
+        assert "filesort" not in whole["Extra"], whole
+
+
+def _tag_digest_plan(engine: sa.Engine, span: KeySpan | None) -> Any:
+    """EXPLAIN of the count-and-sum statement a digest-only read of goods sent for its tags."""
+    read_only = connect_shop(engine.url.render_as_string(hide_password=False))
+    source = ShopSource(read_only, parse_mapping(textwrap.dedent(_GOODS),
+                                                 Path("mappings.yaml")))
+    sent: list[tuple[str, Any]] = []  # what the cursor was given: SQL and parameters
+    sa.event.listen(read_only, "before_cursor_execute",
+                    lambda _c, _cur, sql, params, *_: sent.append((sql, params)))
+    try:
+        assert len(list(source.digests(Resource.PRODUCTS, span=span))) == (3 if span is None
+                                                                           else 2)
+    finally:
+        read_only.dispose()
+    (sql, params), = [(sql, params) for sql, params in sent if "cdc_count" in sql]
+    with engine.connect() as conn:
+        return conn.exec_driver_sql(f"EXPLAIN {sql}", params).mappings().one()

@@ -108,8 +108,25 @@ def child_digest_select(plan: ResourcePlan, child: ChildPlan, dialect: str, *,
               sa.func.sum(child_number(child, dialect)).label(SUM_LABEL)]
     stmt = _child_rows(plan, child, {}, dialect, since=None, keys=None, span=span,
                        extra=summed)
+    if span is None and dialect in ("mysql", "mariadb") and not _stored_by_parent(child):
+        # The whole table, grouped: MySQL/MariaDB would walk the parent-key index and fetch
+        # each row from the clustered index, one lookup per row; a scan sorted by the parent
+        # key costs a third less (order lines at 1M orders: 3.3 against 4.9 s of the server's
+        # CPU; bench/README.md). A slice (span) reads a key range: the index serves it.
+        stmt = stmt.prefix_with("SQL_BIG_RESULT")
     stmt = stmt.group_by(*child.parent_key)
     return stmt.order_by(*order_by(child.parent_key, plan.kinds, dialect))
+
+
+def _stored_by_parent(child: ChildPlan) -> bool:
+    """Whether the child's table is stored in parent-key order: its primary key (InnoDB's
+    clustered index) starts with the parent-key columns, so reading it in order sorts nothing."""
+    leading = child.relation.primary_key[: len(child.parent_key)]
+    if len(leading) < len(child.parent_key):
+        return False
+    stored = [child.relation.column(name) for name in leading]
+    return all(column is not None and column.compare(parent)
+               for column, parent in zip(stored, child.parent_key, strict=True))
 
 
 def _child_rows(plan: ResourcePlan, child: ChildPlan, labelled: Mapping[str, Column],
