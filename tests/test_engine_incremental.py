@@ -17,7 +17,8 @@ from cdc_sync.cycle.engine import CycleOptions
 from cdc_sync.demo import mutate, schema
 from cdc_sync.mapping.loader import parse_mapping
 from cdc_sync.source import ShopSource, connect_shop
-from cdc_sync.state import Status
+from cdc_sync.state import StateStore, Status
+from cdc_sync.state.engine import create_state_engine
 from helpers.backends import COMBINATIONS, database_urls
 from helpers.world import World, demo_world
 
@@ -292,3 +293,29 @@ def test_the_orders_followed_rows_are_queried_once_a_cycle(world: World) -> None
     appended = [s for s in statements
                 if s.startswith("SELECT order_lines.order_id, order_lines.id FROM order_lines")]
     assert len(appended) == 1
+
+
+def test_a_cycle_reads_the_resources_marks_in_one_query(world: World) -> None:
+    """High-water marks, applied mappings, holds, last full reads and seeds of every resource
+    come from one read of the meta table as the cycle starts, not a query per look (each
+    resource's high-water mark was read three times)."""
+    world.sync()
+    mutate.set_order_status(world.shop, 1, 5)
+    engine = create_state_engine(world.state_url)
+    reads: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        if sql.lstrip().startswith("SELECT") and "FROM meta" in sql:
+            reads.append(sql)
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        with world.engine(state=StateStore(engine)) as sync:
+            report = sync.run(CycleOptions())
+    finally:
+        engine.dispose()
+    assert report.resources[Resource.ORDERS].mode == "incremental"
+    assert report.resources[Resource.ORDERS].counts.changed == 1
+    assert world.held("orders", "1")["status"] == "refunded"
+    # The marks' one read, then the orders' followed lines and the reconciliation windows.
+    assert len(reads) <= 6

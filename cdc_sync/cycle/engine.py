@@ -64,6 +64,7 @@ class CycleState(WindowState, PlanState, GoneState, ReadState, DeliveryState, In
     (planning, deletes, reconciliation, the read passes and delivery; marks and followed
     dependencies are meta values) and its own: the run history."""
 
+    def meta_values(self) -> dict[str, str]: ...
     def interrupt_unfinished_runs(self) -> int: ...
     def start_run(self, kind: str, resources: Sequence[str] = ()) -> int: ...
     def record_run_progress(self, run_id: int, counts: Mapping[str, Mapping[str, int]],
@@ -160,6 +161,7 @@ class SyncEngine(Generic[S]):
             with older_objects_frozen():  # the collector skips what outlives the cycle
                 return self._run(options)
         finally:
+            self.marks.end_cycle()
             self.composing.close()  # no worker process outlives its cycle
 
     def _run(self, options: CycleOptions) -> CycleReport:
@@ -169,6 +171,7 @@ class SyncEngine(Generic[S]):
         report.unfinished = [r for r in self.mapped_resources() if not wanted or r in wanted]
         self._high_waters.clear()
         self.passes.new_cycle()
+        self.marks.begin_cycle(self.state.meta_values())
         run_id = None
         if not options.dry_run:
             self.state.interrupt_unfinished_runs()

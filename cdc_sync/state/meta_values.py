@@ -20,6 +20,12 @@ class MetaValues(StateAccess):
             value = conn.execute(stmt).scalar_one_or_none()
         return None if value is None else str(value)
 
+    def meta_values(self) -> dict[str, str]:
+        """Every meta value by name, in one query (a cycle reads its marks once: a few values
+        per resource and tracker, and the mapping each resource was last synced on)."""
+        stmt = sa.select(meta.c.name, meta.c.value)
+        return {str(name): str(value) for name, value in self._fetch("read meta values", stmt)}
+
     def set_meta(self, name: str, value: str) -> None:
         """Set the meta value `name`."""
         insert = statements.upsert(self._dialect, meta)
