@@ -246,8 +246,8 @@ class ShopSource:
             return set()
         result = conn.execute(stmt)
         if width == 1:
-            return {key_string([value]) for value in result.scalars()}
-        return {key_string(list(row[:width])) for row in result}
+            return {key_string([value]) for value in result.scalars().all()}
+        return {key_string(list(row[:width])) for row in result.all()}
 
     def span_end(self, resource: Resource, after: str | None, size: int) -> str | None:
         """The key `size` keys after `after` (a direct resource, in key order), or None when

@@ -30,7 +30,7 @@ class StateAccess:
     def _fetch(self, action: str, stmt: sa.Select[Any]) -> list[Any]:
         # Bounded by the statement's LIMIT / GROUP BY / the caller's chunk, never a table.
         with self._errors(action), self._engine.connect() as conn:
-            return list(conn.execute(stmt))
+            return list(conn.execute(stmt).all())  # one fetchall, not a fetchone a row
 
     def _scalar_int(self, action: str, stmt: sa.Select[Any]) -> int:
         with self._errors(action), self._engine.connect() as conn:
