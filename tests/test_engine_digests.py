@@ -46,7 +46,9 @@ def values_reads(*, digest_only: list[str] | None = None) -> Iterator[list[str]]
     seen: list[str] = []
 
     def listen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if DIGEST_LABEL in statement and " IN " in statement.upper():
+        # A read by key: IN (...), or = ANY(array) on PostgreSQL (query.key_in).
+        if DIGEST_LABEL in statement and (" IN " in statement.upper()
+                                          or "ANY (" in statement.upper()):
             seen.append(statement)
         if digest_only is not None and COUNT_LABEL in statement:
             digest_only.append(statement)
