@@ -405,3 +405,12 @@ def test_sqlite_commits_leave_the_wal_checkpoint_to_a_thread(tmp_path: Path) -> 
             time.sleep(0.02)
         assert path.stat().st_size > 30_000 * 50  # the rows reached the database file
         assert store.lookup("orders", ["k29999"])["k29999"].status is Status.SYNCED
+
+
+def test_a_closed_sqlite_store_leaves_its_writes_in_the_database_file(tmp_path: Path) -> None:
+    """The checkpoint thread waits for the writes to pause, which a one-shot command ends
+    before: closing the store checkpoints what the log holds."""
+    path = tmp_path / "state.sqlite"
+    with StateStore.open(f"sqlite:///{path}") as store:
+        store.mark_synced("orders", _outcomes(30_000))
+    assert path.stat().st_size > 30_000 * 50

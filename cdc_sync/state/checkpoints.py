@@ -8,12 +8,14 @@ cycle waited for it (27 ms on an idle disk, 40-80 ms with the machine busy; benc
 "Where the incremental cycle's time goes at 1M").
 
 Here the writers' own automatic checkpoint is only a backstop (`BACKSTOP_PAGES`, for a
-checkpointer that cannot keep up), and after each write transaction a thread with a
-connection of its own runs a PASSIVE checkpoint, which waits for no reader and no writer: the
-committing thread goes on reading the shop and sending while the log is copied. Nothing is
-less durable than before: under `synchronous=NORMAL` a commit is durable once a checkpoint
-synced it, and the log is now checkpointed after every burst of writes instead of every
-1,000 pages (which, in a quiet daemon, could take hours).
+checkpointer that cannot keep up), and a thread with a connection of its own runs a PASSIVE
+checkpoint (it waits for no reader and no writer) once the writes pause (`QUIET_SECONDS`; a
+daemon's cycle then checkpoints in the pause after it, not while it reads and sends), or at
+the latest `MAX_DELAY_SECONDS` after the first write it covers (a long push). A store that
+closes checkpoints what is left (`StateStore.close`: a one-shot `cdc-sync sync` ends before
+any pause). Nothing is less durable than before: under `synchronous=NORMAL` a commit is
+durable once a checkpoint synced it, and the log is now checkpointed within seconds of the
+writes instead of every 1,000 pages (which, in a quiet daemon, could take hours).
 """
 
 from __future__ import annotations
@@ -21,14 +23,16 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 
 log = logging.getLogger(__name__)
 
 # The writers' own automatic checkpoint, for when the thread falls behind (about 80 MB of log).
 BACKSTOP_PAGES = 20_000
-# A burst of commits (one per batch Metrilo answered) is checkpointed once, this long after
-# the first of them.
-SETTLE_SECONDS = 0.05
+# A checkpoint waits for the writes to pause this long (a cycle's commits come in bursts: its
+# batches, marks and run history), or this long after the first write it would cover.
+QUIET_SECONDS = 0.5
+MAX_DELAY_SECONDS = 5.0
 # A thread with nothing to checkpoint for this long ends; the next commit starts another.
 IDLE_SECONDS = 5.0
 
@@ -66,16 +70,20 @@ class WalCheckpoints:
             connection.close()
 
     def _next(self) -> bool:
-        """Wait for a commit; False once idle (the thread then ends)."""
+        """Wait for a commit, then for the writes to pause; False once idle (the thread then
+        ends)."""
         if not self._due.wait(IDLE_SECONDS):
             with self._lock:
                 if not self._due.is_set():
                     self._thread = None
                     return False
-        # Let the commit that woke us (and the batches answered with it) finish first.
-        threading.Event().wait(SETTLE_SECONDS)
-        self._due.clear()
-        return True
+        first = time.monotonic()
+        while True:
+            self._due.clear()
+            if not self._due.wait(QUIET_SECONDS):
+                return True
+            if time.monotonic() - first >= MAX_DELAY_SECONDS:
+                return True  # still due: the writes after this checkpoint start the next
 
     def _checkpoint(self, connection: sqlite3.Connection) -> None:
         try:

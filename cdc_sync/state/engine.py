@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 import time
@@ -16,6 +17,8 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from cdc_sync.errors import StateError
 from cdc_sync.settings import redact_url, usual_url
 from cdc_sync.state.checkpoints import BACKSTOP_PAGES, WalCheckpoints
+
+log = logging.getLogger(__name__)
 
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -56,6 +59,16 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
         checkpoints = WalCheckpoints(path, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
         event.listen(engine, "commit", checkpoints.committed)
     return engine
+
+
+def checkpoint(engine: sa.Engine) -> None:
+    """A PASSIVE checkpoint of a SQLite state DB's log, now (a store closing); a busy or
+    failing one is left to the next (the checkpoint thread, or the writers' backstop)."""
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    except SQLAlchemyError as exc:
+        log.debug("state DB checkpoint at close skipped: %s", exc)
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from cdc_sync.errors import StateError
 from cdc_sync.state import migrate, statements
-from cdc_sync.state.engine import SUPPORTED_DIALECTS, create_state_engine
+from cdc_sync.state.engine import SUPPORTED_DIALECTS, checkpoint, create_state_engine
 from cdc_sync.state.meta_values import MetaValues
 from cdc_sync.state.per_record import PerRecordState
 from cdc_sync.state.per_resource import PerResourceState
@@ -54,8 +54,12 @@ class StateStore(PerRecordState, PerResourceState, RunHistory, MetaValues, Resyn
         return store
 
     def close(self) -> None:
-        """Release the connections, if this store created the engine."""
+        """Release the connections, if this store created the engine; on SQLite, copy what
+        the write-ahead log holds into the database file first (state/checkpoints.py: the
+        checkpoint thread waits for a pause, which a one-shot command does not leave it)."""
         if self._owns_engine:
+            if self._dialect == "sqlite":
+                checkpoint(self._engine)
             self._engine.dispose()
 
     def __enter__(self) -> StateStore:
