@@ -19,7 +19,8 @@ A child collection is summarised per parent as `COUNT(*)` and the SUM of each ch
 number (`row_number`: a 64-bit hash of the row's text on PostgreSQL, the first 60 bits of its
 md5 on MySQL/MariaDB): order-independent, so the sum can be taken by the database (GROUP BY
 the parent key) or in Python from the numbers a values read gives with each child row, with
-the same result (SUM over integers is exact: numeric on PostgreSQL, DECIMAL on MariaDB).
+the same result (SUM over integers is exact: numeric on PostgreSQL, DECIMAL on MariaDB; the
+database sends its text, which is the digest text's, so no Decimal is built per parent).
 """
 
 from __future__ import annotations
@@ -90,5 +91,6 @@ def row_number(columns: Sequence[Column], dialect: str) -> Column:
 
 
 def summary(count: Any, total: Any) -> str:
-    """A child collection's part of a digest text: how many rows, the sum of their numbers."""
-    return f"{int(count)}:{int(total or 0)}"
+    """A child collection's part of a digest text: how many rows, the sum of their numbers
+    (an integer, or the database's text of one: an integer's digits, as Python writes them)."""
+    return f"{int(count)}:{total if type(total) is str else int(total or 0)}"

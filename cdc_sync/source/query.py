@@ -104,8 +104,12 @@ def child_digest_select(plan: ResourcePlan, child: ChildPlan, dialect: str, *,
                         span: KeySpan | None = None) -> AnySelect:
     """Per parent with child rows: how many, and the sum of their numbers (digests.py), in
     parent-key order."""
-    summed = [sa.func.count().label(COUNT_LABEL),
-              sa.func.sum(child_number(child, dialect)).label(SUM_LABEL)]
+    # The sum as the database's text of it: the digest text is that text, so no driver builds
+    # a Decimal of it, nor Python an int (digests.summary).
+    summed: list[Column] = [
+        sa.func.count().label(COUNT_LABEL),
+        sa.cast(sa.func.sum(child_number(child, dialect)), sa.String).label(SUM_LABEL),
+    ]
     stmt = _child_rows(plan, child, {}, dialect, since=None, keys=None, span=span,
                        extra=summed)
     if span is None and dialect in ("mysql", "mariadb") and not _stored_by_parent(child):
