@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -248,16 +249,19 @@ def test_records_read_by_key_bind_their_keys_as_one_array_on_postgresql(
     """Pending and followed orders, the deleted products of their lines and the guests state
     cannot decide are read by key, up to 1,000 a query: on PostgreSQL each key list is one
     array parameter (SQLAlchemy and psycopg spent ~8 ms per 1,000 placeholders), the orders'
-    child collections included."""
+    child collections included, and each statement is fetched at once."""
     shop_url, state_url = database_urls(request, tmp_path, "postgresql", "sqlite")
     with demo_world(tmp_path, shop_url, state_url) as world:
         engine = connect_shop(world.shop_url)
         source = ShopSource(engine, world.mapping)
         bound: list[int] = []
+        server_side: list[str] = []
 
-        def count(_conn: Any, _cursor: Any, sql: str, params: Any, *_: Any) -> None:
+        def count(_conn: Any, cursor: Any, sql: str, params: Any, *_: Any) -> None:
             if "pg_catalog" not in sql:  # not the mapping's reflection
                 bound.append(len(params))
+                if isinstance(cursor, psycopg.ServerCursor):
+                    server_side.append(sql)
 
         sa.event.listen(engine, "before_cursor_execute", count)
         keys = [str(order) for order in range(1, 201)]
@@ -271,6 +275,9 @@ def test_records_read_by_key_bind_their_keys_as_one_array_on_postgresql(
             engine.dispose()
     assert len(bound) >= 3
     assert max(bound) <= 4
+    # A chunk of keys is fetched in one round trip, not through a server-side cursor
+    # (DECLARE, FETCH 1, FETCH 999, FETCH 1000, CLOSE).
+    assert server_side == []
 
 
 def test_the_orders_followed_rows_are_queried_once_a_cycle(world: World) -> None:

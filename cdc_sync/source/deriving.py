@@ -111,7 +111,8 @@ class Deriving:
         or those named by these `orders`' lines."""
         stmt = derived.select(self._schema.dialect, since=since, keys=keys, orders=orders)
         rows = stream(self._engine, stmt, batch=self._batch,
-                      doing=f"deriving {resource.value} from orders")
+                      doing=f"deriving {resource.value} from orders",
+                      bounded=keys is not None or orders is not None)
         return merge(rows, [derived.key_label], (derived.kind,), {}, resource=resource.value)
 
     def plan_or_raise(self, resource: Resource) -> DerivedPlan:

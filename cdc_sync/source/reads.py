@@ -33,19 +33,22 @@ def values_rows(engine: sa.Engine, plan: ResourcePlan, dialect: str, *, batch: i
                 span: KeySpan | None = None, digests: bool = False) -> Iterator[SourceRow]:
     """Source rows with their values (and digests), children merged, in key order."""
     doing = f"reading {plan.name} from {plan.relation.label}"
+    bounded = keys is not None  # a chunk of keys: fetched at once (stream.stream)
     parents = stream(engine, rows_select(plan, dialect, since=since, keys=keys, span=span,
-                                         digests=digests), doing=doing, batch=batch)
+                                         digests=digests), doing=doing, batch=batch,
+                     bounded=bounded)
     children: dict[str, Rows] = {
         name: stream(engine, child_select(plan, child, dialect, since=since, keys=keys,
                                           span=span, digests=digests),
                      doing=f"reading {plan.name}.children.{name} from {child.relation.label}",
-                     batch=batch)
+                     batch=batch, bounded=bounded)
         for name, child in plan.children.items()
     }
     for name, aggregate in plan.aggregates.items():
         stmt = aggregate_select(plan, aggregate, dialect, since=since, keys=keys, span=span,
                                 digests=digests)
-        children[name] = stream(engine, stmt, batch=batch, doing=_aggregates(plan, name))
+        children[name] = stream(engine, stmt, batch=batch, doing=_aggregates(plan, name),
+                                bounded=bounded)
     return merge(parents, plan.key_names, plan.kinds, children, resource=plan.name,
                  hashed=plan.aggregates.keys())
 

@@ -97,32 +97,37 @@ class Rows:
 
 
 def stream(engine: sa.Engine, stmt: sa.Select[Any], *, doing: str,
-           batch: int = DEFAULT_BATCH) -> Rows:
+           batch: int = DEFAULT_BATCH, bounded: bool = False) -> Rows:
     """Rows of `stmt`, fetched `batch` at a time, streamed (lazily).
 
     Fetched in this thread on purpose: a thread reading ahead let the database work while we
     compose, but it took the GIL each time the state DB's SQLite calls released it, and the
     cycle came out slower (measured: bench/README.md). On PostgreSQL and PyMySQL a statement
     without parameters (every full read) is read straight from the driver (`driver.py`).
+    `bounded`: the statement reads at most a chunk of keys (and their children), so it is
+    fetched in one round trip, not through a server-side cursor (DECLARE, FETCH 1, FETCH
+    999, FETCH 1000, CLOSE: an incremental cycle reads pending and followed records by key,
+    a few rows a statement).
     """
     labels = tuple(stmt.selected_columns.keys())
     sql = driver_sql(engine, stmt)
-    batches = (_fetch(engine, stmt, doing, batch) if sql is None
+    batches = (_fetch(engine, stmt, doing, batch, bounded) if sql is None
                else driver_batches(engine, stmt, sql, batch, lambda exc: source_error(
                    exc, doing, _READ_FIX, engine)))
     return Rows(labels, itertools.chain.from_iterable(batches), batches)
 
 
-def _fetch(engine: sa.Engine, stmt: sa.Select[Any], doing: str,
-           batch: int) -> Generator[Sequence[Row], None, None]:
+def _fetch(engine: sa.Engine, stmt: sa.Select[Any], doing: str, batch: int,
+           bounded: bool = False) -> Generator[Sequence[Row], None, None]:
     abandoned = False
     try:
         with engine.connect() as conn:
-            result = conn.execution_options(yield_per=batch).execute(stmt)
+            streamed = conn if bounded else conn.execution_options(yield_per=batch)
+            result = streamed.execute(stmt)
             try:
                 # Plain tuples, as the driver's path gives them: source fingerprints are
                 # built from their repr (a Row's is slower, and shortens long values).
-                for part in result.partitions():
+                for part in result.partitions(batch):
                     yield [tuple(row) for row in part]
             except GeneratorExit:
                 abandoned = True
