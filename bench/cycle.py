@@ -24,7 +24,8 @@ from cdc_sync import __version__
 from cdc_sync.app import checked_source
 from cdc_sync.core.report import ResourceCounts
 from cdc_sync.core.resources import Resource
-from cdc_sync.cycle.engine import CycleOptions, SyncEngine
+from cdc_sync.cycle.engine import SyncEngine
+from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.mapping.loader import load_mapping
 from cdc_sync.metrilo.client import MetriloClient
 from cdc_sync.metrilo.retry import RetryPolicy

@@ -11,7 +11,8 @@ from contextlib import ExitStack, contextmanager
 import sqlalchemy as sa
 
 from cdc_sync import __version__
-from cdc_sync.cycle.engine import ProgressCallback, SyncEngine
+from cdc_sync.cycle.engine import SyncEngine
+from cdc_sync.cycle.options import ProgressCallback
 from cdc_sync.errors import MappingError
 from cdc_sync.mapping.loader import LoadedMapping, load_mapping
 from cdc_sync.metrilo.client import MetriloClient

@@ -33,7 +33,7 @@ from cdc_sync.core.compose import coerce
 from cdc_sync.core.report import CycleReport
 from cdc_sync.core.resources import Resource
 from cdc_sync.core.validate import validate
-from cdc_sync.cycle.engine import CycleOptions
+from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.errors import CoercionError
 from cdc_sync.mapping.model import Coercion, FieldSpec
 from cdc_sync.sandbox import Sandbox

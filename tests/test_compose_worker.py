@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from cdc_sync.core.report import CycleReport, ResourceCounts
 from cdc_sync.core.resources import Resource
 from cdc_sync.cycle.composing import Composing
-from cdc_sync.cycle.engine import CycleOptions, SyncEngine
+from cdc_sync.cycle.engine import SyncEngine
+from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.demo import mutate
 from cdc_sync.errors import ComposeWorkerError
 from cdc_sync.metrilo.client import MetriloClient

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from cdc_sync.core.report import CycleReport
 from cdc_sync.core.resources import Resource
-from cdc_sync.cycle.engine import CycleOptions
+from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.mapping.loader import load_mapping
 from cdc_sync.sandbox import Sandbox
 from helpers.world import SECRET, TOKEN, World

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from cdc_sync.core.resources import Resource
-from cdc_sync.cycle.engine import CycleOptions
+from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.demo import mutate, schema
 from cdc_sync.state import StateStore, Status
 from cdc_sync.state.engine import create_state_engine

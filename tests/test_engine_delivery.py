@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from cdc_sync.core.report import CycleKind
 from cdc_sync.core.resources import Resource
-from cdc_sync.cycle.engine import CycleOptions
+from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.demo import mutate, schema
 from cdc_sync.errors import MetriloFatalError
 from cdc_sync.state import Status

@@ -15,7 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from cdc_sync.core.resources import Resource
-from cdc_sync.cycle.engine import CycleOptions, SyncEngine
+from cdc_sync.cycle.engine import SyncEngine
+from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.demo import mutate, schema
 from cdc_sync.source import ShopSource, connect_shop
 from cdc_sync.source.digests import COUNT_LABEL, DIGEST_LABEL

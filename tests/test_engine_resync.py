@@ -12,7 +12,8 @@ import sqlalchemy as sa
 
 from cdc_sync.core.report import CycleReport, ResourceCounts
 from cdc_sync.core.resources import Resource
-from cdc_sync.cycle.engine import CycleOptions, SyncEngine
+from cdc_sync.cycle.engine import SyncEngine
+from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.cycle.resync import active_resync, run_resync
 from cdc_sync.demo import mutate
 from cdc_sync.state import Status

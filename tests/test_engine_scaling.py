@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cdc_sync.core.resources import Resource
-from cdc_sync.cycle.engine import CycleOptions
+from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.state import StateStore
 from cdc_sync.state.engine import create_state_engine
 from helpers.world import ShopSize, demo_world

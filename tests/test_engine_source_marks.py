@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from cdc_sync.core.resources import Resource
-from cdc_sync.cycle.engine import CycleOptions
+from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.demo import mutate, schema
 from helpers.backends import COMBINATIONS, database_urls
 from helpers.world import World, demo_world

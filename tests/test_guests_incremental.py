@@ -21,7 +21,7 @@ from cdc_sync.cli import cli
 from cdc_sync.core.guests import Basis, Verdict, decide
 from cdc_sync.core.report import ReadMode, ResourceReport
 from cdc_sync.core.resources import Resource
-from cdc_sync.cycle.engine import CycleOptions
+from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.demo import mutate, schema
 from cdc_sync.state.engine import create_state_engine
 from cdc_sync.state.tables import sync_state

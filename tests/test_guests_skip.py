@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from cdc_sync.core.report import CycleReport, ResourceReport, RunStatus
 from cdc_sync.core.resources import Resource
-from cdc_sync.cycle.engine import CycleOptions
+from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.cycle.reconcile import progress
 from cdc_sync.demo import mutate, schema
 from cdc_sync.source import ShopSource, connect_shop

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from cdc_sync.core.dependencies import resource_dependencies
 from cdc_sync.core.resources import Resource
-from cdc_sync.cycle.engine import CycleOptions
+from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.demo.generate import generate
 from cdc_sync.errors import MappingError, Problem
 from cdc_sync.mapping.loader import parse_mapping

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from cdc_sync.core.resources import Resource
-from cdc_sync.cycle.engine import CycleOptions
+from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.demo import schema
 from cdc_sync.state import Status
 from helpers.backends import COMBINATIONS, database_urls

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cdc_sync.core.resources import Resource
-from cdc_sync.cycle.engine import CycleOptions
+from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.demo import mutate
 from cdc_sync.state import Status
 from helpers.outages import DaemonProcess, wait_until

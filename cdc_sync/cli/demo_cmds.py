@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 from cdc_sync.app import open_engine
 from cdc_sync.cli.show import print_report
-from cdc_sync.cycle.engine import CycleOptions, SyncEngine
+from cdc_sync.cycle.engine import SyncEngine
+from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.demo.generate import SMALL, generate
 from cdc_sync.demo.scenario import Changes, demo_mapping_path, make_changes
 from cdc_sync.sandbox import Sandbox

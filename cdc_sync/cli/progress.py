@@ -30,7 +30,7 @@ from rich.text import Text
 
 from cdc_sync.core.report import ResourceCounts
 from cdc_sync.core.resources import Resource
-from cdc_sync.cycle.engine import ProgressCallback
+from cdc_sync.cycle.options import ProgressCallback
 from cdc_sync.state import StateStore
 
 log = logging.getLogger("cdc_sync.progress")

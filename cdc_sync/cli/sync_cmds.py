@@ -24,8 +24,8 @@ from cdc_sync.cli.progress import cycle_progress, expect_known_records
 from cdc_sync.cli.show import print_report, print_status
 from cdc_sync.core.report import CycleKind, CycleReport
 from cdc_sync.core.resources import Resource
-from cdc_sync.cycle.engine import CycleOptions
 from cdc_sync.cycle.follow import detection_status
+from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.cycle.resync import run_resync
 from cdc_sync.daemon import signals
 from cdc_sync.daemon.handoff import foreground_lease, owner_gone

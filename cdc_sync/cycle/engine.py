@@ -11,9 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Generic, Protocol
+from collections.abc import Callable, Iterable
+from typing import Generic
 
 from typing_extensions import TypeVar
 
@@ -26,20 +25,20 @@ from cdc_sync.core.report import (
     ReadMode,
     ResourceCounts,
     ResourceReport,
-    RunStatus,
 )
 from cdc_sync.core.resources import Resource
 from cdc_sync.cycle.composing import Composing
-from cdc_sync.cycle.deletes import DeleteHandler, DeleteRules, GoneState
-from cdc_sync.cycle.delivery import Delivery, DeliveryState
+from cdc_sync.cycle.deletes import DeleteHandler, DeleteRules
+from cdc_sync.cycle.delivery import Delivery
 from cdc_sync.cycle.follow import Follower
 from cdc_sync.cycle.heap import older_objects_frozen
-from cdc_sync.cycle.inputs import InputsCheck, InputsState, UnchangedInputs
+from cdc_sync.cycle.inputs import InputsCheck, UnchangedInputs
 from cdc_sync.cycle.marks import ResourceMarks
-from cdc_sync.cycle.passes import ReadPasses, ReadState
-from cdc_sync.cycle.planner import Dependencies, Planner, PlanState
+from cdc_sync.cycle.options import CycleOptions, CycleState, ProgressCallback
+from cdc_sync.cycle.passes import ReadPasses
+from cdc_sync.cycle.planner import Dependencies, Planner
 from cdc_sync.cycle.preview import MappingChange, preview, would_send
-from cdc_sync.cycle.reconcile import RollingReconciliation, Slice, WindowState
+from cdc_sync.cycle.reconcile import RollingReconciliation, Slice
 from cdc_sync.errors import (
     CdcSyncError,
     DeleteGuardError,
@@ -54,45 +53,6 @@ from cdc_sync.source.sample import no_rows_note
 from cdc_sync.state import StateStore
 
 log = logging.getLogger(__name__)
-
-ProgressCallback = Callable[[Resource, ResourceCounts], None]
-
-
-class CycleState(WindowState, PlanState, GoneState, ReadState, DeliveryState, InputsState,
-                 Protocol):
-    """What a cycle reads and writes of state (`StateStore` is one): what its parts need
-    (planning, deletes, reconciliation, the read passes and delivery; marks and followed
-    dependencies are meta values) and its own: the run history."""
-
-    def meta_values(self) -> dict[str, str]: ...
-    def interrupt_unfinished_runs(self) -> int: ...
-    def start_run(self, kind: str, resources: Sequence[str] = ()) -> int: ...
-    def record_run_progress(self, run_id: int, counts: Mapping[str, Mapping[str, int]],
-                            unfinished: Sequence[str] | None = None) -> None: ...
-    def finish_run(self, run_id: int, *, status: RunStatus,
-                   counts: Mapping[str, Mapping[str, int]], error: str | None = None,
-                   unfinished: Sequence[str] = ()) -> None: ...
-
-
-@dataclass(frozen=True)
-class CycleOptions:
-    """What kind of cycle to run."""
-
-    kind: CycleKind = CycleKind.SYNC
-    resources: tuple[Resource, ...] = ()  # empty: every mapped resource
-    dry_run: bool = False
-    full: bool = False  # read everything even where a cursor allows an incremental read
-    accept_mapping: bool = False  # send a held mapping change now
-    # Count every known record as forced (a dry-run resync, which forces nothing in state).
-    assume_forced: bool = False
-    # Count what the records themselves need, not what a resync forced (a mapping preview).
-    ignore_forced: bool = False
-    # Seconds between this resource's cycles (the daemon's): sizes reconciliation slices.
-    intervals: Mapping[Resource, float] | None = None
-    # False: no rolling-reconciliation slice this cycle (the benchmark times the incremental
-    # read alone, and the slice apart).
-    reconcile: bool = True
-
 
 # The state a cycle is handed: the engine uses only `CycleState`; its callers keep the type
 # they passed (`engine.state` of an engine over a StateStore is that StateStore).

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 
 from cdc_sync.core.report import CycleKind, CycleReport
 from cdc_sync.core.resources import Resource
-from cdc_sync.cycle.engine import CycleOptions, SyncEngine
+from cdc_sync.cycle.engine import SyncEngine
+from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.state import meta_keys
 from cdc_sync.state.meta_keys import MetaStore
 

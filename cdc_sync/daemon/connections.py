@@ -15,7 +15,8 @@ import sqlalchemy as sa
 
 from cdc_sync import __version__
 from cdc_sync.app import open_state
-from cdc_sync.cycle.engine import ProgressCallback, SyncEngine
+from cdc_sync.cycle.engine import SyncEngine
+from cdc_sync.cycle.options import ProgressCallback
 from cdc_sync.daemon.metrics import CountingTransport, Metrics
 from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.metrilo.client import MetriloClient

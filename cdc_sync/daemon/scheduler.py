@@ -28,7 +28,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from cdc_sync.core.report import CycleKind, CycleReport, ResourceCounts
 from cdc_sync.core.resources import IMPORT_ORDER, Resource
-from cdc_sync.cycle.engine import CycleOptions, ProgressCallback, SyncEngine
+from cdc_sync.cycle.engine import SyncEngine
+from cdc_sync.cycle.options import CycleOptions, ProgressCallback
 from cdc_sync.cycle.resync import active_resync, run_resync
 from cdc_sync.daemon.backoff import Backoff
 from cdc_sync.daemon.connections import Connections

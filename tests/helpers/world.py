@@ -21,7 +21,8 @@ import yaml
 from cdc_sync.core.report import CycleReport
 from cdc_sync.core.resources import Payload, Resource
 from cdc_sync.core.validate import reasons_to_hold
-from cdc_sync.cycle.engine import CycleOptions, SyncEngine
+from cdc_sync.cycle.engine import SyncEngine
+from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.demo.generate import generate
 from cdc_sync.demo.scenario import demo_mapping_path
 from cdc_sync.mapping.loader import LoadedMapping, load_mapping
