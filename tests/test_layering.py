@@ -19,7 +19,8 @@ PACKAGE = ROOT / "cdc_sync"
 CORE = sorted(p.relative_to(PACKAGE).as_posix() for p in (PACKAGE / "core").glob("*.py"))
 PURE = [
     *CORE,
-    "mapping/model.py", "mapping/labels.py", "mapping/loader.py", "mapping/locations.py",
+    "mapping/model.py", "mapping/base.py", "mapping/related.py", "mapping/labels.py",
+    "mapping/loader.py", "mapping/locations.py",
     "errors.py", "metrilo/signing.py",
     # init: schema facts in, mapping text out (reflection and checking live in reflect/build)
     "init/facts.py", "init/columns.py", "init/roles.py", "init/generic.py", "init/draft.py",

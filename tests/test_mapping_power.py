@@ -20,7 +20,7 @@ from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.demo.generate import generate
 from cdc_sync.errors import MappingError, Problem
 from cdc_sync.mapping.loader import parse_mapping
-from cdc_sync.mapping.model import JoinConst
+from cdc_sync.mapping.related import JoinConst
 from cdc_sync.source import ShopSource, connect_shop
 from cdc_sync.source.plan import plan_resource
 from cdc_sync.source.query import rows_select

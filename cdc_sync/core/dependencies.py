@@ -26,15 +26,8 @@ from sqlglot.errors import SqlglotError
 from cdc_sync.core.catalogue import Catalogue, Entry
 from cdc_sync.core.guests import SETTLED_LATER
 from cdc_sync.core.resources import Resource
-from cdc_sync.mapping.model import (
-    ChildSpec,
-    CursorKind,
-    CursorSpec,
-    FieldSpec,
-    JoinSpec,
-    ResourceSpec,
-    WatchSpec,
-)
+from cdc_sync.mapping.model import ChildSpec, FieldSpec, ResourceSpec
+from cdc_sync.mapping.related import CursorKind, CursorSpec, JoinSpec, WatchSpec
 
 Path = tuple[str | int, ...]
 

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
-from cdc_sync.mapping import model
+from cdc_sync.mapping import base, model
 
 SCHEMA_PATH = Path(__file__).with_name("mapping.schema.json")
 """Where the generated schema is committed (and shipped as package data)."""
@@ -35,7 +35,7 @@ class _MappingJsonSchema(GenerateJsonSchema):
         if function is model._field_shorthand:
             text = {"type": "string", "description": "Short for {column: <this text>}."}
             return {"anyOf": [text, inner]}
-        if function is model._as_list:
+        if function is base._as_list:
             text = {"type": "string", "description": "One column name."}
             return {"anyOf": [text, inner]}
         return inner

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from cdc_sync.core.dependencies import Tracker
 from cdc_sync.errors import Problem, QueryFailed
 from cdc_sync.mapping.loader import LoadedMapping
-from cdc_sync.mapping.model import CursorKind, WatchSpec
+from cdc_sync.mapping.related import CursorKind, WatchSpec
 from cdc_sync.source.plan import ChildPlan, Column, ResourcePlan
 from cdc_sync.source.reflect import Relation, ShopSchema
 

@@ -17,13 +17,8 @@ import sqlalchemy as sa
 from cdc_sync.errors import Problem, QueryFailed
 from cdc_sync.mapping.labels import aggregate_stream, expression_label, template_placeholders
 from cdc_sync.mapping.loader import LoadedMapping
-from cdc_sync.mapping.model import (
-    AggregateFunction,
-    ChildSpec,
-    FieldSpec,
-    JoinSpec,
-    ResourceSpec,
-)
+from cdc_sync.mapping.model import AggregateFunction, ChildSpec, FieldSpec, ResourceSpec
+from cdc_sync.mapping.related import JoinSpec
 from cdc_sync.source.keys import KeyKind, key_kinds
 from cdc_sync.source.reflect import Relation, ShopSchema
 from cdc_sync.source.sums import exact_sum
