@@ -32,6 +32,7 @@ from cdc_sync.cycle.engine import SyncEngine
 from cdc_sync.cycle.options import CycleOptions, ProgressCallback
 from cdc_sync.cycle.resync import active_resync, run_resync
 from cdc_sync.daemon.backoff import Backoff
+from cdc_sync.daemon.bookkeeping import CycleBookkeeping
 from cdc_sync.daemon.connections import Connections
 from cdc_sync.daemon.endpoint import Endpoint
 from cdc_sync.daemon.health import Health
@@ -79,6 +80,9 @@ class Daemon:
         hook = options.webhook_url.get_secret_value()
         self._webhook = Webhook(hook, rejections=options.webhook_rejections) if hook else None
         self._backoff = Backoff(base=options.tick_seconds(), cap=options.backoff_max)
+        self._bookkeeping = CycleBookkeeping(
+            health=self.health, metrics=self.metrics, backoff=self._backoff,
+            connections=self.connections, live=self.live, webhook=self._webhook)
         self._scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -274,50 +278,8 @@ class Daemon:
             with self._lock:
                 self._current = None
         outcome = CycleOutcome(kind, time.time(), time.monotonic() - began, report, raised)
-        self._after(outcome)
+        self._bookkeeping.after(outcome)
         return outcome
-
-    def _after(self, outcome: CycleOutcome) -> None:
-        self.health.cycle_finished(outcome)
-        self.metrics.cycle_finished(outcome)
-        result = outcome.result
-        if result is CycleResult.FAILED:
-            delay = self._backoff.failed(time.monotonic())
-            self.connections.reset()
-            log.error("%s cycle failed after %.1fs: %s; next attempt in %.0fs", outcome.kind,
-                      outcome.seconds, "; ".join(outcome.errors) or "unknown error", delay,
-                      extra=outcome.log_fields())
-        elif result is CycleResult.PARTIAL:
-            self._backoff.succeeded()
-            log.error("%s cycle partly failed in %.1fs: %s; errors: %s", outcome.kind,
-                      outcome.seconds, outcome.summary(), "; ".join(outcome.errors),
-                      extra=outcome.log_fields())
-        elif result is CycleResult.REJECTED:
-            self._backoff.succeeded()  # sending again would not help: the data must change
-            log.warning("%s cycle rejected %d records in %.1fs: %s; `cdc-sync rejected "
-                        "RESOURCE` lists them", outcome.kind, outcome.total("rejected"),
-                        outcome.seconds, outcome.summary(), extra=outcome.log_fields())
-        else:
-            if result is CycleResult.OK:
-                self._backoff.succeeded()
-            log.info("%s cycle %s in %.1fs: %s", outcome.kind,
-                     "stopped early" if result is CycleResult.STOPPED else "ok", outcome.seconds,
-                     outcome.summary(), extra=outcome.log_fields())
-        self._count_state(outcome)
-        self.live.after_cycle(outcome.report, self.connections.state)
-        if self._webhook is not None:
-            self._webhook.cycle_finished(outcome)
-
-    def _count_state(self, outcome: CycleOutcome) -> None:
-        if outcome.report is None:
-            return
-        try:
-            for resource in outcome.report.resources:
-                counts = self.connections.state.count_by_status(resource.value)
-                self.metrics.set_state_counts(
-                    resource.value, {status.value: n for status, n in counts.items()})
-        except StateError as exc:
-            log.debug("state counts for /metrics not refreshed: %s", exc)
 
     def _progress(self, resource: Resource, counts: ResourceCounts) -> None:
         self.health.progress()
