@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from cdc_sync.core.report import CycleReport, ResourceCounts
 from cdc_sync.core.resources import Resource
-from cdc_sync.cycle.composing import Composing
+from cdc_sync.cycle.composing import DEPTH, Composing
 from cdc_sync.cycle.engine import SyncEngine
 from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.demo import mutate
@@ -73,6 +73,8 @@ def _cycle(world: World, sandbox: Sandbox, state_url: str, workers: int,
             world.engine(client=client, state=state, chunk_size=CHUNK) as engine:
         report = _worker_engine(engine, workers).run(options or CycleOptions())
         assert engine.composing.worker_pid is None  # ended with the cycle
+        if workers:  # a chunk waited in the worker's pipe while it composed the one before
+            assert engine.composing.most_in_flight == DEPTH
         return report, recording, engine.composing.starts
 
 

@@ -36,6 +36,7 @@ import signal
 import subprocess
 import sys
 import traceback
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,14 @@ log = logging.getLogger(__name__)
 START_AFTER_ROWS = 2000
 """Rows a cycle composes in its own thread before it starts the worker: below that, starting
 a Python process (about 0.3 s of CPU, on the other core) is more than the work it would take."""
+
+DEPTH = 2
+"""Jobs in the worker at most: the one it composes and the next, waiting in its pipe, so
+neither side waits for the other when one chunk takes it longer than the one before."""
+
+PIPE_BYTES = 1 << 20
+"""The size asked for the worker's pipes (Linux; the default is 64 KiB): a chunk and its
+answer fit, so neither side blocks on a write while the other is busy."""
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _new_tuple = tuple.__new__
@@ -106,9 +115,11 @@ class Composing:
     """Where chunks are composed during one cycle: here, or in one worker process.
 
     `workers` is 0 (always here) or 1. The planner submits a chunk, then asks for the
-    previous chunk's result: so one chunk is composed while the planner reads the next and
-    plans the one before. At most one job is in the worker at a time.
+    previous chunk's result: so the worker holds up to `DEPTH` chunks (one composed, the
+    next waiting in its pipe) while the planner reads the next and plans the one before.
     """
+
+    depth = DEPTH  # chunks the planner may submit before it asks for the first one's result
 
     def __init__(self, workers: int, *, start_after: int = START_AFTER_ROWS,
                  wait_for_start: bool = False) -> None:
@@ -124,6 +135,7 @@ class Composing:
         self._unavailable = False  # the worker could not start: compose here this cycle
         self.starts = 0  # worker processes started so far
         self.chunks_sent = 0  # chunks composed by a worker so far
+        self.most_in_flight = 0  # the most chunks in a worker at once
 
     @property
     def composing_elsewhere(self) -> bool:
@@ -143,6 +155,7 @@ class Composing:
             sent = worker.send(job)
             if sent is not None:
                 self.chunks_sent += 1
+                self.most_in_flight = max(self.most_in_flight, worker.in_flight)
                 return sent
         self._composed_here += len(job.rows)
         return _Done(job.run_here())
@@ -171,8 +184,8 @@ class Composing:
                 self._give_up(f"could not start it: {exc}")
                 return None
         worker = self._worker
-        if worker.busy:
-            return None  # never two jobs at once (the planner does not ask for that)
+        if worker.in_flight >= DEPTH:
+            return None  # never more (the planner does not ask for that)
         try:
             ready = worker.ready(wait=self.wait_for_start)
         except ComposeWorkerError as exc:
@@ -189,21 +202,23 @@ class Composing:
 
 
 class _Sent:
-    """A job in the worker."""
+    """A job in the worker; its answer is read in order of sending, perhaps before asked
+    for (to make room in the pipe for the next job)."""
 
     def __init__(self, worker: _Worker, what: str) -> None:
         self._worker = worker
-        self._what = what
+        self.what = what
         self._open = True
+        self.answer: list[Prepared] | None = None  # read, not yet asked for
 
     def result(self) -> list[Prepared]:
         self._open = False
-        return self._worker.receive(self._what)
+        return self._worker.receive(self)
 
     def discard(self) -> None:
         if self._open:
             self._open = False
-            self._worker.drain()
+            self._worker.drain(self)
 
 
 class _Worker:
@@ -223,12 +238,21 @@ class _Worker:
         self._output: IO[bytes] = self._process.stdout
         self._ready = False
         self._recipes: dict[bytes, int] = {}
-        self.busy = False
+        self._pending: deque[_Sent] = deque()  # sent, answer not read yet, in order
+        self._room = _widen(self._input, self._output) // 2
         log.debug("compose worker starting (pid %d)", self._process.pid)
 
     @property
     def pid(self) -> int:
         return self._process.pid
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._pending)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
 
     def ready(self, *, wait: bool = False) -> bool:
         """Whether the child has said it is ready (waits for it only if asked to)."""
@@ -257,6 +281,11 @@ class _Worker:
                  job.seed, rows, job.fingerprints, job.with_payload), _PROTOCOL)
         except (pickle.PicklingError, TypeError, AttributeError):
             return None  # a value a driver gave that does not pickle (a memoryview...)
+        # Deadlock-free: a write never waits on a child that waits on its own write. The job
+        # goes behind the one in the child only when both fit in the pipe at once (the child
+        # reads each job whole before composing it); else the earlier answers are read first.
+        if len(message) > self._room:
+            self._fetch_all()
         what = f"{job.resource} records"
         try:
             self._input.write(message)
@@ -264,24 +293,41 @@ class _Worker:
         except OSError as exc:
             raise self._died(what, exc) from None
         self._recipes[recipe] = ident
-        self.busy = True
-        return _Sent(self, what)
+        sent = _Sent(self, what)
+        self._pending.append(sent)
+        return sent
 
-    def receive(self, what: str) -> list[Prepared]:
-        answer = self._load(what)
-        self.busy = False
-        match answer:
-            case ("done", list() as rows):
-                return [_new_tuple(Prepared, row) for row in rows]
-            case ("error", str() as text):
-                raise ComposeWorkerError(f"composing {what} failed in the compose worker:\n{text}")
-        raise ComposeWorkerError(f"the compose worker answered {type(answer).__name__}")
+    def receive(self, sent: _Sent) -> list[Prepared]:
+        """The job's records: the answers sent before it are read (and kept) first."""
+        while sent.answer is None:
+            self._fetch_one()
+        answer, sent.answer = sent.answer, None
+        return answer
 
-    def drain(self) -> None:
-        """Read and drop the answer of the job in the child (the planner stopped early)."""
+    def drain(self, sent: _Sent) -> None:
+        """Read and drop a job's answer (the planner stopped early)."""
         # A dead worker: the next send or receive says so, if anything is still asked of it.
         with contextlib.suppress(ComposeWorkerError):
-            self.receive("a chunk no longer wanted")
+            self.receive(sent)
+
+    def _fetch_all(self) -> None:
+        while self._pending:
+            self._fetch_one()
+
+    def _fetch_one(self) -> None:
+        if not self._pending:
+            raise ComposeWorkerError("no answer is due from the compose worker")
+        sent = self._pending[0]
+        answer = self._load(sent.what)
+        self._pending.popleft()
+        match answer:
+            case ("done", list() as rows):
+                sent.answer = [_new_tuple(Prepared, row) for row in rows]
+                return
+            case ("error", str() as text):
+                raise ComposeWorkerError(
+                    f"composing {sent.what} failed in the compose worker:\n{text}")
+        raise ComposeWorkerError(f"the compose worker answered {type(answer).__name__}")
 
     def close(self) -> None:
         # Closing both pipes ends the child: its next read sees EOF, a write fails.
@@ -308,7 +354,7 @@ class _Worker:
         except subprocess.TimeoutExpired:
             self._process.kill()
             code = self._process.wait()
-        self.busy = False
+        self._pending.clear()
         ended = (f"the compose worker process (pid {self.pid}) ended (exit code {code}; "
                  f"{type(exc).__name__})")
         if what is None:
@@ -318,6 +364,20 @@ class _Worker:
             "read again next cycle; fix: if this repeats, set CDC_SYNC_COMPOSE_WORKERS=0 to "
             "compose in the cycle's own process, and report it"
         )
+
+
+def _widen(*pipes: IO[bytes]) -> int:
+    """Ask for `PIPE_BYTES` per pipe; the bytes the smallest holds (64 KiB where not Linux)."""
+    import fcntl  # here: POSIX only, as a worker is (Composing)
+
+    sizes = []
+    for pipe in pipes:
+        try:
+            fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+            sizes.append(fcntl.fcntl(pipe.fileno(), fcntl.F_GETPIPE_SZ))
+        except (AttributeError, OSError):  # not Linux, or above /proc/sys/fs/pipe-max-size
+            sizes.append(1 << 16)
+    return min(sizes)
 
 
 # --- the child ---

@@ -11,6 +11,7 @@ accepted wait (as pending) instead of being sent and silently dropped by Metrilo
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -129,7 +130,7 @@ class Planner:
         """
         self._last_key = None
         composing = self.composing or Composing(0)
-        ahead: _Chunk | None = None
+        ahead: deque[_Chunk] = deque()  # submitted, in order, not planned yet
         try:
             for chunk in _chunks(rows, self.chunk_size):
                 if self.stop is not None and self.stop.is_set():
@@ -138,18 +139,16 @@ class Planner:
                 if self._halted():
                     return
                 job, duplicates = self._changed_rows(chunk, compose, resend_known, reread)
-                previous, ahead = ahead, None
-                # The worker holds one job at a time: take the previous one's records first.
-                composed = None if previous is None else (previous[0].result(), previous[1])
-                ahead = (composing.submit(job), duplicates)
-                if composed is not None:
-                    yield from self._planned(*composed, resend_known)
-            if ahead is not None:
-                last, ahead = ahead, None
-                yield from self._planned(last[0].result(), last[1], resend_known)
+                ahead.append((composing.submit(job), duplicates))
+                if len(ahead) >= composing.depth:
+                    ticket, earlier = ahead.popleft()
+                    yield from self._planned(ticket.result(), earlier, resend_known)
+            while ahead:
+                ticket, earlier = ahead.popleft()
+                yield from self._planned(ticket.result(), earlier, resend_known)
         finally:
-            if ahead is not None:
-                ahead[0].discard()
+            for ticket, _ in ahead:
+                ticket.discard()
 
     def _planned(self, prepared: list[Prepared], duplicates: list[bool],
                  resend_known: bool) -> Iterator[Item]:
