@@ -60,7 +60,8 @@ def check(**kwargs: Any) -> None:
             raise MappingError(problems, title=f"{settings.mappings} does not fit the shop")
         resources = source.mapped_resources()
         # Every table records read, those inside raw SQL (query:, expression:) included.
-        tables = {d.table for deps in source.dependencies().by_resource.values() for d in deps}
+        dependencies = source.tracking.dependencies().by_resource
+        tables = {d.table for deps in dependencies.values() for d in deps}
     # The catalogue's list: exactly what `sync` sends and `preview` shows, in import order.
     click.echo(f"resources: {', '.join(r.value for r in resources)}")
     click.echo(f"{settings.mappings}: OK ({_count(len(resources), 'resource')}, "
@@ -73,9 +74,9 @@ def _count(number: int, noun: str) -> str:
 
 def _change_detection(source: ShopSource) -> list[Problem]:
     """Print how each dependency's changes are seen; the blind spots, as warnings."""
-    dependencies = source.dependencies()
+    dependencies = source.tracking.dependencies()
     minutes = source.mapping.spec.sync.full_reconcile_minutes
-    hints = source.hints(dependencies)
+    hints = source.tracking.hints(dependencies)
     print_freshness({"reconcile_minutes": minutes,
                      "resources": freshness.rows(dependencies, minutes)})
     advice = freshness.suggestions(dependencies, hints)

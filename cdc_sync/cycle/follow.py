@@ -36,7 +36,7 @@ class Follower:
         self.resource = resource
         self.overlap_seconds = overlap_seconds
         self.chunk_size = chunk_size
-        self.trackers = source.trackers(resource)
+        self.trackers = source.tracking.trackers(resource)
         self._next: dict[str, str] = {}  # tracker name -> encoded mark, stored on commit
         self._marks: dict[str, str | None] = {}  # the stored marks, read once a cycle
         self._found: list[str] | None = None  # the keys the trackers found this cycle
@@ -46,7 +46,7 @@ class Follower:
         what came before) takes its table's largest cursor value as its next mark."""
         for tracker in self.trackers:
             if full or self._stored(tracker) is None:
-                value = self.source.tracker_mark(tracker)
+                value = self.source.tracking.tracker_mark(tracker)
                 if value is not None:
                     self._next[tracker.tracker.name] = encode_high_water(value)
 
@@ -80,7 +80,7 @@ class Follower:
             overlap = 0 if tracker.append else self.overlap_seconds
             since = decode_high_water(stored, overlap_seconds=overlap)
             highest: Any = None
-            for key, value in self.source.changed_parents(self.resource, tracker, since):
+            for key, value in self.source.tracking.changed_parents(self.resource, tracker, since):
                 if value is not None and (highest is None or value > highest):
                     highest = value
                 if key not in found:

@@ -59,7 +59,7 @@ class ReadPasses:
         happen with the resource's own cursor; without one every cycle reads it whole), one
         Follower a cycle: the deleted products' pass asks for the orders' first, and its
         queries run once (cycle/follow.py)."""
-        if self.marks.cursor(resource) is None or not self.source.trackers(resource):
+        if self.marks.cursor(resource) is None or not self.source.tracking.trackers(resource):
             return None
         follower = self._followers.get(resource)
         if follower is None:

@@ -3,7 +3,8 @@
 It plans each resource once (reflecting only the tables the mapping names), streams composed
 records with one query per resource plus one per child collection, and answers the engine's
 questions: the cursor's high-water mark, and which keys still exist. The derived resources
-(guest customers, deleted products) are planned and read by `Deriving` (deriving.py).
+(guest customers, deleted products) are planned and read by `Deriving` (deriving.py); the
+changes in the tables a record reads are followed by `Tracking` (`source.tracking`, tracking.py).
 """
 
 from __future__ import annotations
@@ -14,15 +15,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from cdc_sync.core.catalogue import Catalogue, Entry
-from cdc_sync.core.dependencies import DependencyMap, dependency_map, sqlglot_dialect, trackers
-from cdc_sync.core.freshness import Hint
 from cdc_sync.core.records import Readings, RowComposer
 from cdc_sync.core.resources import Resource, SourceRecord
 from cdc_sync.errors import MappingError, Problem
 from cdc_sync.mapping.labels import key_string
 from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.mapping.model import ResourceSpec
-from cdc_sync.source.changes import TrackerPlan, plan_trackers
 from cdc_sync.source.check import Checker, spec_problems
 from cdc_sync.source.connect import READ_FIX as _FIX
 from cdc_sync.source.connect import reading
@@ -44,11 +42,8 @@ from cdc_sync.source.reflect import ShopSchema
 from cdc_sync.source.stream import (
     DEFAULT_BATCH,
     SourceRow,
-    stream,
 )
-from cdc_sync.source.suggest import hints
-
-_Tracked = tuple[list[TrackerPlan], list[Problem]]
+from cdc_sync.source.tracking import Tracking
 
 
 class ShopSource:
@@ -67,7 +62,10 @@ class ShopSource:
         # Guest customers and deleted products, built from the direct resources' plans.
         self._deriving = Deriving(engine, mapping, self._schema, self.catalogue,
                                   batch=batch_size, plan_of=self._plan)
-        self._tracked: dict[Resource, _Tracked] = {}
+        # Changes in the tables a record reads (cursors on joins and children, watches).
+        self.tracking = Tracking(engine, mapping, self._schema, self.catalogue,
+                                 batch=batch_size, plan=self._plan,
+                                 plan_or_raise=self._plan_or_raise)
 
     def with_mapping(self, mapping: LoadedMapping) -> ShopSource:
         """The same shop read through another mapping (a held change's last applied one)."""
@@ -110,7 +108,7 @@ class ShopSource:
             if plan is not None:
                 found = [*found, *checker.plan_problems(entry.resource, plan,
                                                         complete=not found)]
-                found += self._trackers(entry.resource, plan)[1]
+                found += self.tracking.planned(entry.resource, plan)[1]
             if found:
                 unfit.add(entry.resource)
             problems.extend(found)
@@ -306,60 +304,6 @@ class ShopSource:
         with reading(f"counting {resource.value}", _FIX, self._engine), \
                 self._engine.connect() as conn:
             return int(conn.execute(counted).scalar_one())
-
-    # -- changes in the tables a record reads (cursors on joins and children, watches) ---
-
-    def dependencies(self) -> DependencyMap:
-        """Every table each resource's records read, and how its changes are seen."""
-        return dependency_map(self.catalogue, sqlglot_dialect(self._schema.dialect))
-
-    def hints(self, dependencies: DependencyMap) -> dict[str, Hint]:
-        """What the schema suggests for the tables seen only by reconciliation (`check`)."""
-        keys: dict[Resource, list[str]] = {}
-        own: dict[Resource, str | None] = {}
-        for entry in self.catalogue:
-            plan, _ = self._plan(entry.resource.value) if entry.spec is not None else (None, [])
-            if plan is not None and entry.spec is not None:
-                keys[entry.resource], own[entry.resource] = list(plan.key_names), entry.spec.table
-        with reading("reading the schema for cursor suggestions", _FIX, self._engine):
-            return hints(dependencies, self._schema.table, keys, own)
-
-    def trackers(self, resource: Resource) -> list[TrackerPlan]:
-        """The resource's joins, children and watches with a cursor, resolved (direct only)."""
-        if self.spec(resource) is None:
-            return []
-        planned, problems = self._trackers(resource, self._plan_or_raise(resource.value))
-        if problems:
-            raise MappingError(problems, title=f"{resource.value} cannot be followed as mapped")
-        return planned
-
-    def tracker_mark(self, tracker: TrackerPlan) -> Any:
-        """The largest cursor value of the tracked table now (its first high-water mark)."""
-        with reading(f"reading the cursor of {tracker.tracker.name}", _FIX, self._engine), \
-                self._engine.connect() as conn:
-            return conn.execute(tracker.mark_select()).scalar()
-
-    def changed_parents(self, resource: Resource, tracker: TrackerPlan,
-                        since: Any) -> Iterator[tuple[str, Any]]:
-        """(parent key, cursor value) of each tracked row changed since the mark, streamed."""
-        width = len(tracker.parent_key)
-        rows = stream(self._engine, tracker.changed_select(since), batch=self._batch,
-                      doing=f"reading changes of {resource.value}.{tracker.tracker.name}")
-        try:
-            for row in rows.rows:
-                yield key_string(list(row[:width])), row[width]
-        finally:
-            rows.close()
-
-    def _trackers(self, resource: Resource, plan: ResourcePlan) -> _Tracked:
-        if resource not in self._tracked:
-            spec = self.spec(resource)
-            assert spec is not None
-            with reading(f"reading the schema for {resource.value}'s cursors", _FIX,
-                         self._engine):
-                self._tracked[resource] = plan_trackers(self._schema, self._mapping, plan,
-                                                        list(trackers(spec)))
-        return self._tracked[resource]
 
     # -- planning ---------------------------------------------------------------------
 
