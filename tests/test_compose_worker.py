@@ -246,3 +246,26 @@ def test_a_dry_run_counts_and_samples_the_same_with_a_worker(world: World) -> No
     for resource, rep in reports[0].resources.items():
         assert rep.samples == reports[1].resources[resource].samples
     assert any(rep.samples for rep in reports[1].resources.values())
+
+
+def test_chunks_too_large_to_queue_in_the_pipe_wait_for_the_earlier_answers(
+        tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    # Customers of 60 KB each (SQLite keeps a VARCHAR's text whole): the chunks of 40 and of 20
+    # and their answers are over a MiB, more than the pipes hold, so the worker blocks writing
+    # its answer until it is read; the next job written behind it would wait for the worker
+    # to read it: a deadlock, unless the answer is read first.
+    shop_url, _ = database_urls(request, tmp_path, "sqlite", "sqlite")
+    with demo_world(tmp_path, shop_url, f"sqlite:///{tmp_path}/unused.sqlite") as world:
+        for customer_id in range(1, 61):
+            mutate.rename_customer(world.shop, customer_id, f"{customer_id}-" + "N" * 60_000)
+        sent = {}
+        for workers in (0, 1):
+            with Sandbox(token=TOKEN, secret=SECRET) as sandbox:
+                report, recording, _ = _cycle(world, sandbox, f"sqlite:///{tmp_path}/s{workers}",
+                                              workers)
+                assert report.ok
+                sent[workers] = recording.sent
+    assert sent[1] == sent[0]
+    customers = [record for path, batch in sent[1] if path.endswith("/customer/batch")
+                 for record in batch]
+    assert sum(len(c.get("firstName", "")) > 60_000 for c in customers) == 60
