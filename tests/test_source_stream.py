@@ -339,6 +339,25 @@ def test_existing_keys_and_high_water_answer_in_one_query_each(shop: sa.Engine) 
         engine.dispose()
 
 
+def test_an_integer_key_beyond_the_column_is_not_found_not_an_error(shop: sa.Engine) -> None:
+    """A key no INTEGER column can hold (a typo given to `preview --key`, a key from before a
+    column was narrowed) finds nothing, on every backend: the key list must not be cast to the
+    column's own width, which PostgreSQL refuses ("out of range for type integer")."""
+    engine = connect_shop(shop.url)
+    source = ShopSource(engine, mapping(ITEMS + """
+    categories:
+      table: brands
+      fields: {id: id, name: name}
+"""))
+    beyond = ["99999999999", "-99999999999", "99999999999999999999999"]
+    try:
+        assert source.existing_keys(Resource.CATEGORIES, ["1", *beyond, "x"]) == {"1"}
+        found = [r.key for r in source.records(Resource.CATEGORIES, keys=["2", *beyond])]
+        assert found == ["2"]
+    finally:
+        engine.dispose()
+
+
 def test_existing_keys_of_a_thousand_keys_bind_them_as_one_array_on_postgresql(
     shop: sa.Engine,
 ) -> None:

@@ -94,11 +94,18 @@ def parse_key_string(key: str, width: int) -> list[str]:
     return [str(p) for p in parts]
 
 
+INTEGER_LOWEST, INTEGER_HIGHEST = -(2**63), 2**63 - 1  # a signed 64-bit integer (BIGINT)
+_UNSIGNED_HIGHEST = 2**64 - 1  # MySQL/MariaDB's BIGINT UNSIGNED
+
+
 def bind_value(text: str, type_: sa.types.TypeEngine[Any] | None) -> Any:
     """A key part back in its column's Python type, so the database can use its index."""
     try:
         if isinstance(type_, sa.Integer) and not isinstance(type_, sa.Boolean):
-            return int(text)
+            number = int(text)
+            # Beyond any SQL integer (BIGINT, MySQL's BIGINT UNSIGNED): no row has it, and a
+            # driver would refuse to bind it (SQLite: OverflowError).
+            return number if INTEGER_LOWEST <= number <= _UNSIGNED_HIGHEST else None
         if isinstance(type_, sa.Numeric):
             return Decimal(text)
     except (ValueError, InvalidOperation):

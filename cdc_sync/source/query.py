@@ -15,6 +15,8 @@ from sqlalchemy.dialects import postgresql
 
 from cdc_sync.source.digests import COUNT_LABEL, DIGEST_LABEL, SUM_LABEL, row_md5, row_number
 from cdc_sync.source.keys import (
+    INTEGER_HIGHEST,
+    INTEGER_LOWEST,
     KeyKind,
     KeySpan,
     bind_value,
@@ -204,15 +206,21 @@ def key_in(columns: Sequence[Column], keys: Sequence[str],
     integer keys are written into the SQL as numbers (no parameter at all)."""
     width = len(columns)
     rows = _bound_keys(columns, keys)
+    compared = [comparable(c) for c in columns] if rows else []
+    element = _array_element(compared[0].type) if width == 1 and rows else None
+    if isinstance(element, sa.Integer) and dialect not in ("mysql", "mariadb"):
+        # No unsigned BIGINT here: a larger key cannot exist, and would not bind.
+        rows = [r for r in rows if INTEGER_LOWEST <= r[0] <= INTEGER_HIGHEST]
     if not rows:
         return sa.false()
-    compared = [comparable(c) for c in columns]
-    element = _array_element(compared[0].type) if width == 1 else None
     if isinstance(element, sa.Integer) and dialect == "postgresql":
         # The array's text form, one string parameter: psycopg dumped a list of ints element
-        # by element (a regex each), half of a walk page's client CPU. Digits only.
+        # by element (a regex each), half of a walk page's client CPU. Digits only. BIGINT[]
+        # whatever the column's width: a key beyond an INTEGER column (a typo given to
+        # `preview --key`) then matches nothing instead of failing the cast, and PostgreSQL
+        # compares int2/int4 columns with int8 values through the same index.
         text = "{" + ",".join([str(r[0]) for r in rows]) + "}"
-        numbers = sa.cast(sa.literal(text, sa.Text()), postgresql.ARRAY(element))
+        numbers = sa.cast(sa.literal(text, sa.Text()), postgresql.ARRAY(sa.BigInteger()))
         return compared[0] == sa.any_(numbers)
     if element is not None and dialect == "postgresql":
         array = sa.literal([r[0] for r in rows], postgresql.ARRAY(element))
