@@ -141,9 +141,28 @@ def _unmapped(names: Sequence[str], mapping: LoadedMapping) -> list[Problem]:
             for name in dict.fromkeys(names) if Resource(name) not in produced]
 
 
+class _LibraryErrorsInOneLine(logging.Filter):
+    """A library's error as one line: its message and the exception's, no traceback.
+
+    SQLAlchemy logs "Error closing cursor" with a traceback when the server has just killed
+    the connection under a server-side cursor (an outage, a DBA's pg_terminate_backend); the
+    cycle reports that failure itself, in one line with its fix, and a traceback in the log
+    reads as a crash of cdc-sync. Our own records keep theirs (a real bug shows one)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("sqlalchemy.") and record.exc_info:
+            exc = record.exc_info[1]
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def setup_logging(*, json_lines: bool = False, level: int = logging.INFO) -> None:
     """Readable log lines by default; JSON lines for log shippers."""
     handler = logging.StreamHandler()
+    handler.addFilter(_LibraryErrorsInOneLine())
     if json_lines:
         from cdc_sync.logjson import JsonFormatter
 
