@@ -8,45 +8,32 @@ products of given orders.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-import sqlalchemy as sa
-
-from cdc_sync.core.catalogue import Catalogue
 from cdc_sync.core.guests import Basis, created_ms
 from cdc_sync.core.records import Keep, Readings, RowComposer
 from cdc_sync.core.resources import Resource, SourceRecord
 from cdc_sync.errors import MappingError, Problem
 from cdc_sync.mapping.labels import key_string
-from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.source import derived as derive
 from cdc_sync.source.connect import READ_FIX as _FIX
 from cdc_sync.source.connect import reading
+from cdc_sync.source.context import ShopContext
 from cdc_sync.source.derived import DerivedPlan
 from cdc_sync.source.digests import summary
 from cdc_sync.source.keys import KeyKind
-from cdc_sync.source.plan import ResourcePlan, resolve_fields
-from cdc_sync.source.reflect import ShopSchema
+from cdc_sync.source.plan import resolve_fields
 from cdc_sync.source.stream import Rows, RowShape, SourceRow, key_reader, merge, stream
 
-Planned = tuple[ResourcePlan | None, list[Problem]]
 _Derived = tuple[DerivedPlan | None, list[Problem]]
 
 
 class Deriving:
     """Plans and reads the derived resources; never writes, never disposes the engine."""
 
-    def __init__(self, engine: sa.Engine, mapping: LoadedMapping, schema: ShopSchema,
-                 catalogue: Catalogue, *, batch: int,
-                 plan_of: Callable[[str], Planned]) -> None:
-        self._engine = engine
-        self._mapping = mapping
-        self._schema = schema
-        self._catalogue = catalogue
-        self._batch = batch
-        # ShopSource's plans of the direct resources (a derived one is built from them).
-        self._plan_of = plan_of
+    def __init__(self, shop: ShopContext) -> None:
+        self._shop = shop
         self._cache: dict[Resource, _Derived] = {}
 
     def readings(self, resource: Resource, *, since: Any | None = None,
@@ -65,10 +52,10 @@ class Deriving:
         if not self.active(resource):
             return None
         derived = self.plan_or_raise(resource)
-        stmt = derived.changed(self._schema.dialect, since)
+        stmt = derived.changed(self._shop.schema.dialect, since)
         if stmt is None:
             return None
-        rows = stream(self._engine, stmt, batch=self._batch,
+        rows = stream(self._shop.engine, stmt, batch=self._shop.batch,
                       doing=f"reading the orders changed since {since} for {resource.value}")
         return Readings(_unmerged(rows, derived.key_label),
                         self.composer(resource, derived))
@@ -84,8 +71,8 @@ class Deriving:
             return None
         parts = []
         with reading(f"reading the checksum of what {resource.value} is derived from", _FIX,
-                     self._engine), self._engine.connect() as conn:
-            for stmt in derived.inputs(self._schema.dialect):
+                     self._shop.engine), self._shop.engine.connect() as conn:
+            for stmt in derived.inputs(self._shop.schema.dialect):
                 count, total = conn.execute(stmt).one()
                 parts.append(summary(count, total))
         return ";".join(parts)
@@ -102,15 +89,15 @@ class Deriving:
         """Composes derived rows; a guest keeps its first order (`_first_order`)."""
         keep = _first_order(derived.basis) if derived.basis else None
         return RowComposer(resource, derived.fields, {},
-                           self._mapping.spec.source_timezone, keep)
+                           self._shop.mapping.spec.source_timezone, keep)
 
     def rows(self, resource: Resource, derived: DerivedPlan, *, since: Any,
              keys: Sequence[str] | None,
              orders: Sequence[str] | None = None) -> Iterator[SourceRow]:
         """The derived rows (merged by key) in key order: changed since `since`, these `keys`,
         or those named by these `orders`' lines."""
-        stmt = derived.select(self._schema.dialect, since=since, keys=keys, orders=orders)
-        rows = stream(self._engine, stmt, batch=self._batch,
+        stmt = derived.select(self._shop.schema.dialect, since=since, keys=keys, orders=orders)
+        rows = stream(self._shop.engine, stmt, batch=self._shop.batch,
                       doing=f"deriving {resource.value} from orders",
                       bounded=keys is not None or orders is not None)
         return merge(rows, [derived.key_label], (derived.kind,), {}, resource=resource.value)
@@ -124,13 +111,13 @@ class Deriving:
 
     def active(self, resource: Resource) -> bool:
         """Whether the mapping produces this resource and it is a derived one."""
-        entry = self._catalogue.entry(resource)
+        entry = self._shop.catalogue.entry(resource)
         return entry is not None and entry.derived
 
     def derive(self, resource: Resource) -> _Derived:
         """The resource's plan (None when it does not fit) and its problems, planned once."""
         if resource not in self._cache:
-            with reading(f"reading the schema for {resource.value}", _FIX, self._engine):
+            with reading(f"reading the schema for {resource.value}", _FIX, self._shop.engine):
                 self._cache[resource] = (
                     self._derive_guests() if resource is Resource.GUEST_CUSTOMERS
                     else self._derive_deleted_products()
@@ -139,21 +126,22 @@ class Deriving:
 
     def _derive_guests(self) -> _Derived:
         problems = self._guest_spec_problems()
-        orders, _ = self._plan_of("orders")
+        orders, _ = self._shop.plan("orders")
         customers, customer_problems = None, list[Problem]()
-        if self._catalogue.spec(Resource.CUSTOMERS) is not None:
-            customers, customer_problems = self._plan_of("customers")
+        if self._shop.catalogue.spec(Resource.CUSTOMERS) is not None:
+            customers, customer_problems = self._shop.plan("customers")
         if orders is None or customer_problems:
             return None, problems  # the resources' own problems are reported with them
-        guest = self._mapping.spec.guest_customers
-        extra, found = resolve_fields(self._schema, self._mapping, ("guest_customers", "fields"),
-                                      guest.fields, orders.relation, orders.joins)
+        guest = self._shop.mapping.spec.guest_customers
+        extra, found = resolve_fields(self._shop.schema, self._shop.mapping,
+                                      ("guest_customers", "fields"), guest.fields,
+                                      orders.relation, orders.joins)
         problems += found
         plan = derive.guest_customers(orders, customers, extra, dict(guest.fields))
         return (plan if not problems else None), problems
 
     def _guest_spec_problems(self) -> list[Problem]:
-        orders = self._catalogue.spec(Resource.ORDERS)
+        orders = self._shop.catalogue.spec(Resource.ORDERS)
         assert orders is not None
         return [
             self._problem(
@@ -167,7 +155,7 @@ class Deriving:
         ]
 
     def _derive_deleted_products(self) -> _Derived:
-        fields = dict(self._mapping.spec.deleted_products.fields)
+        fields = dict(self._shop.mapping.spec.deleted_products.fields)
         missing = [name for name in ("name", "price") if name not in fields]
         problems = [] if not missing else [self._problem(
             ("deleted_products", "fields"),
@@ -176,7 +164,7 @@ class Deriving:
             f"add {', '.join(f'`{m}: <order-line column>`' for m in missing)} under "
             "deleted_products.fields, or set deleted_products.enabled: false",
         )]
-        products = self._catalogue.spec(Resource.PRODUCTS)
+        products = self._shop.catalogue.spec(Resource.PRODUCTS)
         id_spec = products.fields.get("id") if products is not None else None
         if id_spec is not None and id_spec.column is None and id_spec.expression is None:
             problems.append(self._problem(
@@ -184,19 +172,20 @@ class Deriving:
                 "deleted products need products.fields.id from a column or an expression",
                 "map id from a column, or set deleted_products.enabled: false",
             ))
-        orders_plan, _ = self._plan_of("orders")
-        products_plan, _ = self._plan_of("products")
+        orders_plan, _ = self._shop.plan("orders")
+        products_plan, _ = self._shop.plan("products")
         if orders_plan is None or products_plan is None:
             return None, problems  # the resources' own problems are reported with them
         lines = orders_plan.children["products"]
-        values, found = resolve_fields(self._schema, self._mapping, ("deleted_products", "fields"),
-                                       fields, lines.relation, lines.joins)
+        values, found = resolve_fields(self._shop.schema, self._shop.mapping,
+                                       ("deleted_products", "fields"), fields,
+                                       lines.relation, lines.joins)
         problems += found
         plan = derive.deleted_products(orders_plan, products_plan, values, fields)
         return (plan if not problems and plan is not None else None), problems
 
     def _problem(self, path: tuple[str | int, ...], what: str, fix: str) -> Problem:
-        return Problem(self._mapping.where(*path), what, fix)
+        return Problem(self._shop.mapping.where(*path), what, fix)
 
 
 def _unmerged(rows: Rows, key_label: str) -> Iterator[SourceRow]:

@@ -17,15 +17,16 @@ import sqlalchemy as sa
 from cdc_sync.core.catalogue import Catalogue, Entry
 from cdc_sync.core.records import Readings, RowComposer
 from cdc_sync.core.resources import Resource, SourceRecord
-from cdc_sync.errors import MappingError, Problem
+from cdc_sync.errors import Problem
 from cdc_sync.mapping.labels import key_string
 from cdc_sync.mapping.loader import LoadedMapping
 from cdc_sync.mapping.model import ResourceSpec
 from cdc_sync.source.check import Checker, spec_problems
 from cdc_sync.source.connect import READ_FIX as _FIX
 from cdc_sync.source.connect import reading
+from cdc_sync.source.context import Planned, ShopContext
 from cdc_sync.source.derived import DerivedPlan
-from cdc_sync.source.deriving import Deriving, Planned
+from cdc_sync.source.deriving import Deriving
 from cdc_sync.source.digests import digests_supported
 from cdc_sync.source.keys import KeySpan
 from cdc_sync.source.plan import ResourcePlan, plan_resource
@@ -59,13 +60,12 @@ class ShopSource:
         self._batch = batch_size
         self._schema = ShopSchema(engine)
         self._plans: dict[str, Planned] = {}
+        self._context = ShopContext(engine, mapping, self._schema, self.catalogue, batch_size,
+                                    self._plan)
         # Guest customers and deleted products, built from the direct resources' plans.
-        self._deriving = Deriving(engine, mapping, self._schema, self.catalogue,
-                                  batch=batch_size, plan_of=self._plan)
+        self._deriving = Deriving(self._context)
         # Changes in the tables a record reads (cursors on joins and children, watches).
-        self.tracking = Tracking(engine, mapping, self._schema, self.catalogue,
-                                 batch=batch_size, plan=self._plan,
-                                 plan_or_raise=self._plan_or_raise)
+        self.tracking = Tracking(self._context)
 
     def with_mapping(self, mapping: LoadedMapping) -> ShopSource:
         """The same shop read through another mapping (a held change's last applied one)."""
@@ -338,7 +338,4 @@ class ShopSource:
             yield from (j.table for j in [*spec.joins, *(j for c in children for j in c.joins)])
 
     def _plan_or_raise(self, name: str) -> ResourcePlan:
-        plan, problems = self._plan(name)
-        if plan is None:
-            raise MappingError(problems, title=f"{name} cannot be read as mapped")
-        return plan
+        return self._context.plan_or_raise(name)
