@@ -67,7 +67,9 @@ def _read_only_engine(parsed: URL) -> sa.Engine:
         if parsed.get_driver_name() == "psycopg":
             sa.event.listen(engine, "connect", register_lenient_dates)
         return engine
-    connect_args = _mysqldb_lenient_dates() if parsed.get_driver_name() == "mysqldb" else {}
+    driver = parsed.get_driver_name()
+    connect_args = (_mysqldb_lenient_dates() if driver == "mysqldb"
+                    else _pymysql_fast_dates() if driver == "pymysql" else {})
     engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
     if backend in ("mysql", "mariadb"):
         sa.event.listen(engine, "connect", _mysql_read_only)
@@ -113,6 +115,13 @@ def _mysqldb_lenient_dates() -> dict[str, Any]:
                         (field_type.DATE, times.Date_or_None)):
         conv[code] = _or_text(parse)
     return {"conv": conv}
+
+
+def _pymysql_fast_dates() -> dict[str, Any]:
+    # Imported here: PyMySQL takes 30 ms to import, which PostgreSQL and SQLite shops skip.
+    from cdc_sync.source.mysqltypes import pymysql_connect_args
+
+    return pymysql_connect_args()
 
 
 def _or_text(parse: Callable[[str], Any]) -> Callable[[str], Any]:
