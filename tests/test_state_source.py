@@ -244,3 +244,52 @@ def test_a_clean_send_keeps_a_recheck_still_ahead_and_ends_one_that_is_due(
     assert _due(store, now) == ["b"]
     store.mark_synced("orders", [_synced("b", fp="again")])
     assert _due(store, now + timedelta(days=1)) == ["a"]
+
+
+# -- a record synced again (Outcome.synced_before: updated in place) ---------------------------
+
+def _again(key: str, fp: str, metrilo_id: str | None = None) -> Outcome:
+    return replace(_synced(key, fp=fp), metrilo_id=metrilo_id or key, synced_before=True)
+
+
+def test_a_record_synced_again_is_one_update_in_place(
+    store: StateStore, engine: sa.Engine,
+) -> None:
+    store.mark_synced("orders", [_synced("a", source="s1"), _synced("b", source="s1")])
+    with StatementCounter(engine) as counter:
+        store.mark_synced("orders", [_again("a", "f2"), _again("b", "f2"), _synced("c")])
+    writes = [s.split()[0].upper() for s, _ in counter.statements
+              if s.split()[0].upper() in ("INSERT", "UPDATE")]
+    assert writes == ["UPDATE", "INSERT"]  # the new one alone is upserted
+    rows = store.lookup("orders", ["a", "b", "c"])
+    assert {k: (r.status.value, r.synced_fingerprint, r.metrilo_id) for k, r in rows.items()} == {
+        "a": ("synced", "f2", "a"), "b": ("synced", "f2", "b"), "c": ("synced", "f", "c")}
+    assert store.source_marks("orders", ["a"]) == {"a": SourceMark("s", False)}
+
+
+def test_a_record_synced_again_whose_row_changed_since_it_was_planned_is_written_whole(
+    store: StateStore,
+) -> None:
+    store.mark_synced("orders", [_synced("p"), _synced("m"), _synced("g"), _synced("ok")])
+    store.mark_pending("orders", [Outcome("p", "p", "f1", reason="503")])  # failed since
+    store.mark_synced("orders", [Outcome("m", "old@x", "f")])  # another Metrilo id since
+    store.mark_gone("orders", ["g"])
+    store.mark_synced("orders", [_again("p", "f2"), _again("m", "f2", "new@x"),
+                                 _again("g", "f2"), _again("ok", "f2")])
+    rows = store.lookup("orders", ["p", "m", "g", "ok"])
+    assert {k: (r.status.value, r.synced_fingerprint, r.metrilo_id, r.attempts, r.last_error)
+            for k, r in rows.items()} == {
+        "p": ("synced", "f2", "p", 0, None), "m": ("synced", "f2", "new@x", 0, None),
+        "g": ("synced", "f2", "g", 0, None), "ok": ("synced", "f2", "ok", 0, None)}
+    assert list(store.iter_pending_keys("orders")) == []
+
+
+def test_a_record_synced_again_keeps_a_recheck_still_ahead_and_ends_one_that_is_due(
+    store: StateStore,
+) -> None:
+    now = datetime.now(UTC)
+    store.mark_synced("orders", [replace(_synced("a"), recheck_after=now + timedelta(minutes=5)),
+                                 replace(_synced("b"), recheck_after=now - timedelta(seconds=1))])
+    store.mark_synced("orders", [_again("a", "newer"), _again("b", "again")])
+    assert _due(store, now + timedelta(days=1)) == ["a"]
+    assert store.lookup("orders", ["a"])["a"].synced_fingerprint == "newer"

@@ -253,7 +253,7 @@ class Planner:
             row = rows.get(prepared.key)
             if row is not None and row.status is not Status.GONE and not duplicate:
                 self.seen_live += 1
-            outcome = self._outcome(prepared)
+            outcome = self._outcome(prepared, row)
             change = self._classify(outcome, row, resend_known)
             counts.bump(_COUNT_OF_CHANGE[change])
             if change is Change.UNCHANGED and not duplicate:
@@ -296,7 +296,7 @@ class Planner:
             return Change.FORCED
         return change
 
-    def _outcome(self, prepared: Prepared) -> Outcome:
+    def _outcome(self, prepared: Prepared, row: StateRow | None) -> Outcome:
         """The record's outcome-to-be (state keeps its canonical JSON, or what it says)."""
         return Outcome(
             key=prepared.key,
@@ -305,6 +305,8 @@ class Planner:
             tags=prepared.tags,
             payload=(prepared.kept or prepared.body.decode()) if self.keep_payloads else None,
             source_fingerprint=prepared.source_fingerprint,
+            synced_before=(row is not None and row.status is Status.SYNCED
+                           and row.metrilo_id == prepared.metrilo_id),
         )
 
     def _split_waiting(

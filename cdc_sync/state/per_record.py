@@ -40,6 +40,13 @@ def _unique(outcomes: Sequence[Outcome]) -> Iterator[Outcome]:
     return iter({o.key: o for o in outcomes}.values())
 
 
+def _in_place(outcome: Outcome) -> bool:
+    """Whether marking this outcome synced may update its row in place (statements'
+    _SYNCED_AGAIN): synced before under this id, and no recheck to schedule."""
+    return (outcome.synced_before and outcome.recheck_after is None
+            and outcome.metrilo_id is not None)
+
+
 class PerRecordState(StateAccess):
     """State rows by key: read a chunk's, write each batch's outcomes."""
 
@@ -71,18 +78,40 @@ class PerRecordState(StateAccess):
         return {key: SourceMark(fp, bool(kept)) for key, fp, kept in rows}
 
     def mark_synced(self, resource: str, outcomes: Sequence[Outcome]) -> None:
-        """Metrilo answered 200 for these: synced at their fingerprint, with their tags."""
+        """Metrilo answered 200 for these: synced at their fingerprint, with their tags.
+
+        One transaction. Records state held synced under the same Metrilo id (most of an
+        incremental cycle's) are updated in place, leaving the status and Metrilo-id indexes
+        alone; should fewer rows match than were given (state changed since they were
+        planned), those are written whole as the others are."""
         if not outcomes:
             return
         now = self._hot.db_time(utc_now())
+        unique = list(_unique(outcomes))
+        again = [o for o in unique if _in_place(o)]
+        whole = [o for o in unique if not _in_place(o)]
+        with self._errors(f"record {len(unique)} synced {resource}"), \
+                self._engine.begin() as conn:
+            if again:
+                updated = conn.exec_driver_sql(self._hot.synced_again, [
+                    (o.fingerprint, o.fingerprint, tags_json(o.tags), now, now, o.payload,
+                     o.source_fingerprint, now, resource, o.key, o.metrilo_id)
+                    for o in again
+                ]).rowcount
+                if updated != len(again):  # some changed meanwhile (or no count): upsert
+                    whole += again
+            if whole:
+                conn.exec_driver_sql(self._hot.synced, self._synced_params(resource, whole, now))
+
+    def _synced_params(self, resource: str, outcomes: Sequence[Outcome],
+                       now: object) -> list[tuple[object, ...]]:
         bind_time = self._hot.db_time
-        params = [
+        return [
             (resource, o.key, o.metrilo_id, o.fingerprint, o.fingerprint, tags_json(o.tags),
              now, now, o.payload, o.source_fingerprint,
              None if o.recheck_after is None else bind_time(o.recheck_after))
-            for o in _unique(outcomes)
+            for o in outcomes
         ]
-        self._write_sql(f"record {len(params)} synced {resource}", self._hot.synced, params)
 
     def mark_rejected(self, resource: str, outcomes: Sequence[Outcome]) -> None:
         """Invalid as sent: rejected with the reason until the record changes or is retried."""

@@ -60,6 +60,10 @@ class Outcome:
     # When set: send this record once more after this time (an attempt with an unknown
     # outcome may still be applied by Metrilo, over this version).
     recheck_after: datetime | None = None
+    # State held this record synced under this same Metrilo id when it was planned (a record
+    # sent again): marking it synced changes neither its status nor its id, which lets the
+    # write skip their indexes (StateStore.mark_synced; checked there, never trusted blindly).
+    synced_before: bool = False
 
     def with_reason(self, reason: str) -> Outcome:
         """The same outcome, with why it was rejected or left pending."""
