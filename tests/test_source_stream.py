@@ -16,7 +16,7 @@ from cdc_sync.core.resources import Resource
 from cdc_sync.errors import MappingError, SourceError
 from cdc_sync.mapping.loader import LoadedMapping, parse_mapping
 from cdc_sync.source import ShopSource, connect_shop
-from cdc_sync.source.driver import driver_sql
+from cdc_sync.source.driver import driver_statement
 from cdc_sync.source.keys import KeySpan
 from cdc_sync.source.stream import stream
 
@@ -171,7 +171,7 @@ def test_a_slice_of_numeric_keys_is_read_as_a_statement_without_parameters(
     shop: sa.Engine,
 ) -> None:
     """Numeric span bounds are written into the SQL, so a reconciliation slice is read like
-    a full read: straight from the driver on PostgreSQL and MariaDB (driver.driver_sql)."""
+    a full read: straight from the driver on PostgreSQL and MariaDB, with no parameter to bind."""
     text = """
         categories:
           table: brands
@@ -545,11 +545,11 @@ _TYPED_ROWS = {
 }
 
 
-def test_a_full_read_gives_the_values_a_read_through_sqlalchemy_gives(shop_url: str) -> None:
-    # A statement without parameters is read from the driver, one with parameters through
-    # SQLAlchemy's result: the same rows, the same value types (SQLAlchemy's result
-    # processors apply: BIT and SET on MariaDB), so records and marks do not depend on
-    # which read found them.
+def test_a_read_from_the_driver_gives_the_values_a_read_through_sqlalchemy_gives(
+        shop_url: str) -> None:
+    # Reads with and without parameters come from the driver, with the same rows and value
+    # types as SQLAlchemy's result (its result processors apply: BIT and SET on MariaDB), so
+    # records and marks do not depend on which read found them.
     backend = sa.make_url(shop_url).get_backend_name()
     if backend not in _TYPED_COLUMNS:
         pytest.skip("SQLite is read through SQLAlchemy only")
@@ -571,14 +571,16 @@ def test_mysqlclient_full_reads_come_from_the_driver_with_the_same_values(
     assert (full[0][9], full[0][10]) == (5, {"x", "y"})
     engine = connect_shop(mysqldb_url.render_as_string(False))
     try:
-        assert driver_sql(engine, sa.select(sa.literal_column("1"))) == "SELECT 1"
+        statement = driver_statement(engine, sa.select(sa.literal_column("1")))
+        assert statement is not None
+        assert statement.sql == "SELECT 1"
     finally:
         engine.dispose()
 
 
 def _read_typed_both_ways(writer_url: str, reader_url: str) -> list[Any]:
-    """The typed table's rows read in full (from the driver), once asserted equal to those a
-    keyed statement reads (through SQLAlchemy), value types included."""
+    """The typed table's rows read in full and by a statement with parameters (both from the
+    driver), once asserted equal to those SQLAlchemy's result gives, value types included."""
     backend = sa.make_url(writer_url).get_backend_name()
     writer = sa.create_engine(writer_url)
     with writer.begin() as conn:
@@ -593,13 +595,15 @@ def _read_typed_both_ways(writer_url: str, reader_url: str) -> list[Any]:
             sa.text("note LIKE '%100%' OR note IS NULL")).order_by(things.c.id)
         keyed = everything.where(things.c.id > sa.bindparam("low", 0))
         full = list(stream(engine, everything, doing="reading things").rows)
-        through_sqlalchemy = [tuple(row) for row in
-                              stream(engine, keyed, doing="reading things").rows]
+        with_parameters = list(stream(engine, keyed, doing="reading things").rows)
+        with engine.connect() as conn:
+            through_sqlalchemy = [tuple(row) for row in conn.execute(keyed)]
     finally:
         engine.dispose()
     assert len(full) == 2
-    assert all(type(row) is tuple for row in full)  # the driver's own rows
-    assert full == through_sqlalchemy
-    assert [[type(v) for v in row] for row in full] == [
-        [type(v) for v in row] for row in through_sqlalchemy]
+    assert all(type(row) is tuple for row in full + with_parameters)  # the driver's own rows
+    assert full == with_parameters == through_sqlalchemy
+    types = [[type(v) for v in row] for row in through_sqlalchemy]
+    assert [[type(v) for v in row] for row in full] == types
+    assert [[type(v) for v in row] for row in with_parameters] == types
     return full

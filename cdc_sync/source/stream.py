@@ -23,7 +23,7 @@ from cdc_sync.errors import SourceError
 from cdc_sync.mapping.labels import key_string
 from cdc_sync.source.connect import source_error
 from cdc_sync.source.digests import COUNT_LABEL, DIGEST_LABEL, summary
-from cdc_sync.source.driver import driver_batches, driver_sql
+from cdc_sync.source.driver import driver_batches, driver_statement
 from cdc_sync.source.keys import KeyKind, normalize
 
 DEFAULT_BATCH = 1000
@@ -102,18 +102,19 @@ def stream(engine: sa.Engine, stmt: sa.Select[Any], *, doing: str,
 
     Fetched in this thread on purpose: a thread reading ahead let the database work while we
     compose, but it took the GIL each time the state DB's SQLite calls released it, and the
-    cycle came out slower (measured: bench/README.md). On PostgreSQL and PyMySQL a statement
-    without parameters (every full read) is read straight from the driver (`driver.py`).
-    `bounded`: the statement reads at most a chunk of keys (and their children), so it is
-    fetched in one round trip, not through a server-side cursor (DECLARE, FETCH 1, FETCH
-    999, FETCH 1000, CLOSE: an incremental cycle reads pending and followed records by key,
-    a few rows a statement).
+    cycle came out slower (measured: bench/README.md). On PostgreSQL, PyMySQL and mysqlclient
+    every statement is read straight from the driver (`driver.py`), its parameters bound as
+    SQLAlchemy binds them: one round trip, where SQLAlchemy's server-side cursor took DECLARE,
+    FETCH 1, FETCH 999, FETCH 1000 and CLOSE, and SQLAlchemy's execution and Row objects cost
+    more CPU than the rows of an incremental cycle's small reads. `bounded`: the statement
+    reads at most a chunk of keys (and their children), so it is fetched whole at once (an
+    incremental cycle reads pending and followed records by key, a few rows a statement).
     """
     labels = tuple(stmt.selected_columns.keys())
-    sql = driver_sql(engine, stmt)
-    batches = (_fetch(engine, stmt, doing, batch, bounded) if sql is None
-               else driver_batches(engine, stmt, sql, batch, lambda exc: source_error(
-                   exc, doing, _READ_FIX, engine)))
+    statement = driver_statement(engine, stmt)
+    batches = (_fetch(engine, stmt, doing, batch, bounded) if statement is None
+               else driver_batches(engine, stmt, statement, batch, lambda exc: source_error(
+                   exc, doing, _READ_FIX, engine), bounded=bounded))
     return Rows(labels, itertools.chain.from_iterable(batches), batches)
 
 
