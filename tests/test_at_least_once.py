@@ -13,45 +13,33 @@ import random
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from cdc_sync.core.diff import fingerprint
 from cdc_sync.core.resources import Resource
 from cdc_sync.demo import mutate
 from cdc_sync.metrilo.retry import RetryPolicy
 from cdc_sync.state import Status
-from helpers.backends import COMBINATIONS, database_urls
+from helpers.backends import COMBINATIONS, FEW_COMBINATIONS
 from helpers.cli import cli_env, command, run_cli
-from helpers.world import ShopSize, World, demo_world
+from helpers.world import ShopSize, World
+from helpers.worlds import world_fixture
 
 THOUSANDS = ShopSize(customers=300, categories=6, products=60, orders=1500)
 KILLS = 3
-# Each process takes a second or two to start: two combinations cover both state backends
-# and the two server shops; the fault test below runs on all three.
-KILL_COMBINATIONS = [COMBINATIONS[0], COMBINATIONS[2]]
 
 
 def _always_full(mapping: dict[str, Any]) -> None:
     mapping["sync"] = {"full_reconcile_minutes": 0}
 
 
-@pytest.fixture(params=KILL_COMBINATIONS)
-def world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
-    shop_url, state_url = database_urls(request, tmp_path, *request.param)
-    with demo_world(tmp_path, shop_url, state_url, size=THOUSANDS) as built:
-        yield built
+# Each process takes a second or two to start: two combinations cover both state backends
+# and the two server shops; the fault test below runs on all three.
+world = world_fixture(FEW_COMBINATIONS, size=THOUSANDS)
 
 
-@pytest.fixture(params=COMBINATIONS)
-def full_world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
-    """Every cycle reads fully, so deletes and derived records are settled every cycle."""
-    shop_url, state_url = database_urls(request, tmp_path, *request.param)
-    with demo_world(tmp_path, shop_url, state_url, edit=_always_full) as built:
-        yield built
+# Every cycle reads fully, so deletes and derived records are settled every cycle.
+full_world = world_fixture(COMBINATIONS, edit=_always_full)
 
 
 def _held(world: World) -> int:

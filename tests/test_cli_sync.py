@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
@@ -16,16 +14,11 @@ from cdc_sync.cli import cli
 from cdc_sync.core.resources import Resource
 from cdc_sync.demo import mutate, schema
 from cdc_sync.state import Status
-from helpers.backends import database_urls
 from helpers.cli import run_cli
-from helpers.world import SECRET, World, demo_world
+from helpers.world import SECRET, World
+from helpers.worlds import world_fixture
 
-
-@pytest.fixture
-def world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
-    shop_url, state_url = database_urls(request, tmp_path, "sqlite", "sqlite")
-    with demo_world(tmp_path, shop_url, state_url) as built:
-        yield built
+world = world_fixture()
 
 
 def _customer_with_orders(world: World) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from cdc_sync.state import StateStore
 from helpers.backends import database_urls
 from helpers.cli import run_cli
 from helpers.world import SECRET, TOKEN, World, demo_world
+from helpers.worlds import world_fixture
 
 CHUNK = 40  # several chunks per resource, so chunks are composed while others are planned
 
@@ -38,11 +39,7 @@ BOTH_SHOPS = [
 ]
 
 
-@pytest.fixture(params=BOTH_SHOPS)
-def world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
-    shop_url, state_url = database_urls(request, tmp_path, *request.param)
-    with demo_world(tmp_path, shop_url, state_url) as built:
-        yield built
+world = world_fixture(BOTH_SHOPS)
 
 
 class Recording(httpx.BaseTransport):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,8 @@ from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.demo import mutate, schema
 from cdc_sync.state import StateStore, Status
 from cdc_sync.state.engine import create_state_engine
-from helpers.backends import database_urls
-from helpers.world import ShopSize, World, demo_world
+from helpers.world import ShopSize, World
+from helpers.worlds import world_fixture, world_on
 
 FULL = CycleOptions(full=True)
 
@@ -24,11 +23,7 @@ def _always_full(mapping: dict[str, Any]) -> None:
     mapping["sync"] = {"full_reconcile_minutes": 0}
 
 
-@pytest.fixture
-def world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
-    shop_url, state_url = database_urls(request, tmp_path, "sqlite", "sqlite")
-    with demo_world(tmp_path, shop_url, state_url, edit=_always_full) as built:
-        yield built
+world = world_fixture(edit=_always_full)
 
 
 def _lonely_customers(world: World, count: int) -> list[tuple[int, str]]:
@@ -95,8 +90,7 @@ def test_an_emptied_table_trips_the_guard_before_anything_is_sent_or_marked_gone
 def test_an_emptied_table_stops_its_derived_resource_in_incremental_cycles_too(
     tmp_path: Path, request: pytest.FixtureRequest,
 ) -> None:
-    shop_url, state_url = database_urls(request, tmp_path, "sqlite", "sqlite")
-    with demo_world(tmp_path, shop_url, state_url) as world:  # cursor mode, no full reads
+    with world_on(request, tmp_path) as world:  # cursor mode, no full reads
         world.sync()
         sent_before = _items_sent(world, "products")
         with world.shop.begin() as conn:
@@ -127,9 +121,8 @@ def test_an_emptied_customer_table_sends_no_guest_customers(world: World) -> Non
 def test_a_where_that_hides_half_the_rows_trips_the_sampled_guard(
     tmp_path: Path, request: pytest.FixtureRequest,
 ) -> None:
-    shop_url, state_url = database_urls(request, tmp_path, "sqlite", "sqlite")
     size = ShopSize(customers=900, categories=5, products=20, orders=100)
-    with demo_world(tmp_path, shop_url, state_url, size=size, edit=_always_full) as world:
+    with world_on(request, tmp_path, size=size, edit=_always_full) as world:
         world.sync()
         sent_before = _items_sent(world, "customers")
 
@@ -215,20 +208,19 @@ def test_on_delete_status_keeps_payloads_of_orders_synced_before_it_was_set(
 def test_many_gone_orders_are_looked_up_in_chunks_of_at_most_1000(
     tmp_path: Path, request: pytest.FixtureRequest,
 ) -> None:
-    shop_url, state_url = database_urls(request, tmp_path, "sqlite", "sqlite")
     size = ShopSize(customers=50, categories=5, products=20, orders=1300)
 
     def status_and_no_guard(mapping: dict[str, Any]) -> None:
         mapping["sync"] = {"full_reconcile_minutes": 0, "delete_guard": 1.0}
         mapping["orders"]["on_delete"] = {"action": "status", "status": "deleted"}
 
-    with demo_world(tmp_path, shop_url, state_url, size=size, edit=status_and_no_guard) as world:
+    with world_on(request, tmp_path, size=size, edit=status_and_no_guard) as world:
         world.sync()
         with world.shop.begin() as conn:
             for table in (schema.order_lines, schema.order_coupons):
                 conn.execute(table.delete().where(table.c.order_id <= 1200))
             conn.execute(schema.orders.delete().where(schema.orders.c.id <= 1200))
-        engine = create_state_engine(state_url)
+        engine = create_state_engine(world.state_url)
         largest: list[int] = []
 
         def parameters(_c: Any, _cur: Any, _stmt: str, params: Any, _ctx: Any,

@@ -6,8 +6,6 @@ orders Metrilo would silently drop); every test ends by comparing it with the sh
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,23 +17,15 @@ from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.demo import mutate, schema
 from cdc_sync.errors import MetriloFatalError
 from cdc_sync.state import Status
-from helpers.backends import COMBINATIONS, database_urls
+from helpers.backends import COMBINATIONS
 from helpers.transports import Gatekeeper
-from helpers.world import World, demo_world
+from helpers.world import World
+from helpers.worlds import world_fixture
+
+world = world_fixture()
 
 
-@pytest.fixture
-def world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
-    shop_url, state_url = database_urls(request, tmp_path, "sqlite", "sqlite")
-    with demo_world(tmp_path, shop_url, state_url) as built:
-        yield built
-
-
-@pytest.fixture(params=COMBINATIONS)
-def any_world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
-    shop_url, state_url = database_urls(request, tmp_path, *request.param)
-    with demo_world(tmp_path, shop_url, state_url) as built:
-        yield built
+any_world = world_fixture(COMBINATIONS)
 
 
 def _scalar(world: World, stmt: sa.Select[Any]) -> int:

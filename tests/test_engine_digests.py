@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,9 +20,9 @@ from cdc_sync.demo import mutate, schema
 from cdc_sync.source import ShopSource, connect_shop
 from cdc_sync.source.digests import COUNT_LABEL, DIGEST_LABEL
 from cdc_sync.state import StateStore
-from helpers.backends import database_urls
 from helpers.cli import run_cli
-from helpers.world import World, demo_world
+from helpers.world import World
+from helpers.worlds import world_fixture
 
 FULL = CycleOptions(full=True)
 DIGESTING = [
@@ -32,11 +31,7 @@ DIGESTING = [
 ]
 
 
-@pytest.fixture(params=DIGESTING)
-def world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
-    shop_url, state_url = database_urls(request, tmp_path, *request.param)
-    with demo_world(tmp_path, shop_url, state_url) as built:
-        yield built
+world = world_fixture(DIGESTING)
 
 
 @contextmanager

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import textwrap
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,9 @@ from cdc_sync.mapping.loader import parse_mapping
 from cdc_sync.source import ShopSource, connect_shop
 from cdc_sync.state import StateStore, Status
 from cdc_sync.state.engine import create_state_engine
-from helpers.backends import COMBINATIONS, database_urls
-from helpers.world import World, demo_world
+from helpers.backends import COMBINATIONS
+from helpers.world import World
+from helpers.worlds import world_fixture, world_on
 
 HOUR_LATER = 3700.0  # past sync.full_reconcile_minutes: the window's rest is read at once
 LATE_ORDER = 190  # beyond the first reconciliation slices of the 200 demo orders
@@ -31,18 +31,10 @@ def _later(seconds: float) -> float:
     return time.time() + seconds
 
 
-@pytest.fixture
-def world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
-    shop_url, state_url = database_urls(request, tmp_path, "sqlite", "sqlite")
-    with demo_world(tmp_path, shop_url, state_url) as built:
-        yield built
+world = world_fixture()
 
 
-@pytest.fixture(params=COMBINATIONS)
-def any_world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
-    shop_url, state_url = database_urls(request, tmp_path, *request.param)
-    with demo_world(tmp_path, shop_url, state_url) as built:
-        yield built
+any_world = world_fixture(COMBINATIONS)
 
 
 def _write_order(world: World, order_id: int, *, status: int, updated_at: datetime) -> None:
@@ -250,8 +242,7 @@ def test_records_read_by_key_bind_their_keys_as_one_array_on_postgresql(
     cannot decide are read by key, up to 1,000 a query: on PostgreSQL each key list is one
     array parameter (SQLAlchemy and psycopg spent ~8 ms per 1,000 placeholders), the orders'
     child collections included, and each statement is fetched at once."""
-    shop_url, state_url = database_urls(request, tmp_path, "postgresql", "sqlite")
-    with demo_world(tmp_path, shop_url, state_url) as world:
+    with world_on(request, tmp_path, "postgresql", "sqlite") as world:
         engine = connect_shop(world.shop_url)
         source = ShopSource(engine, world.mapping)
         bound: list[int] = []

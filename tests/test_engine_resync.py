@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
 from cdc_sync.core.report import CycleReport, ResourceCounts
@@ -18,24 +15,17 @@ from cdc_sync.cycle.resync import active_resync, run_resync
 from cdc_sync.demo import mutate
 from cdc_sync.state import Status
 from cdc_sync.state.engine import create_state_engine
-from helpers.backends import database_urls
-from helpers.world import World, demo_world
+from helpers.backends import BOTH_STATES
+from helpers.world import World
+from helpers.worlds import world_fixture
 
 DRY = CycleOptions(dry_run=True)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
-    shop_url, state_url = database_urls(request, tmp_path, "sqlite", request.param)
-    with demo_world(tmp_path, shop_url, state_url) as built:
-        yield built
+world = world_fixture(BOTH_STATES)
 
 
-@pytest.fixture
-def sqlite_world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
-    shop_url, state_url = database_urls(request, tmp_path, "sqlite", "sqlite")
-    with demo_world(tmp_path, shop_url, state_url) as built:
-        yield built
+sqlite_world = world_fixture()
 
 
 def _sent(world: World) -> int:

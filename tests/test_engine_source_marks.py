@@ -4,27 +4,21 @@ and never misses a change because of it (child rows, mapping edits, values maske
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
 from cdc_sync.core.resources import Resource
 from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.demo import mutate, schema
-from helpers.backends import COMBINATIONS, database_urls
-from helpers.world import World, demo_world
+from helpers.backends import COMBINATIONS
+from helpers.world import World
+from helpers.worlds import world_fixture
 
 FULL = CycleOptions(full=True)
 
 
-@pytest.fixture(params=COMBINATIONS)
-def world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
-    shop_url, state_url = database_urls(request, tmp_path, *request.param)
-    with demo_world(tmp_path, shop_url, state_url) as built:
-        yield built
+world = world_fixture(COMBINATIONS)
 
 
 def _order_keys(world: World) -> list[str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,19 +24,16 @@ from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.demo import mutate, schema
 from cdc_sync.state.engine import create_state_engine
 from cdc_sync.state.tables import sync_state
-from helpers.backends import COMBINATIONS, database_urls
+from helpers.backends import COMBINATIONS
 from helpers.world import World, demo_world
+from helpers.worlds import world_fixture
 
 GUESTS = Resource.GUEST_CUSTOMERS
 HOUR_LATER = 3700.0  # past sync.full_reconcile_minutes: the guests' full read is due
 EMAIL = "walk.in@example.org"
 
 
-@pytest.fixture(params=COMBINATIONS)
-def world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
-    shop_url, state_url = database_urls(request, tmp_path, *request.param)
-    with demo_world(tmp_path, shop_url, state_url) as built:
-        yield built
+world = world_fixture(COMBINATIONS)
 
 
 def _now() -> datetime:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,19 +18,16 @@ from cdc_sync.cycle.reconcile import progress
 from cdc_sync.demo import mutate, schema
 from cdc_sync.source import ShopSource, connect_shop
 from cdc_sync.source.derived import GUEST_KEY
-from helpers.backends import COMBINATIONS, database_urls
-from helpers.world import World, demo_world
+from helpers.backends import COMBINATIONS
+from helpers.world import World
+from helpers.worlds import world_fixture
 
 GUESTS = Resource.GUEST_CUSTOMERS
 FULL = CycleOptions(full=True)
 EMAIL = "walk.in@example.org"
 
 
-@pytest.fixture(params=COMBINATIONS)
-def world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
-    shop_url, state_url = database_urls(request, tmp_path, *request.param)
-    with demo_world(tmp_path, shop_url, state_url) as built:
-        yield built
+world = world_fixture(COMBINATIONS)
 
 
 class Derivations:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -26,9 +25,10 @@ from cdc_sync.source.plan import plan_resource
 from cdc_sync.source.query import rows_select
 from cdc_sync.source.reflect import ShopSchema
 from cdc_sync.source.sample import sample_findings
-from helpers.backends import COMBINATIONS, database_urls
+from helpers.backends import COMBINATIONS
 from helpers.cli import run_cli
 from helpers.world import World, demo_world
+from helpers.worlds import world_fixture
 
 FILE = Path("mappings.yaml")
 
@@ -79,12 +79,11 @@ def add_texts(shop: sa.Engine) -> None:
         ])
 
 
-@pytest.fixture(params=COMBINATIONS)
-def world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
-    shop_url, state_url = database_urls(request, tmp_path, *request.param)
-    with demo_world(tmp_path, shop_url, state_url) as built:
-        add_texts(built.shop)
-        yield built
+def _texts_added(world: World) -> None:
+    add_texts(world.shop)
+
+
+world = world_fixture(COMBINATIONS, prepare=_texts_added)
 
 
 # --- constant join conditions ---

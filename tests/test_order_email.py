@@ -8,20 +8,18 @@ instead, with a reason `status` and `rejected` show, and sent again once it has 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
 from cdc_sync.core.resources import Resource
 from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.demo import schema
 from cdc_sync.state import Status
-from helpers.backends import COMBINATIONS, database_urls
+from helpers.backends import COMBINATIONS
 from helpers.cli import run_cli
-from helpers.world import ShopSize, World, demo_world
+from helpers.world import ShopSize, World
+from helpers.worlds import world_fixture
 
 
 def _email_through_a_join(data: dict[str, Any]) -> None:
@@ -31,13 +29,8 @@ def _email_through_a_join(data: dict[str, Any]) -> None:
     data["guest_customers"] = {"enabled": False}
 
 
-@pytest.fixture(params=COMBINATIONS)
-def world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
-    shop_url, state_url = database_urls(request, tmp_path, *request.param)
-    size = ShopSize(customers=8, categories=2, products=5, orders=30)
-    with demo_world(tmp_path, shop_url, state_url, size=size,
-                    edit=_email_through_a_join) as built:
-        yield built
+world = world_fixture(COMBINATIONS, edit=_email_through_a_join,
+                      size=ShopSize(customers=8, categories=2, products=5, orders=30))
 
 
 def _an_order_of_a_customer(world: World) -> tuple[str, int]:

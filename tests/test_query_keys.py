@@ -20,9 +20,10 @@ from cdc_sync.core.resources import Resource
 from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.mapping.loader import parse_mapping
 from cdc_sync.source import ShopSource, connect_shop
-from helpers.backends import COMBINATIONS, database_urls
+from helpers.backends import COMBINATIONS
 from helpers.cli import run_cli
-from helpers.world import ShopSize, World, demo_world
+from helpers.world import ShopSize, World
+from helpers.worlds import world_fixture
 
 MAPPING = """
     categories:
@@ -91,13 +92,8 @@ def _categories_from_a_query(data: dict[str, Any]) -> None:
     }
 
 
-@pytest.fixture(params=COMBINATIONS)
-def world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
-    shop_url, state_url = database_urls(request, tmp_path, *request.param)
-    size = ShopSize(customers=5, categories=4, products=5, orders=10)
-    with demo_world(tmp_path, shop_url, state_url, size=size,
-                    edit=_categories_from_a_query) as built:
-        yield built
+world = world_fixture(COMBINATIONS, edit=_categories_from_a_query,
+                      size=ShopSize(customers=5, categories=4, products=5, orders=10))
 
 
 def test_a_query_source_syncs_and_previews_after_its_first_sync(world: World) -> None:

@@ -10,10 +10,9 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from cdc_sync.core.report import CycleReport
@@ -22,10 +21,11 @@ from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.cycle.reconcile import Window, progress
 from cdc_sync.demo import mutate, schema
 from cdc_sync.state import Status
-from helpers.backends import COMBINATIONS, database_urls
+from helpers.backends import COMBINATIONS, FEW_COMBINATIONS
 from helpers.cli import cli_env, command, run_cli
 from helpers.outages import DaemonProcess, wait_until
 from helpers.world import ShopSize, World, demo_world
+from helpers.worlds import world_fixture
 
 INTERVAL = 60.0
 EVERY_MINUTE = dict.fromkeys(Resource, INTERVAL)
@@ -42,11 +42,7 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(params=COMBINATIONS)
-def world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
-    shop_url, state_url = database_urls(request, tmp_path, *request.param)
-    with demo_world(tmp_path, shop_url, state_url) as built:
-        yield built
+world = world_fixture(COMBINATIONS)
 
 
 def _cycle(world: World, clock: Clock) -> CycleReport:
@@ -170,14 +166,8 @@ def test_the_delete_guard_holds_per_slice(world: World) -> None:
 
 SLICED = ShopSize(customers=100, categories=5, products=30, orders=1500)
 SLICE = 100  # 1500 orders over a 15-minute window of 60-second one-shot syncs
-KILL_COMBINATIONS = [COMBINATIONS[0], COMBINATIONS[2]]  # both state backends, a server shop
 
-
-@pytest.fixture(params=KILL_COMBINATIONS)
-def sliced_world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
-    shop_url, state_url = database_urls(request, tmp_path, *request.param)
-    with demo_world(tmp_path, shop_url, state_url, size=SLICED) as built:
-        yield built
+sliced_world = world_fixture(FEW_COMBINATIONS, size=SLICED)
 
 
 def _accepted(world: World) -> int:

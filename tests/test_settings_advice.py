@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,16 +15,11 @@ import sqlalchemy as sa
 
 from cdc_sync.daemon.settings import DaemonSettings
 from cdc_sync.settings import Settings, usual_url
-from helpers.backends import database_urls
 from helpers.cli import run_cli
-from helpers.world import World, demo_world
+from helpers.world import World
+from helpers.worlds import world_fixture, world_on
 
-
-@pytest.fixture
-def world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
-    shop_url, state_url = database_urls(request, tmp_path, "sqlite", "sqlite")
-    with demo_world(tmp_path, shop_url, state_url) as built:
-        yield built
+world = world_fixture()
 
 
 def _bare(url: str) -> str:
@@ -38,9 +32,8 @@ def _bare(url: str) -> str:
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
 def test_a_shop_url_without_a_driver_is_read(tmp_path: Path, request: pytest.FixtureRequest,
                                              backend: str) -> None:
-    shop_url, state_url = database_urls(request, tmp_path, backend, "sqlite")
-    with demo_world(tmp_path, shop_url, state_url) as world:
-        bare = _bare(shop_url)
+    with world_on(request, tmp_path, backend, "sqlite") as world:
+        bare = _bare(world.shop_url)
         checked = run_cli(world, "check", CDC_SYNC_SOURCE_URL=bare)
         assert checked.returncode == 0, checked.stderr
         synced = run_cli(world, "sync", CDC_SYNC_SOURCE_URL=bare)
@@ -70,9 +63,8 @@ def test_a_bare_mysql_url_reads_through_pymysql_without_mysqlclient() -> None:
 
 def test_a_state_url_without_a_driver_is_used(tmp_path: Path,
                                               request: pytest.FixtureRequest) -> None:
-    shop_url, state_url = database_urls(request, tmp_path, "sqlite", "postgresql")
-    with demo_world(tmp_path, shop_url, state_url) as world:
-        bare = _bare(state_url)
+    with world_on(request, tmp_path, "sqlite", "postgresql") as world:
+        bare = _bare(world.state_url)
         synced = run_cli(world, "sync", CDC_SYNC_STATE_URL=bare)
         assert synced.returncode == 0, synced.stderr
         status = run_cli(world, "status", CDC_SYNC_STATE_URL=bare)

@@ -8,7 +8,6 @@ import importlib
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,8 @@ from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.demo import mutate
 from cdc_sync.state import Status
 from helpers.outages import DaemonProcess, wait_until
-from helpers.world import World, demo_world
+from helpers.world import World
+from helpers.worlds import world_fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"
@@ -48,10 +48,7 @@ def test_a_short_soak_with_kills_and_faults_converges_and_prints_the_figures(
     assert len(list(workdir.glob("daemon-*.log"))) == 3  # the first daemon and two restarts
 
 
-@pytest.fixture
-def world(tmp_path: Path, sqlite_url: str) -> Iterator[World]:
-    with demo_world(tmp_path, sqlite_url, f"sqlite:///{tmp_path}/state.sqlite") as built:
-        yield built
+world = world_fixture()
 
 
 def _verdict_problems(world: World) -> list[str]:

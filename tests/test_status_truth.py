@@ -10,16 +10,15 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from cdc_sync.state import RunStatus
-from helpers.backends import database_urls
+from helpers.backends import BOTH_STATES
 from helpers.cli import cli_env, command, run_cli
 from helpers.outages import DaemonProcess, wait_until
-from helpers.world import ShopSize, World, demo_world
+from helpers.world import ShopSize, World
+from helpers.worlds import world_fixture
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -32,20 +31,14 @@ MANY_ORDERS = ShopSize(orders=2500)
 BATCHES = {"CDC_SYNC_BATCH_SIZE": "50", "CDC_SYNC_CONCURRENCY": "1"}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
-    shop_url, state_url = database_urls(request, tmp_path, "sqlite", request.param)
-    with demo_world(tmp_path, shop_url, state_url) as built:
-        built.sandbox.faults.update(SLOW_ORDERS)
-        yield built
+def _slow_orders(world: World) -> None:
+    world.sandbox.faults.update(SLOW_ORDERS)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def big_world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
-    shop_url, state_url = database_urls(request, tmp_path, "sqlite", request.param)
-    with demo_world(tmp_path, shop_url, state_url, size=MANY_ORDERS) as built:
-        built.sandbox.faults.update(SLOW_ORDERS)
-        yield built
+world = world_fixture(BOTH_STATES, prepare=_slow_orders)
+
+
+big_world = world_fixture(BOTH_STATES, size=MANY_ORDERS, prepare=_slow_orders)
 
 
 def _orders_going_out(world: World) -> bool:

@@ -18,6 +18,10 @@ COMBINATIONS = [
     pytest.param(("postgresql", "sqlite"), id="shop=postgresql,state=sqlite"),
     pytest.param(("mariadb", "postgresql"), id="shop=mariadb,state=postgresql"),
 ]
+# For tests too slow to run three times: both state backends and a server shop.
+FEW_COMBINATIONS = [COMBINATIONS[0], COMBINATIONS[2]]
+# (shop, state): a SQLite shop, the state on each backend, for what only the state decides.
+BOTH_STATES = [pytest.param(("sqlite", state), id=state) for state in ("sqlite", "postgresql")]
 
 
 def database_urls(request: pytest.FixtureRequest, tmp_path: Path, shop: str,
