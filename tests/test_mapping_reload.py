@@ -1,6 +1,6 @@
 """Editing mappings.yaml under a running daemon: checked, swapped in between cycles, never lost.
 
-Each test runs `cdc-sync run` in a subprocess (the harness of test_daemon_run.py: a SQLite demo
+Each test runs `cdc-sync run` in a subprocess (the harness of helpers/daemon.py: a SQLite demo
 shop, the real sandbox in this process, a SQLite state DB), edits its mapping file the way a
 user would, and checks what reached the sandbox and what `cdc-sync status` and /healthz say.
 """
@@ -17,11 +17,12 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from test_daemon_run import FIRST_CYCLE, Daemon, World, _world, wait_until
 
 from cdc_sync.core.resources import Resource
 from cdc_sync.demo import mutate
 from cdc_sync.state import Status
+from helpers.daemon import FIRST_CYCLE, Daemon, World, daemon_world
+from helpers.outages import wait_until
 from helpers.world import mapping_file
 
 pytestmark = pytest.mark.timeout(60)
@@ -33,7 +34,7 @@ Edit = Callable[[dict[str, Any]], None]
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    yield from _world(tmp_path, f"sqlite:///{tmp_path}/state.sqlite")
+    yield from daemon_world(tmp_path, f"sqlite:///{tmp_path}/state.sqlite")
 
 
 def write_mapping(world: World, *edits: Edit) -> Path:

@@ -43,7 +43,7 @@ FAST_DAEMON = {
 }
 
 
-def wait_until(check: Callable[[], T], timeout: float, what: str) -> T:
+def wait_until(check: Callable[[], T | None], timeout: float, what: str) -> T:
     """Poll `check` until it returns something true, and return that; fail after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:

@@ -7,7 +7,6 @@ and compares what the sandbox holds with what the shop composes, field by field.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -210,11 +209,3 @@ def demo_world(tmp: Path, shop_url: str, state_url: str, *, size: ShopSize = Sho
             world.close()
             shop.dispose()
 
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    """Poll until `condition()` holds (for subprocess tests), or fail."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.01)
