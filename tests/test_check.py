@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from datetime import date
 from pathlib import Path
 
@@ -10,9 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from cdc_sync.demo.generate import generate
-from cdc_sync.errors import Problem
-from cdc_sync.mapping.loader import parse_mapping
-from cdc_sync.source import ShopSource, connect_shop
+from helpers.problems import check, find
 
 
 @pytest.fixture
@@ -32,23 +29,6 @@ def shop(shop_url: str) -> str:
         ])
     writer.dispose()
     return shop_url
-
-
-def check(url: str, text: str) -> list[Problem]:
-    engine = connect_shop(url)
-    try:
-        loaded = parse_mapping(textwrap.dedent(text), Path("mappings.yaml"))
-        return ShopSource(engine, loaded).check()
-    finally:
-        engine.dispose()
-
-
-def find(problems: list[Problem], where: str, *words: str) -> Problem:
-    for problem in problems:
-        if where in problem.where and all(w in str(problem) for w in words):
-            return problem
-    raise AssertionError(f"no problem at {where} with {words} in:\n" +
-                         "\n".join(map(str, problems)))
 
 
 NAMES = """

@@ -27,6 +27,7 @@ from cdc_sync.source.reflect import ShopSchema
 from cdc_sync.source.sample import sample_findings
 from helpers.backends import COMBINATIONS
 from helpers.cli import run_cli
+from helpers.problems import check, find
 from helpers.world import World, demo_world
 from helpers.worlds import world_fixture
 
@@ -37,22 +38,6 @@ def problems_of(text: str) -> list[Problem]:
     with pytest.raises(MappingError) as raised:
         parse_mapping(textwrap.dedent(text), FILE)
     return raised.value.problems
-
-
-def check(url: str, text: str) -> list[Problem]:
-    engine = connect_shop(url)
-    try:
-        return ShopSource(engine, parse_mapping(textwrap.dedent(text), FILE)).check()
-    finally:
-        engine.dispose()
-
-
-def find(problems: list[Problem], where: str, *words: str) -> Problem:
-    for problem in problems:
-        if where in problem.where and all(w in str(problem) for w in words):
-            return problem
-    raise AssertionError(f"no problem at {where} with {words} in:\n" +
-                         "\n".join(map(str, problems)))
 
 
 # --- the shop: the demo shop plus product texts per language (PrestaShop's product_lang) ---
