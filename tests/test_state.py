@@ -15,25 +15,7 @@ from cdc_sync.core.diff import Change, classify
 from cdc_sync.errors import StateError
 from cdc_sync.state import Outcome, RunStatus, StateStore, Status
 from cdc_sync.state.tables import sync_state
-
-
-class StatementCounter:
-    """Counts statements sent to the database (executemany counts once)."""
-
-    def __init__(self, engine: sa.Engine) -> None:
-        self.statements: list[tuple[str, bool]] = []
-        self._engine = engine
-
-    def __enter__(self) -> StatementCounter:
-        sa.event.listen(self._engine, "before_cursor_execute", self._count)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        sa.event.remove(self._engine, "before_cursor_execute", self._count)
-
-    def _count(self, _conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any,
-               executemany: bool) -> None:
-        self.statements.append((statement, executemany))
+from helpers.statements import Statements
 
 
 def _outcomes(n: int, fp: str = "fp", start: int = 0) -> list[Outcome]:
@@ -59,14 +41,14 @@ def test_lookup_of_1000_keys_is_one_query(store: StateStore, engine: sa.Engine) 
     store.mark_synced("orders", _outcomes(1000))
     store.lookup("orders", ["warm-up"])
     keys = [f"k{i:05d}" for i in range(1000)]
-    with StatementCounter(engine) as counter:
+    with Statements(engine) as counter:
         found = store.lookup("orders", keys)
     assert len(found) == 1000
     assert len(counter.statements) == 1
 
 
 def test_lookup_of_no_keys_asks_nothing(store: StateStore, engine: sa.Engine) -> None:
-    with StatementCounter(engine) as counter:
+    with Statements(engine) as counter:
         assert store.lookup("orders", []) == {}
     assert counter.statements == []
 
@@ -130,11 +112,12 @@ def test_a_batch_of_500_outcomes_is_written_in_one_statement(
     store: StateStore, engine: sa.Engine
 ) -> None:
     store.lookup("orders", ["warm-up"])
-    with StatementCounter(engine) as counter:
+    with Statements(engine) as counter:
         store.mark_synced("orders", _outcomes(500))
-    writes = [s for s in counter.statements if s[0].lstrip().upper().startswith("INSERT")]
+    writes = [s for s in counter.statements
+              if s.statement.lstrip().upper().startswith("INSERT")]
     assert len(writes) == 1
-    assert writes[0][1] is True  # executemany
+    assert writes[0].executemany is True
     assert store.count_by_status("orders")[Status.SYNCED] == 500
 
 
@@ -212,7 +195,7 @@ def test_live_keys_come_in_key_order_chunks_without_gone(
     store.mark_synced("orders", _outcomes(2500))
     store.mark_gone("orders", ["k00001"])
     store.mark_synced("products", _outcomes(10))
-    with StatementCounter(engine) as counter:
+    with Statements(engine) as counter:
         chunks = list(store.iter_live_keys("orders", chunk=1000))
     assert [len(c) for c in chunks] == [1000, 1000, 499]
     flat = [k for c in chunks for k in c]

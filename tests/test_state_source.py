@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from test_state import StatementCounter
 
 from cdc_sync.state import Outcome, SourceMark, StateStore
 from cdc_sync.state.tables import sync_state
+from helpers.statements import Statements
 
 
 def _synced(key: str, fp: str = "f", source: str | None = "s", payload: str | None = None
@@ -55,7 +55,7 @@ def test_source_marks_of_1000_keys_are_one_query(store: StateStore, engine: sa.E
     store.mark_synced("orders", [_synced(f"k{i:04d}", source=f"s{i}") for i in range(1000)])
     store.source_marks("orders", ["warm-up"])
     keys = [f"k{i:04d}" for i in range(999, -1, -1)]
-    with StatementCounter(engine) as counter:
+    with Statements(engine) as counter:
         marks = store.source_marks("orders", keys)
     assert len(counter.statements) == 1
     assert marks == {f"k{i:04d}": SourceMark(f"s{i}", False) for i in range(1000)}
@@ -106,10 +106,10 @@ def test_record_unchanged_touches_only_rows_synced_at_that_fingerprint(
 
 def test_record_unchanged_is_one_executemany(store: StateStore, engine: sa.Engine) -> None:
     store.mark_synced("orders", [_synced(f"k{i}", source=None) for i in range(300)])
-    with StatementCounter(engine) as counter:
+    with Statements(engine) as counter:
         store.record_unchanged("orders", [_synced(f"k{i}", source="s") for i in range(300)])
         store.record_unchanged("orders", [])
-    assert [executemany for _, executemany in counter.statements] == [True]
+    assert [sent.executemany for sent in counter.statements] == [True]
     assert len(store.source_marks("orders", [f"k{i}" for i in range(300)])) == 300
 
 
@@ -129,17 +129,9 @@ def _plan(engine: sa.Engine, statement: str, params: Any) -> str:
 def test_the_pending_key_scan_uses_the_partial_index(store: StateStore, engine: sa.Engine) -> None:
     store.mark_synced("orders", [_synced(f"k{i}") for i in range(50)])
     store.mark_pending("orders", [Outcome("k7", "k7", "f", reason="503")])
-    seen: list[tuple[str, Any]] = []
-
-    def keep(_c: Any, _cur: Any, statement: str, params: Any, *_rest: Any) -> None:
-        seen.append((statement, params))
-
-    sa.event.listen(engine, "before_cursor_execute", keep)
-    try:
+    with Statements(engine) as seen:
         assert list(store.iter_pending_keys("orders")) == [["k7"]]
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", keep)
-    (statement, params), = seen
+    (statement, params, _), = seen.statements
     assert "ix_sync_state_pending_keys" in _plan(engine, statement, params)
 
 
@@ -148,18 +140,10 @@ def test_source_marks_probe_the_primary_key_on_sqlite(store: StateStore, engine:
     if engine.dialect.name != "sqlite":
         pytest.skip("the trap (status picked as the index) is SQLite's planner")
     store.mark_synced("orders", [_synced("a")])
-    seen: list[tuple[str, Any]] = []
-
-    def keep(_c: Any, _cur: Any, statement: str, params: Any, *_rest: Any) -> None:
-        seen.append((statement, params))
-
-    sa.event.listen(engine, "before_cursor_execute", keep)
-    try:
+    with Statements(engine) as seen:
         store.source_marks("orders", ["a"])
         store.lookup("orders", ["a"])
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", keep)
-    for statement, params in seen:
+    for statement, params, _ in seen.statements:
         plan = _plan(engine, statement, params)
         assert "sqlite_autoindex_sync_state_1 (resource=? AND key=?)" in plan, plan
 
@@ -196,21 +180,13 @@ def test_a_resource_known_to_be_small_is_listed_once_and_sampled(store: StateSto
     store.mark_synced("categories", [_synced(f"c{i:02d}") for i in range(50)])
     store.mark_gone("categories", [f"c{i:02d}" for i in range(0, 50, 5)])
     live = {f"c{i:02d}" for i in range(50) if i % 5}
-    seen: list[str] = []
-
-    def keep(_c: Any, _cur: Any, statement: str, *_rest: Any) -> None:
-        seen.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", keep)
-    try:
+    with Statements(engine) as seen:
         whole = store.sample_live_keys("categories", 400, live=len(live))
         few = store.sample_live_keys("categories", 10, live=len(live))
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", keep)
     assert sorted(whole) == sorted(live)
     assert len(set(few)) == 10
     assert set(few) <= live
-    assert len(seen) == 2  # one query each: no probing of the other resources' rows
+    assert len(seen.statements) == 2  # one query each: no probing of the other resources' rows
 
 
 # -- rechecks after an attempt with an unknown outcome ------------------------------------------
@@ -256,10 +232,10 @@ def test_a_record_synced_again_is_one_update_in_place(
     store: StateStore, engine: sa.Engine,
 ) -> None:
     store.mark_synced("orders", [_synced("a", source="s1"), _synced("b", source="s1")])
-    with StatementCounter(engine) as counter:
+    with Statements(engine) as counter:
         store.mark_synced("orders", [_again("a", "f2"), _again("b", "f2"), _synced("c")])
-    writes = [s.split()[0].upper() for s, _ in counter.statements
-              if s.split()[0].upper() in ("INSERT", "UPDATE")]
+    writes = [s.statement.split()[0].upper() for s in counter.statements
+              if s.statement.split()[0].upper() in ("INSERT", "UPDATE")]
     assert writes == ["UPDATE", "INSERT"]  # the new one alone is upserted
     rows = store.lookup("orders", ["a", "b", "c"])
     assert {k: (r.status.value, r.synced_fingerprint, r.metrilo_id) for k, r in rows.items()} == {
