@@ -37,13 +37,6 @@ world = world_fixture()
 any_world = world_fixture(COMBINATIONS)
 
 
-def _write_order(world: World, order_id: int, *, status: int, updated_at: datetime) -> None:
-    """A change written by a writer whose clock is behind (or that forgot updated_at)."""
-    with world.shop.begin() as conn:
-        conn.execute(schema.orders.update().where(schema.orders.c.id == order_id)
-                     .values(status=status, updated_at=updated_at))
-
-
 def _updated_at(world: World, order_id: int) -> datetime:
     with world.shop.connect() as conn:
         value = conn.execute(sa.select(schema.orders.c.updated_at)
@@ -67,8 +60,9 @@ def test_an_incremental_cycle_reads_only_what_changed_and_overlaps_the_mark(
     assert world.held("orders", "1")["status"] == "refunded"
 
     mark = _updated_at(world, 1)
-    _write_order(world, 2, status=5, updated_at=mark - timedelta(seconds=60))  # inside overlap
-    _write_order(world, 3, status=5, updated_at=mark - timedelta(hours=2))  # beyond it
+    # Written by writers whose clock is behind:
+    world.write(schema.orders, 2, status=5, updated_at=mark - timedelta(seconds=60))  # in overlap
+    world.write(schema.orders, 3, status=5, updated_at=mark - timedelta(hours=2))  # beyond it
     third = world.sync()
     assert third.resources[Resource.ORDERS].mode == "incremental"
     assert world.held("orders", "2")["status"] == "refunded"

@@ -31,12 +31,6 @@ def _marks(world: World, keys: list[str]) -> dict[str, str]:
     return {key: mark.source_fingerprint for key, mark in found.items()}
 
 
-def _write(world: World, table: sa.Table, row_id: int, **values: Any) -> None:
-    """A change that does not move the cursor (a child row, or a writer without updated_at)."""
-    with world.shop.begin() as conn:
-        conn.execute(table.update().where(table.c.id == row_id).values(**values))
-
-
 def test_a_first_push_leaves_a_source_mark_for_every_record_and_a_full_cycle_sends_nothing(
     world: World,
 ) -> None:
@@ -57,7 +51,7 @@ def test_a_change_to_child_rows_alone_is_found_by_a_full_cycle(world: World) -> 
         line = conn.execute(sa.select(schema.order_lines.c.id, schema.order_lines.c.order_id,
                                       schema.order_lines.c.quantity)
                             .order_by(schema.order_lines.c.id).limit(1)).one()
-    _write(world, schema.order_lines, line.id, quantity=line.quantity + 40)
+    world.write(schema.order_lines, line.id, quantity=line.quantity + 40)
 
     report = world.sync(FULL)
     assert report.resources[Resource.ORDERS].counts.changed == 1
@@ -74,7 +68,7 @@ def test_a_raw_change_that_leaves_the_record_alone_is_not_resent_but_remembered(
     world.sync()
     before = _marks(world, ["1"])["1"]
 
-    _write(world, schema.orders, 1, status=9)
+    world.write(schema.orders, 1, status=9)
     report = world.sync(FULL)
     orders = report.resources[Resource.ORDERS].counts
     assert (orders.changed, orders.sent) == (0, 0)

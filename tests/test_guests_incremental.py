@@ -49,7 +49,8 @@ def _stamp(world: World, table: sa.Table) -> datetime:
 
 def _order(world: World, email: str, *, created: datetime, first: str) -> int:
     order_id = mutate.add_order(world.shop, email=email, lines=[(1, 1)], created_at=created)
-    _edit(world, order_id, billing_first_name=first, updated_at=_stamp(world, schema.orders))
+    world.write(schema.orders, order_id, billing_first_name=first,
+                updated_at=_stamp(world, schema.orders))
     return order_id
 
 
@@ -62,14 +63,9 @@ def _customer(world: World, customer_id: int, email: str, created: datetime) -> 
         }])
 
 
-def _edit(world: World, order_id: int, **values: object) -> None:
-    with world.shop.begin() as conn:
-        conn.execute(schema.orders.update().where(schema.orders.c.id == order_id).values(**values))
-
-
 def _bump(world: World, order_id: int, **values: object) -> None:
     """An edit the shop stamps (its cursor past every other)."""
-    _edit(world, order_id, updated_at=_stamp(world, schema.orders), **values)
+    world.write(schema.orders, order_id, updated_at=_stamp(world, schema.orders), **values)
 
 
 def _guests(world: World, **engine_options: Any) -> ResourceReport:
@@ -189,7 +185,7 @@ def test_the_rare_cases_are_settled_by_the_guests_full_read_within_the_window(
     # An email that belonged to a customer since deleted: its older orders made no guest.
     _customer(world, 9002, "left@example.org", start)
     old = _order(world, "left@example.org", created=start, first="Old")
-    _edit(world, old, updated_at=datetime(2001, 1, 1))  # long before the mark
+    world.write(schema.orders, old, updated_at=datetime(2001, 1, 1))  # long before the mark
     world.sync()
     mutate.delete_customer(world.shop, 9002)
     world.sync(CycleOptions(full=True, resources=(Resource.CUSTOMERS,)))  # state: it is gone

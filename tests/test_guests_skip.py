@@ -71,12 +71,6 @@ def _settled(world: World, derivations: Derivations) -> None:
     assert world.differences() == []
 
 
-def _edit_order(world: World, order_id: int, **values: object) -> None:
-    """An edit the orders' cursor does not see (only a full read does)."""
-    with world.shop.begin() as conn:
-        conn.execute(schema.orders.update().where(schema.orders.c.id == order_id).values(**values))
-
-
 def _a_guest_order(world: World) -> tuple[int, str]:
     """The first order of some guest (an email no customer has): its id and email."""
     with world.shop.connect() as conn:
@@ -135,10 +129,10 @@ def _changes(world: World, order_id: int, email: str) -> list[tuple[str, Any]]:
     start = datetime(2020, 1, 1)
 
     def email_edited() -> None:
-        _edit_order(world, order_id, email=f"edited.{email}")
+        world.write(schema.orders, order_id, email=f"edited.{email}")
 
     def name_edited() -> None:
-        _edit_order(world, order_id, billing_first_name="Renamed")
+        world.write(schema.orders, order_id, billing_first_name="Renamed")
 
     def new_order() -> None:
         mutate.add_order(world.shop, email=EMAIL, lines=[(1, 1)], created_at=start)
@@ -229,9 +223,10 @@ def test_a_guest_sent_by_an_incremental_cycle_since_is_derived_again(
                                      schema.orders.c.updated_at)
                            .where(schema.orders.c.id == order_id)).one()
     later = datetime.now() + timedelta(days=400)
-    _edit_order(world, order_id, billing_first_name="Briefly", updated_at=later)
+    world.write(schema.orders, order_id, billing_first_name="Briefly", updated_at=later)
     assert world.sync().resources[GUESTS].counts.sent == 1  # incremental: the cursor saw it
-    _edit_order(world, order_id, billing_first_name=old[0], updated_at=old[1])  # undone, unseen
+    # undone, unseen:
+    world.write(schema.orders, order_id, billing_first_name=old[0], updated_at=old[1])
     guests, derived = _full(world, derivations)
     assert derived > 0
     assert guests.counts.sent == 1

@@ -87,6 +87,14 @@ class World:
         self.mapping.path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
         self.mapping = load_mapping(self.mapping.path)
 
+    # -- changing the shop --------------------------------------------------------------
+
+    def write(self, table: sa.Table, row_id: int, **values: Any) -> None:
+        """Change a row in place, as a writer that stamps nothing (or forgets updated_at): its
+        cursor moves only if `values` set it, so only a full read sees the change otherwise."""
+        with self.shop.begin() as conn:
+            conn.execute(table.update().where(table.c.id == row_id).values(**values))
+
     # -- running cycles -----------------------------------------------------------------
 
     def client(self, *, transport: httpx.BaseTransport | None = None, token: str = TOKEN,
