@@ -92,6 +92,21 @@ ITEMS = """
           order_by: tag
 """
 
+# Categories keyed by two columns (a number and a text), with a child keyed the same way.
+STOCK = """
+    categories:
+      table: stock
+      key: [shop, sku]
+      fields:
+        id: label
+        name: label
+      children:
+        notes:
+          table: stock_notes
+          parent_key: [shop, sku]
+          value: note
+"""
+
 
 def read(engine: sa.Engine, text: str, resource: Resource, **options: Any) -> dict[str, Any]:
     read_only = connect_shop(engine.url)
@@ -112,20 +127,7 @@ def test_children_merge_into_their_parents_with_mixed_case_string_keys(shop: sa.
 
 
 def test_composite_keys_key_records_by_json_list_and_merge_children(shop: sa.Engine) -> None:
-    text = """
-        categories:
-          table: stock
-          key: [shop, sku]
-          fields:
-            id: label
-            name: label
-          children:
-            notes:
-              table: stock_notes
-              parent_key: [shop, sku]
-              value: note
-    """
-    records = read(shop, text, Resource.CATEGORIES)
+    records = read(shop, STOCK, Resource.CATEGORIES)
     # Numbers sort as numbers (2 before 10), text in binary order ('Y' before 'x').
     assert list(records) == ['["1","Y"]', '["1","x"]', '["2","x"]', '["10","a"]']
     assert records['["1","x"]']["notes"] == ["n1x"]
@@ -196,24 +198,11 @@ def test_a_slice_of_numeric_keys_is_read_as_a_statement_without_parameters(
 
 
 def test_key_range_slices_of_composite_keys_compare_as_rows(shop: sa.Engine) -> None:
-    text = """
-        categories:
-          table: stock
-          key: [shop, sku]
-          fields:
-            id: label
-            name: label
-          children:
-            notes:
-              table: stock_notes
-              parent_key: [shop, sku]
-              value: note
-    """
-    assert _slices(shop, text, Resource.CATEGORIES, 3) == [
+    assert _slices(shop, STOCK, Resource.CATEGORIES, 3) == [
         ['["1","Y"]', '["1","x"]', '["2","x"]'], ['["10","a"]']]
-    assert _slices(shop, text, Resource.CATEGORIES, 1) == [
+    assert _slices(shop, STOCK, Resource.CATEGORIES, 1) == [
         ['["1","Y"]'], ['["1","x"]'], ['["2","x"]'], ['["10","a"]'], []]
-    records = read(shop, text, Resource.CATEGORIES,
+    records = read(shop, STOCK, Resource.CATEGORIES,
                    span=KeySpan(after='["1","Y"]', upto='["2","x"]'))
     # The orphan note of (2, "Y") sorts inside the range but has no parent: not merged.
     assert records == {'["1","x"]': {"id": "1/x", "name": "1/x", "notes": ["n1x"]},
