@@ -229,6 +229,32 @@ def test_the_orders_cursor_is_read_once_a_cycle(world: World) -> None:
     assert len(cursor_reads) == 1
 
 
+def test_the_incremental_delete_guard_asks_nothing_when_the_cursors_found_rows(
+    world: World,
+) -> None:
+    """Guests and deleted products stop if the table they are derived against (customers,
+    products) is emptied; on an incremental cycle the cursor's high-water mark of that table,
+    read once a cycle anyway, already says it has rows: no first-row lookup of its keys."""
+    world.sync()
+    mutate.set_order_status(world.shop, 1, 5)
+    shop = connect_shop(world.shop_url)
+    statements: list[str] = []
+    sa.event.listen(shop, "before_cursor_execute",
+                    lambda _conn, _cursor, sql, *_: statements.append(" ".join(sql.split())))
+    try:
+        with world.engine(source=ShopSource(shop, world.mapping)) as engine:
+            report = engine.run(CycleOptions(reconcile=False))
+    finally:
+        shop.dispose()
+    derived = (Resource.GUEST_CUSTOMERS, Resource.DELETED_PRODUCTS)
+    assert {report.resources[r].mode for r in derived} == {"incremental"}
+    assert report.ok
+    for table in ("customers", "products"):
+        any_key = f"SELECT {table}.id FROM {table} WHERE {table}.id IS NOT NULL LIMIT"
+        assert not [s for s in statements if s.startswith(any_key)], table
+        assert len([s for s in statements if f"ORDER BY {table}.updated_at DESC" in s]) == 1
+
+
 def test_records_read_by_key_bind_their_keys_as_one_array_on_postgresql(
     tmp_path: Path, request: pytest.FixtureRequest,
 ) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -91,6 +91,7 @@ class DeleteHandler:
     def __init__(
         self, resource: Resource, report: ResourceReport, rules: DeleteRules, *,
         state: GoneState, source: KeySource, client: MetriloClient | None, dry_run: bool,
+        cursor_found: Callable[[Resource], bool] | None = None,
     ) -> None:
         self.resource = resource
         self.report = report
@@ -99,6 +100,9 @@ class DeleteHandler:
         self.source = source
         self.client = client
         self.dry_run = dry_run
+        # Whether a resource's cursor found a row in the shop this cycle (the engine reads
+        # each cursor's high-water mark once a cycle anyway): then its source is not empty.
+        self.cursor_found = cursor_found
 
     # -- before reading -------------------------------------------------------------------
 
@@ -135,7 +139,11 @@ class DeleteHandler:
 
         Two first-row lookups, not counts: this runs every cycle, and counting the state rows of
         a resource (200k customers) or ordering its source keys cost tens of milliseconds each.
+        None at all when the resource's cursor found a row this cycle: a shop with a row is
+        not empty (the same rows: its `where` and keys as the lookup's).
         """
+        if self.cursor_found is not None and self.cursor_found(resource):
+            return
         state, source = self.state, self.source
         holds_some = next(iter(state.iter_live_keys(resource, chunk=1)), None) is not None
         if holds_some and not source.has_rows(resource):

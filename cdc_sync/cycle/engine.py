@@ -287,7 +287,16 @@ class SyncEngine(Generic[S]):
     def _deletes(self, resource: Resource, rep: ResourceReport, *, dry_run: bool) -> DeleteHandler:
         rules = DeleteRules.of(self.mapping.spec, resource, self.catalogue.entry(resource))
         return DeleteHandler(resource, rep, rules, state=self.state, source=self.source,
-                             client=self.client, dry_run=dry_run)
+                             client=self.client, dry_run=dry_run, cursor_found=self._has_rows)
+
+    def _has_rows(self, resource: Resource) -> bool:
+        """Whether the resource's own cursor found a row this cycle (its high-water mark,
+        read once a cycle: the resource reads it later anyway). False says nothing: no
+        cursor, or no row."""
+        entry = self.catalogue.entry(resource)
+        if entry is None or entry.cursor_of is not resource or not self.marks.cursor(resource):
+            return False
+        return self._high_water(resource) is not None
 
     def keeps_payloads(self, resource: Resource) -> bool:
         """Orders with `on_delete: status` keep their payload: the status is sent with it.
