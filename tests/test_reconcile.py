@@ -7,6 +7,7 @@ as the engine's `intervals`), so the window's 15 minutes pass without sleeping.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -21,6 +22,7 @@ from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.cycle.reconcile import Window, progress
 from cdc_sync.demo import mutate, schema
 from cdc_sync.state import Status
+from cdc_sync.state.rows import Outcome
 from helpers.backends import COMBINATIONS, FEW_COMBINATIONS
 from helpers.cli import cli_env, command, run_cli
 from helpers.outages import DaemonProcess, wait_until
@@ -253,3 +255,61 @@ def test_the_daemon_sizes_slices_by_its_interval_and_its_own_cycles_find_a_delet
         finally:
             daemon.kill()
         assert "Traceback" not in daemon.log()
+
+
+# -- the deletion walk: state's keys inside each slice's key range ----------------------------
+
+def test_a_slice_finds_the_deletions_inside_its_own_key_range(world: World) -> None:
+    """State sorts keys as text ('10' before '2'); the first slice reads orders 1..~15 and
+    checks exactly the keys state holds among them, so order 2..9 gone is found there."""
+    clock = Clock()
+    world.sync(clock=clock)
+    deleted = _registered_order(world, 2)
+    assert deleted < 10
+    mutate.delete_order(world.shop, deleted)
+
+    report = _cycle(world, clock)
+
+    window = _window(world)
+    assert window is not None
+    assert window.slices == 1
+    assert window.after is not None
+    assert deleted < int(window.after) < 30
+    assert report.resources[Resource.ORDERS].counts.gone == 1
+    assert world.rows(Resource.ORDERS, [str(deleted)])[str(deleted)].status is Status.GONE
+
+
+def test_keys_that_are_no_integers_text_are_checked_within_the_window(world: World) -> None:
+    """A state row whose key no integer column can yield (typed by hand, another mapping's) is
+    outside every numeric range: the window's last slice looks it up."""
+    clock = Clock()
+    world.sync(clock=clock)
+    stray = ["007", "x-1"]
+    world.state().mark_synced(Resource.ORDERS.value,
+                              [Outcome(key, key, "fp") for key in stray])
+    for _ in range(WINDOW_CYCLES):
+        _cycle(world, clock)
+    window = _window(world)
+    assert window is not None
+    assert window.complete
+    found = world.rows(Resource.ORDERS, stray)
+    assert [found[key].status for key in stray] == [Status.GONE, Status.GONE]
+
+
+def test_a_window_saved_before_key_numbers_starts_again(world: World) -> None:
+    """Its state position is a text key, meaningless to a walk by number."""
+    clock = Clock()
+    world.sync(clock=clock)
+    old = Window(started=clock.now, seconds=900.0, total=200, after="150", done=150, slices=10,
+                 state_after="35", last_slice=clock.now).to_json()
+    stored = json.loads(old)
+    del stored["walk"]  # as 0006's code saved it
+    world.state().set_meta("reconcile:orders", json.dumps(stored))
+
+    _cycle(world, clock)
+
+    window = _window(world)
+    assert window is not None
+    assert (window.walk, window.slices) == ("span", 1)
+    assert window.after is not None
+    assert int(window.after) < 30

@@ -179,22 +179,22 @@ class DeleteHandler:
 
     # -- during a rolling reconciliation ----------------------------------------------------
 
-    def detect_walked(self, pages: Iterable[list[str]], *, window_total: int,
+    def detect_walked(self, pages: Iterable[tuple[int, list[str]]], *, window_total: int,
                       window_gone: int) -> int:
-        """Handle the keys of `pages` (a slice's share of state) that the shop no longer yields.
+        """Handle the keys a slice's walk found gone: `pages` are (keys checked, those of them
+        the shop no longer yields), a walk's share of state (cycle/reconcile.py).
 
         Guarded twice: per slice, at most `delete_guard` of the keys it checked (or
         `delete_guard_min`), so an emptied table trips at its first slice; per window, at most
         `delete_guard` of the resource (`window_total`, never all of it) in one window.
         Returns how many were found gone.
         """
-        source = self.source
         window_limit = guard_limit(window_total, self._share(), self._floor()) - window_gone
         gone: list[str] = []
         checked = 0
-        for keys, existing in source.existing_in_pages(self.resource, pages):
-            gone.extend(k for k in keys if k not in existing)
-            checked += len(keys)
+        for count, missing in pages:
+            gone.extend(missing)
+            checked += count
             if len(gone) > window_limit:
                 seen = f"{window_gone + len(gone)} were found gone this reconciliation window"
                 raise DeleteGuardError(self._guard_message(self.resource, window_total, seen))

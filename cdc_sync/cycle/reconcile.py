@@ -11,11 +11,16 @@ state holds to find those gone from the shop.
   read) over the cycles left in it (time left over the cycle interval: the daemon's
   CDC_SYNC_INTERVAL(S); for a one-shot `sync`, the gap since the last slice, at least 60 s).
   Cycles that come late read more; once the window's time is up, one cycle reads the rest.
-- Gone detection walks state's keys (in state's own order, an index range) and asks the shop
-  which still exist, as after a full read. The delete guard holds per slice (at most
-  `delete_guard` of the keys the slice checked, or `delete_guard_min`: an emptied table trips
-  it at the first slice) and per window (at most `delete_guard` of the resource in one window,
-  never all of it).
+- Gone detection walks state's keys and asks the shop which still exist. A resource keyed by
+  one integer column walks exactly the keys state holds inside the slice's span, found by
+  their numbers (an index range on sync_state.key_number), in numeric order, against the
+  shop's keys of the same span (one streamed, index-only statement): no key list is sent to
+  the shop. Its last slice also checks the keys state holds that are no integer's text.
+  Other keys (text, composite) are walked in state's own order (an index range), as many as
+  the slice read, and looked up in the shop a page at a time. The delete guard holds per
+  slice (at most `delete_guard` of the keys the slice checked, or `delete_guard_min`: an
+  emptied table trips it at the first slice) and per window (at most `delete_guard` of the
+  resource in one window, never all of it).
 - The window (start, position, counts) lives in the state DB's meta table: a restart goes on
   from the last completed slice. A slice's position is saved only once Metrilo acknowledged all
   of it, so a kill mid-slice reads the slice again (unchanged records are not sent again).
@@ -43,6 +48,8 @@ if TYPE_CHECKING:
     from cdc_sync.cycle.deletes import DeleteHandler
     from cdc_sync.source import ShopSource
 
+KEY_WALK = "keys"  # state's keys in text order, as many as the slice read
+SPAN_WALK = "span"  # state's keys inside the slice's numeric span
 DEFAULT_INTERVAL = 60.0
 """Seconds between cycles assumed when nothing better is known (the daemon's default)."""
 _WALK_CHUNK = 1000
@@ -55,6 +62,10 @@ class WindowState(MetaStore, Protocol):
     def live_count(self, resource: str) -> int: ...
     def iter_live_keys(self, resource: str, chunk: int = 1000, *,
                        after: str | None = None) -> Iterator[list[str]]: ...
+    def iter_live_numbers(self, resource: str, chunk: int = 1000, *, after: int | None = None,
+                          upto: int | None = None) -> Iterator[list[int]]: ...
+    def iter_live_keys_unnumbered(self, resource: str,
+                                  chunk: int = 1000) -> Iterator[list[str]]: ...
 
 
 @dataclass
@@ -69,7 +80,7 @@ class Window:
     done: int = 0  # records read by this window's slices
     slices: int = 0  # slices completed
     planned: int = 1  # slices completed + cycles left, as last planned (for status)
-    state_after: str | None = None  # the last state key checked for deletion
+    state_after: str | None = None  # the last state key checked (SPAN_WALK: span end walked)
     state_done: bool = False
     gone: int = 0  # records found gone this window (the per-window delete guard)
     last_slice: float | None = None  # when the last slice completed
@@ -79,6 +90,8 @@ class Window:
     # "per window": the last full read was skipped, what it derives from being unchanged
     # (cycle/inputs.py).
     skipped: bool = False
+    # How state's keys are walked for deletions: KEY_WALK or SPAN_WALK (module docstring).
+    walk: str = "keys"
 
     @property
     def complete(self) -> bool:
@@ -152,7 +165,7 @@ class RollingReconciliation:
             window.source_done = piece.span.upto is None
         self._save(piece.resource, window)  # the read is done even if the walk trips the guard
         if not window.state_done:
-            walk = _Walk(self.state, piece.resource, window.state_after, piece.walk)
+            walk = self._walk(piece)
             found = deletes.detect_walked(walk, window_total=window.total,
                                           window_gone=window.gone)
             window.gone += found
@@ -162,6 +175,13 @@ class RollingReconciliation:
         window.last_slice = now
         piece.notes.append(_describe(window))
         self._save(piece.resource, window)
+
+    def _walk(self, piece: Slice) -> _Walk | _SpanWalk:
+        window, resource = piece.window, piece.resource
+        if window.walk == SPAN_WALK:
+            upto = None if piece.span is None else piece.span.upto
+            return _SpanWalk(self.state, self.source, resource, window.state_after, upto)
+        return _Walk(self.state, self.source, resource, window.state_after, piece.walk)
 
     def restart(self, resource: Resource) -> None:
         """A full read just verified everything: a new window starts now."""
@@ -179,29 +199,43 @@ class RollingReconciliation:
     def _current(self, resource: Resource, now: float) -> Window:
         stored = self.state.get_meta(meta_keys.reconcile_window(resource))
         window = None if not stored else Window.from_json(stored)
-        if window is None or window.complete or window.seconds != self.seconds:
+        if (window is None or window.complete or window.seconds != self.seconds
+                or window.walk != self._walk_of(resource)):
+            # A window saved before key numbers (or by a mapping keyed otherwise) walked
+            # state in another order: its position means nothing to this walk.
             last = None if window is None else window.last_slice
             window = self._new(resource, now, last_slice=last)
         return window
 
     def _new(self, resource: Resource, now: float, *, last_slice: float | None) -> Window:
         total = self.state.live_count(resource.value)
-        return Window(started=now, seconds=self.seconds, total=total, last_slice=last_slice)
+        return Window(started=now, seconds=self.seconds, total=total, last_slice=last_slice,
+                      walk=self._walk_of(resource))
+
+    def _walk_of(self, resource: Resource) -> str:
+        return SPAN_WALK if self.source.integer_key(resource) else KEY_WALK
 
     def _save(self, resource: Resource, window: Window) -> None:
         self.state.set_meta(meta_keys.reconcile_window(resource), window.to_json())
 
 
 class _Walk:
-    """State's live keys after a position, `limit` of them (None: all), remembering the last."""
+    """State's live keys after a position, `limit` of them (None: all), looked up in the shop a
+    page at a time; remembers the last key checked."""
 
-    def __init__(self, state: WindowState, resource: Resource, after: str | None,
-                 limit: int | None) -> None:
-        self.state, self.resource, self.after, self.limit = state, resource, after, limit
+    def __init__(self, state: WindowState, source: ShopSource, resource: Resource,
+                 after: str | None, limit: int | None) -> None:
+        self.state, self.source, self.resource = state, source, resource
+        self.after, self.limit = after, limit
         self.last = after
         self.exhausted = False
 
-    def __iter__(self) -> Iterator[list[str]]:
+    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        """(keys checked, those of them gone from the shop), a page at a time."""
+        for keys, existing in self.source.existing_in_pages(self.resource, self._pages()):
+            yield len(keys), [key for key in keys if key not in existing]
+
+    def _pages(self) -> Iterator[list[str]]:
         left = self.limit
         chunk = _WALK_CHUNK if left is None else max(1, min(_WALK_CHUNK, left))
         for keys in self.state.iter_live_keys(self.resource.value, chunk, after=self.after):
@@ -213,6 +247,56 @@ class _Walk:
             if left is not None and left <= 0:
                 return
         self.exhausted = True
+
+
+class _SpanWalk:
+    """State's live keys inside a span of integer keys (`after < key <= upto`, None: open),
+    in numeric order, merged with the shop's keys of the same span: those state holds and the
+    shop no longer yields are gone. The span that ends the window (`upto` None) also looks up
+    the keys state holds that are no integer's text (a key typed by hand, an older mapping's),
+    so every live key is checked once per window."""
+
+    def __init__(self, state: WindowState, source: ShopSource, resource: Resource,
+                 after: str | None, upto: str | None) -> None:
+        self.state, self.source, self.resource = state, source, resource
+        self.after, self.upto = after, upto
+        self.last = after  # the span end walked so far
+        self.exhausted = False
+
+    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        """(keys checked, those of them gone from the shop), a page of state at a time."""
+        resource = self.resource
+        shop = self.source.keys_in_span(resource, KeySpan(after=self.after, upto=self.upto))
+        try:
+            yield from _missing(self.state.iter_live_numbers(
+                resource.value, _WALK_CHUNK, after=_number(self.after), upto=_number(self.upto),
+            ), shop)
+        finally:
+            shop.close()
+        if self.upto is None:
+            pages = self.state.iter_live_keys_unnumbered(resource.value, _WALK_CHUNK)
+            for keys, existing in self.source.existing_in_pages(resource, pages):
+                yield len(keys), [key for key in keys if key not in existing]
+        self.last = self.upto
+        self.exhausted = self.upto is None
+
+
+def _missing(pages: Iterable[list[int]], shop: Iterator[Any]) -> Iterator[tuple[int, list[str]]]:
+    """Per page of state's numbers (ascending), how many and which the shop's ascending keys
+    lack: a merge of two sorted streams."""
+    found = next(shop, None)
+    for numbers in pages:
+        gone = []
+        for number in numbers:
+            while found is not None and found < number:
+                found = next(shop, None)
+            if found != number:
+                gone.append(str(number))
+        yield len(numbers), gone
+
+
+def _number(key: str | None) -> int | None:
+    return None if key is None else int(key)
 
 
 def _interval(window: Window, now: float, intervals: Mapping[Resource, float] | None,

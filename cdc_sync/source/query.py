@@ -362,6 +362,14 @@ def keys_select(plan: ResourcePlan, dialect: str, limit: int) -> AnySelect:
     return stmt.limit(limit)
 
 
+def span_keys_select(plan: ResourcePlan, dialect: str, span: KeySpan) -> AnySelect:
+    """The keys within `span`, in key order (its where and joins apply, as existing_select's):
+    which of state's keys in a reconciliation slice's range the shop still yields."""
+    stmt = sa.select(*plan.key).select_from(plan.from_clause)
+    stmt = _filtered(stmt, plan).where(span_condition(plan.key, plan.kinds, dialect, span))
+    return stmt.order_by(*order_by(plan.key, plan.kinds, dialect))
+
+
 def span_end_select(plan: ResourcePlan, dialect: str, after: str | None, size: int) -> AnySelect:
     """The `size`-th key after `after` in key order (no row: fewer keys are left)."""
     stmt = sa.select(*plan.key).select_from(plan.from_clause)

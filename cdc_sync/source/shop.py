@@ -9,7 +9,7 @@ changes in the tables a record reads are followed by `Tracking` (`source.trackin
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,12 +37,14 @@ from cdc_sync.source.query import (
     high_water_select,
     keys_select,
     span_end_select,
+    span_keys_select,
 )
 from cdc_sync.source.reads import digest_rows, values_rows
 from cdc_sync.source.reflect import ShopSchema
 from cdc_sync.source.stream import (
     DEFAULT_BATCH,
     SourceRow,
+    stream,
 )
 from cdc_sync.source.tracking import Tracking
 
@@ -246,6 +248,29 @@ class ShopSource:
         if width == 1:
             return {key_string([value]) for value in result.scalars().all()}
         return {key_string(list(row[:width])) for row in result.all()}
+
+    def integer_key(self, resource: Resource) -> bool:
+        """Whether a direct resource's key is one integer column: the shop sorts it as numbers,
+        and state finds its keys by number (`StateStore.iter_live_numbers`)."""
+        if self.spec(resource) is None or self._deriving.active(resource):
+            return False
+        plan = self._plan_or_raise(resource.value)
+        type_ = plan.key[0].type
+        return (len(plan.key) == 1 and isinstance(type_, sa.Integer)
+                and not isinstance(type_, sa.Boolean))
+
+    def keys_in_span(self, resource: Resource, span: KeySpan) -> Generator[Any, None, None]:
+        """The keys of a direct resource within `span`, in key order, as the database gives
+        them (one-column keys): one statement, streamed (the span's integer bounds are written
+        into it, so it is read straight from the driver)."""
+        plan = self._plan_or_raise(resource.value)
+        rows = stream(self._engine, span_keys_select(plan, self._schema.dialect, span),
+                      doing=f"reading {resource.value} keys", batch=self._batch)
+        try:
+            for row in rows.rows:
+                yield row[0]
+        finally:
+            rows.close()
 
     def span_end(self, resource: Resource, after: str | None, size: int) -> str | None:
         """The key `size` keys after `after` (a direct resource, in key order), or None when

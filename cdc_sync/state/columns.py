@@ -12,6 +12,17 @@ STATUS_OF = {s.value: s for s in Status}
 """The Status of a status column's text."""
 
 _NO_TAGS = "[]"
+NUMBER_LOWEST, NUMBER_HIGHEST = -(2**63), 2**63 - 1  # what key_number (a BIGINT) holds
+
+
+def key_number(key: str) -> int | None:
+    """The key_number column of a key: the integer whose text (`str`) the key is, if a BIGINT
+    holds it; None for any other key ('a@b.c', '007', '-0', '+5', ' 5', a composite key)."""
+    try:
+        number = int(key)
+    except ValueError:
+        return None
+    return number if NUMBER_LOWEST <= number <= NUMBER_HIGHEST and str(number) == key else None
 
 
 def tags_json(tags: tuple[str, ...]) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 import sqlalchemy as sa
 
 from cdc_sync.state.access import StateAccess, utc_now
-from cdc_sync.state.columns import STATUS_OF, lookup_row, tags_json
+from cdc_sync.state.columns import STATUS_OF, key_number, lookup_row, tags_json
 from cdc_sync.state.rows import Outcome, SourceMark, StateRow, Status
 from cdc_sync.state.tables import sync_state
 
@@ -109,7 +109,7 @@ class PerRecordState(StateAccess):
         return [
             (resource, o.key, o.metrilo_id, o.fingerprint, o.fingerprint, tags_json(o.tags),
              now, now, o.payload, o.source_fingerprint,
-             None if o.recheck_after is None else bind_time(o.recheck_after))
+             None if o.recheck_after is None else bind_time(o.recheck_after), key_number(o.key))
             for o in outcomes
         ]
 
@@ -126,7 +126,8 @@ class PerRecordState(StateAccess):
             return
         now = self._hot.db_time(utc_now())
         params = [
-            (resource, o.key, o.metrilo_id, status.value, o.fingerprint, o.reason, now)
+            (resource, o.key, o.metrilo_id, status.value, o.fingerprint, o.reason, now,
+             key_number(o.key))
             for o in _unique(outcomes)
         ]
         self._write_sql(f"record {len(params)} {status} {resource}", self._hot.failed, params)

@@ -198,14 +198,15 @@ def _packed_source_marks() -> str:
 _UPSERT_SYNCED = (
     "INSERT INTO sync_state (resource, key, metrilo_id, status, synced_fingerprint, "
     "attempt_fingerprint, tags, forced, attempts, last_error, synced_at, updated_at, payload, "
-    "source_fingerprint, recheck_after) "
-    "VALUES (?, ?, ?, 'synced', ?, ?, ?, FALSE, 0, NULL, ?, ?, ?, ?, ?) "
+    "source_fingerprint, recheck_after, key_number) "
+    "VALUES (?, ?, ?, 'synced', ?, ?, ?, FALSE, 0, NULL, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (resource, key) DO UPDATE SET "
     + ", ".join(f"{name} = excluded.{name}" for name in _SYNCED_COLUMNS)
     + ", " + _KEEP_PENDING_RECHECK
 )
 """Params: resource, key, metrilo_id, fingerprint (twice), tags JSON, now (twice), payload,
-source fingerprint, recheck time (or None)."""
+source fingerprint, recheck time (or None), key number (columns.key_number). A key never
+changes, so an update leaves its number as it is."""
 
 # A record sent again (state held it synced under the same Metrilo id, without a recheck to
 # schedule): what _UPSERT_SYNCED writes, but neither the status nor the Metrilo id is set, so
@@ -228,13 +229,14 @@ resource, key, metrilo_id."""
 # be composed again next cycle, whatever its source says.
 _UPSERT_FAILED = (
     "INSERT INTO sync_state (resource, key, metrilo_id, status, attempt_fingerprint, tags, "
-    "forced, attempts, last_error, updated_at) VALUES (?, ?, ?, ?, ?, '[]', FALSE, 1, ?, ?) "
+    "forced, attempts, last_error, updated_at, key_number) "
+    "VALUES (?, ?, ?, ?, ?, '[]', FALSE, 1, ?, ?, ?) "
     "ON CONFLICT (resource, key) DO UPDATE SET metrilo_id = excluded.metrilo_id, "
     "status = excluded.status, attempt_fingerprint = excluded.attempt_fingerprint, "
     "forced = FALSE, attempts = sync_state.attempts + 1, last_error = excluded.last_error, "
     "updated_at = excluded.updated_at, source_fingerprint = NULL"
 )
-"""Params: resource, key, metrilo_id, status, fingerprint, reason, now."""
+"""Params: resource, key, metrilo_id, status, fingerprint, reason, now, key number."""
 
 # Only a row Metrilo holds at exactly this fingerprint takes the source fingerprint (and the
 # payload, when one is kept): then both describe what Metrilo accepted, though nothing was sent.
