@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 import time
 from datetime import datetime, timedelta
@@ -311,6 +312,38 @@ def test_the_orders_followed_rows_are_queried_once_a_cycle(world: World) -> None
     appended = [s for s in statements
                 if s.startswith("SELECT order_lines.order_id, order_lines.id FROM order_lines")]
     assert len(appended) == 1
+
+
+def test_the_orders_do_not_ask_again_for_customers_the_guests_pass_found_synced(
+    world: World,
+) -> None:
+    """The guests' pass asks state which changed orders' emails are synced customers'; the
+    orders' dependency check takes those as synced instead of asking state again (customers
+    are not written after their own pass in a cycle)."""
+    world.sync()
+    with world.shop.connect() as conn:
+        order_id, email = conn.execute(
+            sa.select(schema.orders.c.id, schema.orders.c.email)
+            .where(schema.orders.c.customer_id.is_not(None))
+            .order_by(schema.orders.c.id).limit(1)).one()
+    mutate.set_order_status(world.shop, order_id, 5)
+    engine = create_state_engine(world.state_url)
+    asked: list[str] = []
+
+    def keep(_conn: Any, _cursor: Any, sql: str, params: Any, *_: Any) -> None:
+        if "json_each" in sql and "metrilo_id = j.value" in sql and "guest_customers" in (
+                params[1]):
+            asked.extend(json.loads(params[0]))
+
+    sa.event.listen(engine, "before_cursor_execute", keep)
+    try:
+        with world.engine(state=StateStore(engine)) as sync:
+            report = sync.run(CycleOptions(reconcile=False))
+    finally:
+        engine.dispose()
+    assert report.resources[Resource.ORDERS].counts.sent == 1
+    assert world.rows(Resource.ORDERS, [str(order_id)])[str(order_id)].status is Status.SYNCED
+    assert email.strip().lower() not in asked
 
 
 def test_a_cycle_reads_the_resources_marks_in_one_query(world: World) -> None:

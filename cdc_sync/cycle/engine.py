@@ -273,6 +273,7 @@ class SyncEngine(Generic[S]):
             ignore_forced=options.ignore_forced,
             source_seed=self._source_seed(resource),
             composing=self.composing,
+            synced=self.passes.known_synced(resource),
         )
 
     def _source_seed(self, resource: Resource) -> bytes:

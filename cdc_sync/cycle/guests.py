@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from cdc_sync.core.guests import Basis, Verdict, decide
 from cdc_sync.core.records import Readings
 from cdc_sync.core.resources import Resource
+from cdc_sync.cycle.waiting import SyncedIds
 from cdc_sync.source import ShopSource, SourceRow
 from cdc_sync.state import StateRow, Status
 
@@ -41,28 +42,31 @@ class GuestState(Protocol):
 
 
 def changed_guests(state: GuestState, source: ShopSource, since: Any, *, customers: bool,
-                   chunk_size: int = 1000, exact: bool = False) -> Readings | None:
+                   chunk_size: int = 1000, exact: bool = False,
+                   synced: SyncedIds | None = None) -> Readings | None:
     """The guest rows an incremental cycle must plan, in key order; None when guests are
     not read this way (no cursor on orders): then the caller derives them by query.
     `customers`: whether customers are mapped (an email they have is no guest). `exact`:
     every changed email goes to the exact query, state decides nothing (a dry run: the
     customers it found new this cycle never reach state, so state would take their emails
-    for guests')."""
+    for guests'). `synced`: where the changed orders' emails state holds synced as
+    customers' are remembered (the orders' planner then need not ask for them again)."""
     changed = source.changed_guest_orders(since)
     if changed is None:
         return None
-    deciding = _Deciding(state, source, changed, customers and not exact, exact)
+    deciding = _Deciding(state, source, changed, customers and not exact, exact, synced)
     return Readings(deciding.rows(chunk_size), changed.compose)
 
 
 class _Deciding:
     def __init__(self, state: GuestState, source: ShopSource, changed: Readings,
-                 customers: bool, exact: bool) -> None:
+                 customers: bool, exact: bool, synced: SyncedIds | None = None) -> None:
         self.state = state
         self.source = source
         self.changed = changed
         self.customers = customers
         self.exact = exact
+        self.synced = synced
 
     def rows(self, chunk_size: int) -> Iterator[SourceRow]:
         try:
@@ -81,6 +85,8 @@ class _Deciding:
             yield from self.source.readings(Resource.GUEST_CUSTOMERS, keys=keys).rows
             return
         taken = self.state.dependency_status(_CUSTOMERS, keys) if self.customers else {}
+        if self.synced is not None:
+            self.synced.remember(self.synced.customers, taken)
         # A customer row in any state but gone has the email (synced, pending or rejected: the
         # query's anti-join would see its row). Most changed orders are customers': only the
         # others' guests are looked up.

@@ -22,6 +22,7 @@ from cdc_sync.cycle.guests import GuestState, changed_guests
 from cdc_sync.cycle.marks import ResourceMarks
 from cdc_sync.cycle.planner import Planner, Reread
 from cdc_sync.cycle.reconcile import Slice
+from cdc_sync.cycle.waiting import SYNCED_IDS_REMEMBERED, SyncedIds
 from cdc_sync.metrilo.client import Item
 from cdc_sync.source import ShopSource, SourceRow
 from cdc_sync.source.keys import KeySpan
@@ -49,10 +50,20 @@ class ReadPasses:
         self.chunk_size = chunk_size
         self.overlap_seconds = overlap_seconds
         self._followers: dict[Resource, Follower] = {}  # this cycle's (see `follower`)
+        # The changed orders' customers state says are synced, as the guests' pass found them
+        # (cycle/guests.py): the orders' planner need not ask again (customers are not written
+        # after their own pass in a cycle).
+        self.synced = SyncedIds(SYNCED_IDS_REMEMBERED)
 
     def new_cycle(self) -> None:
-        """Forget the followers of the cycle before."""
+        """Forget the followers and the synced customers of the cycle before."""
         self._followers.clear()
+        self.synced = SyncedIds(SYNCED_IDS_REMEMBERED)
+
+    def known_synced(self, resource: Resource) -> SyncedIds:
+        """The customers and products a resource's planner may take as synced from the
+        start: for orders, the customers the guests' pass found synced this cycle."""
+        return self.synced if resource is Resource.ORDERS else SyncedIds(SYNCED_IDS_REMEMBERED)
 
     def follower(self, resource: Resource, *, full: bool) -> Follower | None:
         """The resource's joins, children and watches with a cursor (incremental reads only
@@ -152,7 +163,8 @@ class ReadPasses:
                 chunk_size=self.chunk_size)
         if resource is Resource.GUEST_CUSTOMERS and entry is not None:
             guests = changed_guests(self.state, self.source, since, chunk_size=self.chunk_size,
-                                    customers=entry.basis is not None, exact=dry_run)
+                                    customers=entry.basis is not None, exact=dry_run,
+                                    synced=self.synced)
             if guests is not None:
                 return guests
         return self.source.readings(resource, since=since)

@@ -105,8 +105,9 @@ class Planner:
     stopped: bool = False
     seen_live: int = 0
     # Dependencies state said were synced, for the rest of this planner's life (one resource
-    # of one cycle: the resources they belong to are not written meanwhile).
-    _synced: SyncedIds = field(default_factory=lambda: SyncedIds(SYNCED_IDS_REMEMBERED))
+    # of one cycle: the resources they belong to are not written meanwhile). The engine hands
+    # the orders' planner what the guests' pass found of the changed orders' customers.
+    synced: SyncedIds = field(default_factory=lambda: SyncedIds(SYNCED_IDS_REMEMBERED))
     # Records sent and not yet answered by Metrilo, by key (see `answered`).
     _inflight: dict[str, InFlight] = field(default_factory=dict)
     _last_key: str | None = None
@@ -315,7 +316,7 @@ class Planner:
         if self.dependencies is None or not candidates:
             return candidates, []
         blockers = Blockers(
-            self.state, self.dependencies, [c[0] for c in candidates], self._synced,
+            self.state, self.dependencies, [c[0] for c in candidates], self.synced,
             # A dry run sends nothing, so a customer new in this cycle is not in state yet;
             # a real cycle would send it before the orders. Only a refused one blocks then.
             only_refused=self.dry_run,
