@@ -4,8 +4,8 @@ A cursor only shows changes to the resource's own row. Deletes, edits of child r
 no cursor and bumps a writer forgot are found by reading the records again. Instead of a full
 read every `sync.full_reconcile_minutes` (a spike), each cycle reads one key-range slice
 (`after < key <= upto`, in key order, parents and children, through the source-mark fast path)
-so that the whole key space is read once per window, and walks the same number of the keys
-state holds to find those gone from the shop.
+so that the whole key space is read once per window, and walks the keys state holds (those in
+the same range, or as many as were read: below) to find those gone from the shop.
 
 - Slice size: the keys left in the window (state's live count when it started, minus those
   read) over the cycles left in it (time left over the cycle interval: the daemon's
@@ -112,7 +112,7 @@ class Slice:
     resource: Resource
     window: Window
     span: KeySpan | None  # None: the window's keys were all read; only the walk is left
-    walk: int | None  # state keys to check for deletion (None: all the rest)
+    walk: int | None  # KEY_WALK: state keys to check for deletion (None: all the rest)
     read: int = 0  # source rows the slice read
     notes: list[str] = field(default_factory=list)
 
