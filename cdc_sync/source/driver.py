@@ -49,8 +49,15 @@ def driver_statement(engine: sa.Engine, stmt: sa.Select[Any]) -> DriverStatement
         return None
     # Expanded as SQLAlchemy executes it: IN lists written out, values it renders into the
     # SQL (MariaDB's integer key lists) rendered; the others bound by their types' processors.
-    expanded = stmt.compile(dialect=dialect).construct_expanded_state()
-    processors = expanded.processors
+    compiled = stmt.compile(dialect=dialect)
+    expanded = compiled.construct_expanded_state()
+    # The processors SQLAlchemy applies when it executes (DefaultExecutionContext): every bind's
+    # own, then those of the parameters an IN list was expanded into. The expanded state holds
+    # only the latter: without the former, a join's constant 1 bound as BOOLEAN reached
+    # psycopg as the int 1 and PostgreSQL refused `boolean = smallint`.
+    # (A tuple's processors, a sequence, serve only its expanded elements: left out.)
+    processors = {**{name: process for name, process in compiled._bind_processors.items()
+                     if callable(process)}, **expanded.processors}
     params = {name: processors[name](value) if name in processors else value
               for name, value in expanded.parameters.items()}
     if expanded.positiontup is None:
