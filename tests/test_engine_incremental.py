@@ -13,6 +13,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
+from cdc_sync.core.report import CycleReport
 from cdc_sync.core.resources import Resource
 from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.demo import mutate, schema
@@ -214,15 +215,7 @@ def test_the_orders_cursor_is_read_once_a_cycle(world: World) -> None:
     once a cycle (before the first of them), not once per resource that follows it."""
     world.sync()
     mutate.set_order_status(world.shop, 1, 5)
-    shop = connect_shop(world.shop_url)
-    statements: list[str] = []
-    sa.event.listen(shop, "before_cursor_execute",
-                    lambda _conn, _cursor, statement, *_: statements.append(statement))
-    try:
-        with world.engine(source=ShopSource(shop, world.mapping)) as engine:
-            report = engine.run(CycleOptions())
-    finally:
-        shop.dispose()
+    report, statements = _run_seen(world, CycleOptions())
     following = (Resource.GUEST_CUSTOMERS, Resource.DELETED_PRODUCTS, Resource.ORDERS)
     assert {report.resources[r].mode for r in following} == {"incremental"}
     assert report.resources[Resource.ORDERS].counts.changed == 1
@@ -238,15 +231,7 @@ def test_the_incremental_delete_guard_asks_nothing_when_the_cursors_found_rows(
     read once a cycle anyway, already says it has rows: no first-row lookup of its keys."""
     world.sync()
     mutate.set_order_status(world.shop, 1, 5)
-    shop = connect_shop(world.shop_url)
-    statements: list[str] = []
-    sa.event.listen(shop, "before_cursor_execute",
-                    lambda _conn, _cursor, sql, *_: statements.append(" ".join(sql.split())))
-    try:
-        with world.engine(source=ShopSource(shop, world.mapping)) as engine:
-            report = engine.run(CycleOptions(reconcile=False))
-    finally:
-        shop.dispose()
+    report, statements = _run_seen(world, CycleOptions(reconcile=False))
     derived = (Resource.GUEST_CUSTOMERS, Resource.DELETED_PRODUCTS)
     assert {report.resources[r].mode for r in derived} == {"incremental"}
     assert report.ok
@@ -297,15 +282,7 @@ def test_the_orders_followed_rows_are_queried_once_a_cycle(world: World) -> None
     orders' pass re-reads those orders: both go over one query of the appended lines."""
     world.sync()
     _add_gone_line(world, 3, 9_997)
-    shop = connect_shop(world.shop_url)
-    statements: list[str] = []
-    sa.event.listen(shop, "before_cursor_execute",
-                    lambda _conn, _cursor, sql, *_: statements.append(" ".join(sql.split())))
-    try:
-        with world.engine(source=ShopSource(shop, world.mapping)) as engine:
-            report = engine.run(CycleOptions())
-    finally:
-        shop.dispose()
+    report, statements = _run_seen(world, CycleOptions())
     assert report.resources[Resource.DELETED_PRODUCTS].counts.sent == 1
     assert report.resources[Resource.ORDERS].counts.sent == 1
     _sent_with_its_product(world, 3, 9_997)
@@ -370,3 +347,17 @@ def test_a_cycle_reads_the_resources_marks_in_one_query(world: World) -> None:
     assert world.held("orders", "1")["status"] == "refunded"
     # The marks' one read, then the orders' followed lines and the reconciliation windows.
     assert len(reads) <= 6
+
+
+def _run_seen(world: World, options: CycleOptions) -> tuple[CycleReport, list[str]]:
+    """One cycle on a shop engine of its own, and the statements it sent the shop (each on
+    one line: whitespace collapsed)."""
+    shop = connect_shop(world.shop_url)
+    statements: list[str] = []
+    sa.event.listen(shop, "before_cursor_execute",
+                    lambda _conn, _cursor, sql, *_: statements.append(" ".join(sql.split())))
+    try:
+        with world.engine(source=ShopSource(shop, world.mapping)) as engine:
+            return engine.run(options), statements
+    finally:
+        shop.dispose()
