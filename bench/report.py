@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.repeats import Repeats
+
 Result = dict[str, Any]
 
 TARGET_RATIO = 1.5
@@ -28,6 +30,10 @@ class Figures:
     baseline: dict[str, Result] = field(default_factory=dict)
     full: Result = field(default_factory=dict)
     reference: Result = field(default_factory=dict)
+    # Rows 2 and 2c: every run per sink (bench/repeats.py), and the minimal sink's median run,
+    # whose counts and shop-side figures stand for the row.
+    incremental_runs: Repeats = field(default_factory=Repeats)
+    child_runs: Repeats = field(default_factory=Repeats)
     incremental: Result = field(default_factory=dict)
     child: Result = field(default_factory=dict)  # incremental after child-only changes
     slice: Result = field(default_factory=dict)  # a cycle with nothing changed: one slice
@@ -35,6 +41,8 @@ class Figures:
     child_changes: dict[str, Any] = field(default_factory=dict)  # bench.children.ChildChanges
     reconciled_changes: int = 0  # cursor-less child changes the slice resent (checked)
     small: dict[str, Any] = field(default_factory=dict)
+    # --also-mysqlclient: {"sink": push's sink name, "push": Result, "full": Result}
+    mysqlclient: dict[str, Any] = field(default_factory=dict)
     machine: dict[str, str] = field(default_factory=dict)
     command: str = ""
     python: str = ""
@@ -74,8 +82,8 @@ def _verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
-def _full_row(figures: Figures) -> str:
-    full, ref = figures.full, figures.reference
+def _full_row(figures: Figures, full: Result | None = None, label: str = "1") -> str:
+    full, ref = full or figures.full, figures.reference
     records = scanned(full)
     orders_rate = scanned(full, "orders") / full["resource_seconds"]["orders"]
     ref_records = sum(ref["counts"].values())
@@ -84,7 +92,7 @@ def _full_row(figures: Figures) -> str:
     verdicts = (f"{_verdict(ratio <= TARGET_RATIO)} (ratio), "
                 f"{_verdict(orders_rate >= TARGET_ORDERS_PER_SECOND)} (orders/s)")
     return (
-        f"| 1 | no-change full reconciliation, every resource | {_n(records)} records in "
+        f"| {label} | no-change full reconciliation, every resource | {_n(records)} records in "
         f"{full['seconds']:.1f} s: **{_n(records / full['seconds'])} records/s**; orders "
         f"{_n(orders_rate)}/s | bare reference: {_n(ref_records)} records in "
         f"{ref['seconds']:.1f} s: {_n(ref_records / ref['seconds'])} records/s; orders "
@@ -93,15 +101,30 @@ def _full_row(figures: Figures) -> str:
     )
 
 
+def _repeated_time(runs: Repeats) -> str:
+    """Rows 2 and 2c's time: the minimal sink's median (the verdict's), the sandbox's beside."""
+    mine, cpu = runs.seconds("minimal"), runs.cpu("minimal")
+    return (f"**{mine.median:.2f} s** to the minimal sink (median of {runs.count()}, "
+            f"{mine.low:.2f}-{mine.high:.2f} s; the cycle's CPU {cpu.median:.2f} s), "
+            f"{runs.seconds('sandbox').text()} to the strict sandbox")
+
+
+def _repeated_share(runs: Repeats, full: Result) -> tuple[float, str]:
+    """The minimal sink's median as a share of the full cycle, and the cell that says it."""
+    share = runs.seconds("minimal").median / full["seconds"]
+    sandbox = runs.seconds("sandbox").median / full["seconds"]
+    return share, f"**{share:.1%}** of it (to the sandbox: {sandbox:.1%})"
+
+
 def _incremental_row(figures: Figures) -> str:
     inc, full = figures.incremental, figures.full
-    share = inc["seconds"] / full["seconds"]
+    share, share_text = _repeated_share(figures.incremental_runs, full)
     return (
         f"| 2 | incremental cycle (cursor mode) after {_n(figures.changed)} orders changed | "
-        f"**{inc['seconds']:.2f} s**: {_n(scanned(inc))} records read, {_n(sent(inc))} sent "
-        f"(and {inc.get('check_seconds', 0):.2f} s of mapping check before it, as in every "
-        f"`cdc-sync sync` process) | "
-        f"the full cycle: {full['seconds']:.1f} s | **{share:.1%}** of it | "
+        f"{_repeated_time(figures.incremental_runs)}: {_n(scanned(inc))} records read, "
+        f"{_n(sent(inc))} sent (and {inc.get('check_seconds', 0):.2f} s of mapping check "
+        f"before it, as in every `cdc-sync sync` process) | "
+        f"the full cycle: {full['seconds']:.1f} s | {share_text} | "
         f"<= {TARGET_INCREMENTAL_SHARE:.0%} | {_verdict(share <= TARGET_INCREMENTAL_SHARE)} |"
     )
 
@@ -128,7 +151,7 @@ def _child_row(figures: Figures) -> str:
                         if c["sent"]) or "nothing"
     read_by = ", ".join(f"{_n(c['scanned'])} {name}" for name, c in child["counts"].items()
                         if c["scanned"]) or "nothing"
-    share = child["seconds"] / full["seconds"]
+    share, share_text = _repeated_share(figures.child_runs, full)
     blind_text = (
         f"; the {_n(sum(len(parents[k]) for k in blind))} "
         f"{', '.join(_KIND_NAMES[k] for k in blind)} changes have no cursor the schema "
@@ -136,9 +159,9 @@ def _child_row(figures: Figures) -> str:
         f"them came back with row 2b's slice, the rest within the window)" if blind else "")
     return (
         f"| 2c | incremental cycle (cursor mode) after {_n(total)} changes in child tables "
-        f"only ({mix}) | **{child['seconds']:.2f} s**: records read {read_by}; {sent_by} "
-        f"sent: the {_n(resent)} expected ({seen}; checked against state){blind_text} | "
-        f"the full cycle: {full['seconds']:.1f} s | **{share:.1%}** of it | "
+        f"only ({mix}) | {_repeated_time(figures.child_runs)}: records read {read_by}; "
+        f"{sent_by} sent: the {_n(resent)} expected ({seen}; checked against state)"
+        f"{blind_text} | the full cycle: {full['seconds']:.1f} s | {share_text} | "
         f"<= {TARGET_INCREMENTAL_SHARE:.0%} | {_verdict(share <= TARGET_INCREMENTAL_SHARE)} |"
     )
 
@@ -160,20 +183,31 @@ def _slice_row(figures: Figures) -> str:
     )
 
 
-def _push_row(label: str, name: str, figures: Figures) -> str:
-    push, base = figures.push[name], figures.baseline[name]
+def _push_row(label: str, name: str, figures: Figures, push: Result | None = None) -> str:
+    push, base = push or figures.push[name], figures.baseline[name]
     seconds = push["seconds"]
     rate = sent(push) / seconds
     base_rate = base["delivered"] / base["seconds"]
     ratio = rate / base_rate
     return (
-        f"| 3{label} | first full push -> {_sink_name(name)} | {_n(sent(push))} records in "
+        f"| {label} | first full push -> {_sink_name(name)} | {_n(sent(push))} records in "
         f"{seconds:.1f} s: **{_n(rate)} records/s**, {push['requests'] / seconds:,.1f} req/s, "
         f"{push['bytes'] / seconds / 1e6:.2f} MB/s | plugin-style (50 a request, one at a "
         f"time), {_n(base['delivered'])} records: {_n(base_rate)} records/s, "
         f"{base['requests'] / base['seconds']:,.1f} req/s | **{ratio:.1f}x** | "
         f">= {TARGET_PUSH_RATIO}x | {_verdict(ratio >= TARGET_PUSH_RATIO)} |"
     )
+
+
+def _mysqlclient_rows(figures: Figures, labels: dict[str, str]) -> list[str]:
+    """`--also-mysqlclient`: the push and the no-change cycle again through mysqlclient, the
+    driver of bare `mysql://` URLs and of the Docker image, beside PyMySQL's rows."""
+    again = figures.mysqlclient
+    if not again:
+        return []
+    name = again["sink"]
+    return [_full_row(figures, again["full"], "1 (mysqlclient)"),
+            _push_row(f"3{labels[name]} (mysqlclient)", name, figures, again["push"])]
 
 
 def _sink_name(name: str) -> str:
@@ -235,9 +269,12 @@ def shop_side(result: Result) -> str:
 
 
 def _shop_side(figures: Figures) -> list[str]:
+    again = figures.mysqlclient
     kinds = {"first push (sandbox)": figures.push.get("sandbox"),
-             "no-change full cycle": figures.full, "incremental cycle": figures.incremental,
-             "incremental cycle after child changes": figures.child,
+             "no-change full cycle": figures.full,
+             "no-change full cycle through mysqlclient": again.get("full"),
+             "incremental cycle (the minimal sink's median run)": figures.incremental,
+             "incremental cycle after child changes (the same)": figures.child,
              "rolling reconciliation slice": figures.slice}
     lines = ["", "What each cycle cost the shop's server (bench/shopstats.py):", ""]
     lines += [f"- {kind}: {shop_side(result)}" for kind, result in kinds.items() if result]
@@ -259,8 +296,9 @@ def render(figures: Figures) -> str:
         *([_slice_row(figures)] if figures.slice else []),
         *([_child_row(figures)] if figures.child else []),
     ]
-    labels = iter("abcdefgh")
-    lines += [_push_row(next(labels), name, figures) for name in figures.push]
+    labels = dict(zip(figures.push, "abcdefgh", strict=False))
+    lines += [_push_row(f"3{labels[name]}", name, figures) for name in figures.push]
+    lines += _mysqlclient_rows(figures, labels)
     lines.append(_rss_row(figures))
     lines += _per_resource(figures)
     lines += _shop_side(figures)

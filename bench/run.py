@@ -38,6 +38,7 @@ from bench.children import (
     synced_mark,
 )
 from bench.proc import ROOT, run_module
+from bench.repeats import Repeats, repeat
 from bench.report import Figures, machine, render
 from bench.shop import (
     DEFAULT_ADMIN_URL,
@@ -65,6 +66,8 @@ class Bench:
     child_changes: int
     baseline_fraction: float
     log: Callable[[str], None]
+    repeats: int = 3
+    also_mysqlclient: bool = False
     states: int = 0
     figures: Figures = field(default_factory=Figures)
 
@@ -124,44 +127,63 @@ class Bench:
             figures.reference = self.reference(shop)
             # The cycles that follow change the shop: they run on a copy, so the shared shop
             # stays as built and reruns start from the same rows (state is valid for both).
-            with scratch_copy(self.admin_url, scale, self.log) as copy:
-                self._changed_cycles(copy, state, sandbox)
+            # Rows 2c and 2 alternate the minimal sink (their verdict: cdc-sync's own cost)
+            # with the sandbox (whose CPU shares the cores), minimal first.
+            with scratch_copy(self.admin_url, scale, self.log) as copy, \
+                    running_sink("minimal") as minimal:
+                self._changed_cycles(copy, state, {"minimal": minimal, "sandbox": sandbox})
         self._minimal_sinks(shop)
+        if self.also_mysqlclient:
+            self._through_mysqlclient(shop)
         self._rss_at_small_scale(scale)
         return figures
 
-    def _changed_cycles(self, shop: str, state: str, sandbox: str) -> None:
+    def _changed_cycles(self, shop: str, state: str, sinks: dict[str, str]) -> None:
         """Row 2c (changes in child tables only), row 2 (orders changed) and row 2b (one
         reconciliation slice), each checked against the records its changes must resend
         (bench/children.py). The child changes go first so that their cycle's cursor overlap
-        re-reads none of row 2's orders: it measures what following the children costs."""
+        re-reads none of row 2's orders: it measures what following the children costs.
+        Rows 2c and 2 run `repeats` times per sink from one snapshot of state (bench/repeats.py);
+        the checks and the rows after them go on from the last run to the sandbox."""
         figures = self.figures
         self.log(f"changing {self.child_changes:,} child rows (lines, coupons, links, tags) ...")
         changes = change_children(shop, ROOT / "mappings.yaml", self.child_changes,
                                   seed=int(time.time()))
         figures.child_changes = changes.as_dict()
         mark, due = synced_mark(state), rechecks(state)
-        figures.child = self.cycle("incremental cycle after child changes", shop, state,
-                                   sandbox, reconcile=False)
+        figures.child_runs, state = self.repeated("incremental cycle after child changes",
+                                                  shop, state, sinks)
+        figures.child = figures.child_runs.median_run("minimal")
         compare("incremental cycle after child changes", sent_since(state, mark),
                 changes.expected(followed=True), due)
         self.log(f"changing {self.changes:,} orders ...")
         figures.changed = change_orders(shop, self.changes, seed=int(time.time()))
         mark = synced_mark(state)
-        figures.incremental = self.cycle("incremental cycle", shop, state, sandbox,
-                                         reconcile=False)
+        figures.incremental_runs, state = self.repeated("incremental cycle", shop, state, sinks)
+        figures.incremental = figures.incremental_runs.median_run("minimal")
         resent = sent_since(state, mark)  # orders re-read by their cursor take their coupons
         # The window began with the no-change full cycle; a one-shot sync sizes its slice
         # for 60 s cycles: about 1/15 of every resource with the default 15 minutes. The
         # child changes no cursor sees must come back in the key ranges it reads.
         mark, due = synced_mark(state), rechecks(state)
-        figures.slice = self.cycle("rolling reconciliation slice", shop, state, sandbox)
+        figures.slice = self.cycle("rolling reconciliation slice", shop, state,
+                                   sinks["sandbox"])
         expected = in_reach(changes.expected(followed=False), slice_reach(state))
         expected = {r: keys - resent.get(r, set()) for r, keys in expected.items()}
         compare("rolling reconciliation slice", sent_since(state, mark), expected, due)
         figures.reconciled_changes = sum(len(keys) for keys in expected.values())
         self.log(f"  checked: the slice resent the {figures.reconciled_changes} cursor-less "
                  "child changes in its key ranges")
+
+    def repeated(self, what: str, shop: str, state: str,
+                 sinks: dict[str, str]) -> tuple[Repeats, str]:
+        """One incremental cycle (no slice), `self.repeats` times per sink from one snapshot
+        of `state`; returns the runs and the state the last one left."""
+        def run(label: str, copy: str, sink: str) -> dict[str, Any]:
+            return self.cycle(label, shop, copy, sink, reconcile=False)
+
+        return repeat(run, what, state, sinks, self.repeats, self.fresh_state,
+                      str(self.workdir))
 
     def _minimal_sinks(self, shop: str) -> None:
         latencies = [0.0] + ([self.latency] if self.latency else [])
@@ -173,6 +195,21 @@ class Bench:
                 self.figures.push[name] = push
                 self.figures.baseline[name] = self.baseline(
                     f"plugin-style baseline -> {name} sink", shop, sink, push)
+
+    def _through_mysqlclient(self, shop: str) -> None:
+        """Row 3c's push (3b's without latency) and the no-change full cycle after it again,
+        on the same shop read through mysqlclient: bare `mysql://` URLs and the Docker image
+        use that C driver, the benchmark's URL names PyMySQL."""
+        url = sa.make_url(shop).set(drivername="mysql+mysqldb")
+        source = url.render_as_string(hide_password=False)
+        name = f"minimal+{self.latency * 1000:.0f}ms" if self.latency else "minimal"
+        with running_sink("minimal", self.latency) as sink:
+            state = self.fresh_state()
+            push = self.cycle(f"first full push -> {name} sink through mysqlclient", source,
+                              state, sink)
+            full = self.cycle("no-change full cycle through mysqlclient", source, state, sink,
+                              full=True)
+        self.figures.mysqlclient = {"sink": name, "push": push, "full": full}
 
     def _rss_at_small_scale(self, scale: Scale) -> None:
         small = scaled(RSS_SCALE)
@@ -237,7 +274,17 @@ def main() -> None:
     parser.add_argument("--baseline-fraction", type=float, default=0.01,
                         help="share of each resource the plugin-style baseline sends; "
                              "default 0.01")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs of rows 2 and 2c per sink (minimal sink and sandbox, "
+                             "alternated, each from the same state snapshot); default 3")
+    parser.add_argument("--also-mysqlclient", action="store_true",
+                        help="MariaDB: run row 3c's push and the no-change cycle again "
+                             "through mysqlclient (mysql+mysqldb://) and print them beside")
     args = parser.parse_args()
+    if args.also_mysqlclient and args.dialect != "mariadb":
+        parser.error("--also-mysqlclient needs --dialect mariadb")
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
 
     def log(line: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
@@ -247,7 +294,8 @@ def main() -> None:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="cdc-bench-") as workdir:
         bench = Bench(admin, Path(workdir), args.latency_ms / 1000, args.changes,
-                      args.child_changes, args.baseline_fraction, log)
+                      args.child_changes, args.baseline_fraction, log, args.repeats,
+                      args.also_mysqlclient)
         figures = bench.run(scale)
     figures.machine = machine(server_version(admin), load_before, os.getloadavg())
     figures.command = " ".join([".venv/bin/python -m bench.run", *sys.argv[1:]])
