@@ -47,6 +47,10 @@ class ResourceMarks:
         # such a read must not release the hold.
         self.keep_holds = keep_holds
         self._cycle: dict[str, str] | None = None  # the meta values as a cycle began
+        # Each mapping part's fingerprint, computed once: a cycle asks for each resource's
+        # three times (its source seed, the mapping check, the marks' advance), and each part
+        # is a dump and digest of the whole mapping (30 of them a cycle, 4-15 ms under load).
+        self._parts: dict[str, str] = {}
 
     def begin_cycle(self, values: Mapping[str, str]) -> None:
         """Serve a cycle's reads of marks from `values` (every meta value, read in one query
@@ -139,8 +143,13 @@ class ResourceMarks:
 
     def fingerprint(self, resource: Resource) -> str:
         """The fingerprint of the mapping sections this resource's records come from."""
-        names = self.catalogue.mapping_parts(resource)
-        return ",".join(self.mapping.resource_fingerprint(n) for n in names)
+        return ",".join(self._part(n) for n in self.catalogue.mapping_parts(resource))
+
+    def _part(self, name: str) -> str:
+        found = self._parts.get(name)
+        if found is None:
+            found = self._parts[name] = self.mapping.resource_fingerprint(name)
+        return found
 
     def mapping_changed(self, resource: Resource) -> bool:
         """Whether the mapping differs from the one the last completed read applied."""
