@@ -29,6 +29,7 @@ from cdc_sync.source.required import required_field_problems
 if TYPE_CHECKING:
     from cdc_sync.source.query import AnySelect
 
+_PROBE_WITHOUT_JIT = "SET LOCAL jit = off"
 _SQL_FIX = "run it in a SQL console against the shop database and correct it"
 
 
@@ -157,6 +158,11 @@ class Checker:
     def run(self, stmt: AnySelect, path: Path, what: str) -> Iterator[Problem]:
         try:
             with self.engine.connect() as conn:
+                if conn.dialect.name == "postgresql":
+                    # A probe reads no rows, but PostgreSQL plans JIT compilation from the
+                    # query's whole estimated cost: the guests' anti-join probe was compiled,
+                    # 50-80 ms of the shop's CPU at every `cdc-sync sync` at 1M orders.
+                    conn.exec_driver_sql(_PROBE_WITHOUT_JIT)  # for this transaction only
                 conn.execute(stmt).all()
         except sa.exc.DBAPIError as exc:
             yield self.problem(path, f"{what}: {database_message(exc, self.engine)}", _SQL_FIX)
