@@ -416,21 +416,25 @@ def test_single_child_is_the_first_row_as_one_object_or_left_out() -> None:
     assert without.payload == {}
 
 
-def test_children_of_plain_columns_are_read_from_tuples_by_position() -> None:
+def test_children_whose_labels_are_known_are_read_from_tuples_by_position() -> None:
     lines = child(table="order_lines", parent_key="order_id",
                   fields={"productId": "product_id", "quantity": "qty"})
     noted = child(table="order_notes", parent_key="order_id",
                   fields={"text": {"template": "{body}!"}})
     tags = child(table="order_tags", parent_key="order_id", value="tag")
-    composer = Composer(Resource.ORDERS, {}, {"products": lines, "notes": noted, "tags": tags},
+    unknown = child(table="order_marks", parent_key="order_id", value="mark")
+    composer = Composer(Resource.ORDERS, {},
+                        {"products": lines, "notes": noted, "tags": tags, "marks": unknown},
                         "UTC", child_labels={"products": ["qty", "product_id"],
-                                             "notes": ["body"], "tags": ["tag"]})
-    assert composer.positional == {"products", "tags"}
+                                             "notes": ["body"], "tags": ["tag"],
+                                             "marks": ["other"]})
+    assert composer.positional == {"products", "notes", "tags"}
     record = composer.compose("k1", {}, {"products": [(3, 10, "k1"), (1, 11, "k1")],
-                                         "notes": [{"body": "hi"}], "tags": [("a", "k1")]})
+                                         "notes": [("hi", "k1")], "tags": [("a", "k1")],
+                                         "marks": [{"mark": "m"}]})
     assert record.payload == {
         "products": [{"productId": "10", "quantity": 3}, {"productId": "11", "quantity": 1}],
-        "notes": [{"text": "hi!"}], "tags": ["a"],
+        "notes": [{"text": "hi!"}], "tags": ["a"], "marks": ["m"],
     }
 
 

@@ -1,17 +1,17 @@
-"""One field of a Metrilo record, from its mapping to one precomputed function of the row.
+"""One field of a Metrilo record, from its mapping to a plan of how the row gives its value.
 
-Per field: read the value (column, `expr:F` expression label, template or const), `decode` it
-(HTML entities), apply `map`, fill NULLs from `default` (or leave the field out: `OMIT`),
-`split` delimited text, then coerce to the field's type. A plain column is a `Step` the
-composer (core/compose.py) reads itself, the hot path; anything else is an extract function.
-Pure: no I/O.
+Per field: read the value (column, `expr:F` expression label, aggregate label, template or
+const), `decode` it (HTML entities), apply `map`, fill NULLs from `default` (or leave the
+field out), `split` delimited text, then coerce to the field's type. A `FieldPlan` holds
+each of these as a ready object (the coercer, the map's look-up...); core/composecode.py
+writes the Python code that runs them for every row. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import html
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import tzinfo
 from typing import Any, Final, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,120 +23,99 @@ from cdc_sync.mapping.model import Coercion, Decode, FieldSpec
 
 Row = Mapping[str, Any]
 """A row by label."""
-Extract = Callable[[Row], Any]
-"""A field's value from a row: the coerced value, or OMIT; raises CoercionError."""
 
 OMIT: Final = object()
 """A field left out of its record (NULL without a default)."""
 _MAP_KNOWN_SHOWN = 10
 
+Template = tuple[tuple[str, str | None], ...]
+"""A template's pieces: (literal text, the row label of the placeholder after it or None)."""
 
-class Step(NamedTuple):
-    """One field of an object: its name for problems, its payload key, how it is computed.
 
-    A plain column (no map, default or split) is read here, NULL skipped, then coerced by
-    `convert`; anything else is `convert(row)`, which may return OMIT. Text fields keep a
-    str value as it is, without a call: most values of most fields.
+class FieldPlan(NamedTuple):
+    """How one field's value comes from a row; `name` is the field's name for problems.
+
+    `plain`: a column or aggregate read as it is, NULL left out, then `convert`ed (a str kept
+    as it is when `text_passes`): most fields. Otherwise the value is read (`labels[0]`, or
+    the `template` over `labels`, or `const` without labels), `decode`d, looked up
+    (`look_up`), defaulted, split and coerced in that order.
     """
 
     name: str
-    key: str
-    # The row label of a plain column (its position, when rows are read as tuples);
-    # None: `convert` reads the row.
-    label: str | int | None
-    convert: Callable[[Any], Any]
+    labels: tuple[str, ...]
+    plain: bool
+    convert: Coerce
     text_passes: bool
+    template: Template | None = None
+    const: Any = None
+    decode: bool = False
+    look_up: Callable[[Any], Any] | None = None
+    default: Any = None
+    split: str | None = None
+    listed: bool = False  # NULL (without a default) is [], not a missing field
+    each: bool = True  # a list value is coerced item by item (not as one JSON value)
 
 
 _TEXT_PASSES = frozenset({Coercion.STRING, Coercion.JSON})
 
 
-def field_step(
+def field_plan(
     spec: FieldSpec, coercion: Coercion, label: str, tz: tzinfo, name: str, *,
     listed: bool = False,
-) -> Step:
+) -> FieldPlan:
     """How the field `name` is computed; `label`: its expression's or aggregate's row label,
     `tz`: the source's zone (a field's own `timezone` wins); `listed`: NULL is `[]`."""
     zone = tz if spec.timezone is None else time_zone(spec.timezone, f"{name}.timezone")
-    coerce_one = coercer(coercion, spec, zone)
-    plain = (spec.map is None and spec.split is None and spec.default is None and not listed
-             and spec.decode is None)
-    if spec.column is not None and plain:
-        return Step(name, name, column_label(spec.column), coerce_one, coercion in _TEXT_PASSES)
-    if spec.aggregate() is not None and plain:  # always in the row: 0 or NULL without rows
-        return Step(name, name, label, coerce_one, coercion in _TEXT_PASSES)
-    extract = _extract(spec, coercion, label, coerce_one, listed=listed)
-    return Step(name, name, None, extract, False)
-
-
-def _extract(spec: FieldSpec, coercion: Coercion, label: str, coerce_one: Coerce, *,
-             listed: bool) -> Extract:
-    read = _reader(spec, label)
-    look_up = None if spec.map is None else _map_lookup(spec.map, spec.default)
-    split = spec.split
-    default = spec.default
-    each = coercion is not Coercion.JSON
-
-    def extract(row: Row) -> Any:
-        value = read(row)
-        if value is not None and look_up is not None:
-            value = look_up(value)
-        if value is None:
-            if default is None:
-                return [] if listed else OMIT
-            value = default
-        # A list (a list default, a mapped list) is already split: `default: []` is [].
-        if split is not None and not isinstance(value, list | tuple):
-            return [coerce_one(part) for part in _split(value, split)]
-        if each and isinstance(value, list | tuple):
-            return [coerce_one(item) for item in value]
-        return coerce_one(value)
-
-    return extract
-
-
-def _reader(spec: FieldSpec, label: str) -> Extract:
-    read = _raw_reader(spec, label)
-    if spec.decode is Decode.HTML:
-        return lambda row: _html_text(read(row))
-    return read
-
-
-def _html_text(value: Any) -> Any:
-    # Entities are decoded once: a shop that stores `&amp;amp;` means the text `&amp;`.
-    return html.unescape(value) if isinstance(value, str) else value
-
-
-def _raw_reader(spec: FieldSpec, label: str) -> Extract:
+    convert = coercer(coercion, spec, zone)
+    passes = coercion in _TEXT_PASSES
+    shaped = (spec.map is None and spec.split is None and spec.default is None and not listed
+              and spec.decode is None)
+    if spec.column is not None and shaped:
+        return FieldPlan(name, (column_label(spec.column),), True, convert, passes)
+    if spec.aggregate() is not None and shaped:  # always in the row: 0 or NULL without rows
+        return FieldPlan(name, (label,), True, convert, passes)
+    template = None if spec.template is None else _template(spec.template)
     if spec.column is not None:
-        column = column_label(spec.column)
-        return lambda row: row[column]
-    if spec.expression is not None or spec.aggregate() is not None:
-        return lambda row: row[label]
-    if spec.template is not None:
-        return _template_reader(spec.template)
-    constant = spec.const
-    return lambda _row: constant
+        labels: tuple[str, ...] = (column_label(spec.column),)
+    elif template is not None:
+        labels = tuple(column for _, column in template if column is not None)
+    elif spec.expression is not None or spec.aggregate() is not None:
+        labels = (label,)
+    else:
+        labels = ()
+    return FieldPlan(
+        name, labels, False, convert, False, template=template, const=spec.const,
+        decode=spec.decode is Decode.HTML,
+        look_up=None if spec.map is None else _map_lookup(spec.map, spec.default),
+        default=spec.default, split=spec.split, listed=listed,
+        each=coercion is not Coercion.JSON,
+    )
 
 
-def _template_reader(template: str) -> Extract:
-    parts = [
-        (literal, None if name is None else column_label(name))
-        for literal, name, _, _ in string.Formatter().parse(template)
-    ]
+def _template(template: str) -> Template:
+    return tuple((literal, None if name is None else column_label(name))
+                 for literal, name, _, _ in string.Formatter().parse(template))
 
-    def read(row: Row) -> str | None:
-        pieces = []
-        for literal, column in parts:
-            pieces.append(literal)
-            if column is not None:
-                value = row[column]
-                if value is None:
-                    return None  # a NULL placeholder makes the whole field NULL
-                pieces.append(to_text(value))
-        return "".join(pieces)
 
-    return read
+def template_text(template: Template, values: Sequence[Any]) -> str | None:
+    """The template filled with `values` (one per placeholder, in order); a NULL placeholder
+    makes the whole field NULL."""
+    pieces = []
+    at = 0
+    for literal, column in template:
+        pieces.append(literal)
+        if column is not None:
+            value = values[at]
+            at += 1
+            if value is None:
+                return None
+            pieces.append(to_text(value))
+    return "".join(pieces)
+
+
+def html_text(value: Any) -> Any:
+    """`decode: html`: entities decoded once (a shop that stores `&amp;amp;` means `&amp;`)."""
+    return html.unescape(value) if isinstance(value, str) else value
 
 
 def _map_lookup(mapping: Mapping[str, Any], default: Any) -> Callable[[Any], Any]:
@@ -157,7 +136,8 @@ def _map_lookup(mapping: Mapping[str, Any], default: Any) -> Callable[[Any], Any
     return look_up
 
 
-def _split(value: Any, separator: str) -> list[str]:
+def split_text(value: Any, separator: str) -> list[str]:
+    """`split`: the trimmed, non-empty parts, each once, in order."""
     parts = (part.strip() for part in to_text(value).split(separator))
     return list(dict.fromkeys(part for part in parts if part))
 

@@ -42,15 +42,18 @@ class RowComposer:
         composer = self._composers.get(row.shape)
         if composer is None:
             composer = self._composers[row.shape] = Composer(
-                *self._args, child_labels=dict(row.shape.children))
-        positional = composer.positional
-        # Children read by position get the driver's tuples as they are (their parent key,
-        # last, is never read); the others a dict per row.
-        children = {
-            name: rows if name in positional else [dict(zip(labels, r)) for r in rows]  # noqa: B905
-            for (name, labels), rows in zip(row.shape.children, row.kids)  # noqa: B905
-        }
-        record = composer.compose(row.key, row.values, children)
+                *self._args, child_labels=dict(row.shape.children), labels=row.shape.labels)
+        if composer.compose_raw is not None:  # the driver's tuples as they are
+            record = composer.compose_raw(row.key, row.raw, row.kids)
+        else:
+            positional = composer.positional
+            # Children read by position get the driver's tuples as they are (their parent
+            # key, last, is never read); the others a dict per row.
+            children = {
+                name: rows if name in positional else [dict(zip(labels, r)) for r in rows]  # noqa: B905
+                for (name, labels), rows in zip(row.shape.children, row.kids)  # noqa: B905
+            }
+            record = composer.compose(row.key, row.values, children)
         if row.repeats > 1:
             record = replace(record, problems=(*record.problems, _repeated(row)))
         if self._keep is not None:
