@@ -35,10 +35,19 @@ _COUNTRY_SHAPE = re.compile(r"[A-Z]{2}")
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """How one value is checked: the reasons with their path, and the fast yes/no for them."""
+    """How one value is checked: the reasons with their path, and the fast yes/no for them.
+
+    What generated code (core/fitscode.py) may write in place of a call to `fits`: `inline`,
+    the same test as a Python expression of the value `{v}` over the names of `INLINE_NAMES`;
+    or, for a list, its `item` check (and `nonempty`); or, for an object, its `spec`.
+    """
 
     explain: Explain
     fits: Fits
+    inline: str | None = None
+    item: Check | None = None
+    nonempty: bool = False
+    spec: Any = None  # core/validate.Spec (which is built from checks)
 
 
 def describe(value: Any) -> str:
@@ -205,15 +214,27 @@ def _boolean_fits(value: Any) -> bool:
     return value is True or value is False
 
 
-TEXT = Check(_text, _clean_string)
-NAME = Check(_name, _name_fits)
-ID = Check(_id, _name_fits)  # a number is never a clean string, so it takes `explain`
+INLINE_NAMES: dict[str, Any] = {
+    "CONTROL_SEARCH": _CONTROL.search, "COUNTRY_MATCH": _COUNTRY_SHAPE.fullmatch,
+    "MIN_MS": MIN_MS, "MAX_MS": MAX_MS, "MAX_NUMBER": MAX_NUMBER,
+}
+"""The names the `inline` expressions use."""
+
+_CLEAN = "{v}.__class__ is str and ({v}.isprintable() or CONTROL_SEARCH({v}) is None)"
+_NUMERIC = ("({v}.__class__ is float or {v}.__class__ is int) and "
+            "-MAX_NUMBER <= {v} <= MAX_NUMBER")
+
+TEXT = Check(_text, _clean_string, _CLEAN)
+NAME = Check(_name, _name_fits, f"{_CLEAN} and {{v}}.strip() != ''")
+ID = Check(_id, _name_fits, NAME.inline)  # a number is never a clean string: `explain` says
 EMAIL = Check(_email, _email_fits)
-COUNTRY_CODE = Check(_country_code, _country_code_fits)
-TIMESTAMP = Check(_timestamp, _timestamp_fits)
-NUMBER = Check(_number, _number_fits)
-POSITIVE_NUMBER = Check(_positive_number, _positive_number_fits)
-BOOLEAN = Check(_boolean, _boolean_fits)
+COUNTRY_CODE = Check(_country_code, _country_code_fits,
+                     "{v}.__class__ is str and COUNTRY_MATCH({v}) is not None")
+TIMESTAMP = Check(_timestamp, _timestamp_fits,
+                  "{v}.__class__ is int and MIN_MS <= {v} < MAX_MS")  # a bool's class is bool
+NUMBER = Check(_number, _number_fits, _NUMERIC)
+POSITIVE_NUMBER = Check(_positive_number, _positive_number_fits, f"{_NUMERIC} and {{v}} > 0")
+BOOLEAN = Check(_boolean, _boolean_fits, "{v} is True or {v} is False")
 
 
 # --- composite checks -------------------------------------------------------------------------
@@ -237,7 +258,7 @@ def list_of(item: Check, *, nonempty: bool = False) -> Check:
             map(item_fits, value)
         )
 
-    return Check(explain, fits)
+    return Check(explain, fits, item=item, nonempty=nonempty)
 
 
 def _any_object(path: str, value: Any) -> list[str]:
@@ -248,4 +269,4 @@ def _any_object_fits(value: Any) -> bool:
     return value.__class__ is dict
 
 
-ANY_OBJECT = Check(_any_object, _any_object_fits)
+ANY_OBJECT = Check(_any_object, _any_object_fits, "{v}.__class__ is dict")

@@ -37,6 +37,7 @@ from cdc_sync.core.checks import (
     describe,
     list_of,
 )
+from cdc_sync.core.fitscode import object_fits
 from cdc_sync.core.resources import Payload
 from cdc_sync.errors import UnknownEndpointError
 
@@ -48,7 +49,8 @@ Rule = Callable[[Mapping[str, Any]], list[str]]
 class Spec:
     """The shape of one kind of JSON object: its fields and the rules between them.
 
-    `fits` is built from the fields' own `fits` once, when the spec is made.
+    `fits` is written as code from the fields' checks once, when the spec is made
+    (core/fitscode.py); `code` is its source.
     """
 
     name: str
@@ -57,9 +59,12 @@ class Spec:
     rules: tuple[Rule, ...] = ()
     unknown_hint: str = "a typo in the mapping?"
     fits: Fits = field(init=False, repr=False, compare=False)
+    code: str = field(init=False, repr=False, compare=False)  # the source of `fits`
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "fits", _object_fits(self))
+        fits, code = object_fits(self)
+        object.__setattr__(self, "fits", fits)
+        object.__setattr__(self, "code", code)
 
 
 def validate(endpoint: str, payload: Payload) -> list[str]:
@@ -136,23 +141,6 @@ def check_object(spec: Spec, path: str, value: Any) -> list[str]:
     return reasons
 
 
-def _object_fits(spec: Spec) -> Fits:
-    required = frozenset(spec.required)
-    fits_by_name = {name: check.fits for name, check in {**spec.optional, **spec.required}.items()}
-    rules = spec.rules
-
-    def fits(value: Any) -> bool:
-        if value.__class__ is not dict or not value.keys() >= required:
-            return False
-        for name, given in value.items():
-            fits_one = fits_by_name.get(name)  # None: an unknown field
-            if fits_one is None or given is None or not fits_one(given):
-                return False
-        return not rules or not any(rule(value) for rule in rules)
-
-    return fits
-
-
 def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
@@ -169,7 +157,7 @@ def _object(spec: Spec) -> Check:
     def explain(path: str, value: Any) -> list[str]:
         return check_object(spec, path, value)
 
-    return Check(explain, spec.fits)
+    return Check(explain, spec.fits, spec=spec)
 
 
 def _price_unless_options(product: Mapping[str, Any]) -> list[str]:
