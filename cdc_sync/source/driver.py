@@ -131,9 +131,12 @@ def _fetched(cursor: Any, batch: int) -> Iterator[Any]:
 
 def _unbuffered(driver: str) -> Any:
     """The unbuffered cursor class of a MySQL driver (imported here: PostgreSQL shops need
-    neither, and mysqlclient is optional)."""
-    module = "MySQLdb.cursors" if driver == "mysqldb" else "pymysql.cursors"
-    return importlib.import_module(module).SSCursor
+    neither, and mysqlclient is optional); PyMySQL's with its rows parsed in one loop."""
+    if driver == "mysqldb":
+        return importlib.import_module("MySQLdb.cursors").SSCursor
+    from cdc_sync.source.pymysqlrows import RowsCursor
+
+    return RowsCursor
 
 
 def _processed(rows: Generator[Any, None, None], stmt: sa.Select[Any], dialect: sa.Dialect,

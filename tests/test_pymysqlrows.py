@@ -1,0 +1,126 @@
+"""PyMySQL's unbuffered rows parsed in one loop (source/pymysqlrows.py) are PyMySQL's rows:
+the same values of the same types, the same end of the result, the same fallbacks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pymysql
+import pytest
+import sqlalchemy as sa
+from pymysql.cursors import SSCursor
+
+from cdc_sync.source.connect import connect_shop
+from cdc_sync.source.mysqltypes import pymysql_connect_args
+from cdc_sync.source.pymysqlrows import RowsCursor, parse_row
+from cdc_sync.source.stream import stream
+
+# Every kind of length prefix (1, 2, 3 bytes), NULLs between values, text PyMySQL decodes,
+# bytes it does not, and each conversion it applies.
+_COLUMNS = (
+    "id INT PRIMARY KEY, i BIGINT, u BIGINT UNSIGNED, d DECIMAL(12,2), f DOUBLE, "
+    "s VARCHAR(300), t MEDIUMTEXT, b BLOB, dt DATETIME(3), da DATE, ti TIME, e ENUM('x','y'), "
+    "bits BIT(8), j JSON"
+)
+_ROWS = [
+    "(1, -9223372036854775808, 18446744073709551615, 1234567890.12, 1.5e-7, '', 'short', "
+    "x'00ff', '2024-09-25 03:07:45.120', '2024-02-29', '-838:59:59', 'x', b'10100101', "
+    "'{\"a\": [1, 2]}')",
+    "(2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
+    "(3, 0, 0, -0.01, 0, REPEAT('é', 300), REPEAT('long ', 60), REPEAT(x'41', 300), "
+    "'0000-00-00 00:00:00', '0000-00-00', '00:00:00.5', 'y', b'0', 'null')",
+    "(4, 42, 7, 0, -2.5, 'Zoë 🛒', REPEAT('x', 70000), REPEAT(x'fe', 70000), NULL, NULL, "
+    "NULL, NULL, NULL, '[]')",
+]
+_SELECT = "SELECT * FROM t ORDER BY id"
+
+
+@pytest.fixture
+def shop(mysql_url: str) -> str:
+    setup = sa.create_engine(mysql_url)
+    with setup.begin() as conn:
+        conn.execute(sa.text("SET SESSION sql_mode = ''"))  # zero dates, as legacy shops have
+        conn.execute(sa.text(f"CREATE TABLE t ({_COLUMNS})"))
+        conn.execute(sa.text(f"INSERT INTO t VALUES {', '.join(_ROWS)}"))
+        # More rows than a small fetch, for fetches that end mid-batch and on a boundary.
+        conn.execute(sa.text(
+            "INSERT INTO t (id, i, s) SELECT seq, seq * 3, CONCAT('row ', seq) "
+            "FROM seq_10_to_49"))
+    setup.dispose()
+    return mysql_url
+
+
+def _fetched(url: str, cursor_class: type[Any], size: int) -> tuple[list[Any], Any]:
+    parts = sa.make_url(url)
+    connection = pymysql.connect(host=parts.host, port=parts.port or 3306, user=parts.username,
+                                 password=parts.password or "", database=parts.database,
+                                 **pymysql_connect_args())
+    try:
+        cursor = connection.cursor(cursor_class)
+        cursor.execute(_SELECT)
+        batches = []
+        while batch := cursor.fetchmany(size):
+            batches.append(list(batch))
+        ended = (cursor.fetchmany(size), cursor.rownumber, cursor.warning_count)
+        cursor.close()
+        # The connection is free for the next statement, as after PyMySQL's own read.
+        with connection.cursor() as again:
+            again.execute("SELECT 1")
+            assert again.fetchall() == ((1,),)
+    finally:
+        connection.close()
+    return batches, ended
+
+
+def _typed(batches: list[Any]) -> list[Any]:
+    return [[[(type(value), value) for value in row] for row in batch] for batch in batches]
+
+
+@pytest.mark.parametrize("size", [1, 3, 44, 1000])
+def test_rows_are_the_values_and_types_pymysql_reads(shop: str, size: int) -> None:
+    expected, expected_end = _fetched(shop, SSCursor, size)
+    got, end = _fetched(shop, RowsCursor, size)
+    assert _typed(got) == _typed(expected)
+    assert end == expected_end
+    assert sum(len(batch) for batch in got) == 44
+
+
+def test_a_full_read_of_a_mariadb_shop_goes_through_the_one_loop(shop: str) -> None:
+    engine = connect_shop(shop)
+    cursors: list[type[Any]] = []
+    sa.event.listen(engine, "before_cursor_execute",
+                    lambda _c, cursor, *_: cursors.append(type(cursor)))
+    try:
+        table = sa.Table("t", sa.MetaData(), autoload_with=engine)
+        rows = list(stream(engine, sa.select(table).order_by(table.c.id), doing="reading t",
+                           batch=7).rows)
+    finally:
+        engine.dispose()
+    assert RowsCursor in cursors
+    expected, _ = _fetched(shop, SSCursor, 1000)
+    assert [row[0] for row in rows] == [row[0] for row in expected[0]]
+    # Integers, decimals and text (SQLAlchemy's own processors change a DOUBLE's type).
+    kept = (0, 1, 2, 3, 5)
+    assert [(type(row[i]), row[i]) for row in rows for i in kept] == \
+        [(type(row[i]), row[i]) for row in expected[0] for i in kept]
+
+
+_TEXT = ("utf8", None)
+_INT = (None, int)
+
+
+def test_a_row_is_parsed_from_every_length_prefix() -> None:
+    data = (b"\x03abc" + b"\xfb" + b"\xfc\x2c\x01" + b"x" * 300 + b"\xfd\x70\x11\x01"
+            + b"y" * 70_000 + b"\x0212" + b"\xff")
+    row = parse_row(data, 0, [_TEXT, _TEXT, _TEXT, _TEXT, _INT, _TEXT])
+    assert row == ("abc", None, "x" * 300, "y" * 70_000, 12, None)
+
+
+def test_a_row_that_does_not_fit_its_columns_is_left_to_pymysql() -> None:
+    # Fewer values than columns (PyMySQL returns the shorter row), a value cut short, a
+    # length prefix cut short (PyMySQL raises on both): parse_row declines each.
+    assert parse_row(b"\x01a", 0, [_TEXT, _TEXT]) is None
+    assert parse_row(b"\x05ab", 0, [_TEXT]) is None
+    assert parse_row(b"\xfc\x01", 0, [_TEXT]) is None
+    # Bytes after the last column are ignored, as PyMySQL ignores them.
+    assert parse_row(b"\x01a\x01b", 0, [_TEXT]) == ("a",)
