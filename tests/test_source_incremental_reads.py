@@ -29,14 +29,16 @@ from cdc_sync.source.reflect import ShopSchema
 
 T0 = datetime(2024, 1, 1, 12, 0, 0)
 JIT = expression_label("name")  # the label of the field's SQL expression in a source row
+# What the server was told for a read: JIT compilation, and parallel workers per Gather.
+SETTINGS = "current_setting('jit') || '/' || current_setting('max_parallel_workers_per_gather')"
 
-MAPPING = """
+MAPPING = f"""
     categories:
       table: cats
       cursor: changed
       fields:
         id: id
-        name: {expression: "current_setting('jit')"}
+        name: {{expression: "{SETTINGS}"}}
 """
 LOADED = parse_mapping(textwrap.dedent(MAPPING), Path("mappings.yaml"))
 
@@ -84,18 +86,19 @@ def test_a_key_list_is_one_constant_to_the_planner_not_parsed_again_per_row(
     assert found == {"7", "400"}
 
 
-def test_reads_with_parameters_run_without_jit_and_full_reads_as_the_server_says(
+def test_reads_with_parameters_run_without_jit_or_parallel_workers_full_reads_as_configured(
         shop: sa.Engine) -> None:
     source = source_of(shop)
     with shop.connect() as conn:
-        server = conn.execute(sa.text("SELECT current_setting('jit')")).scalar_one()
+        server = conn.execute(sa.text(f"SELECT {SETTINGS}")).scalar_one()
     since = [r.values[JIT] for r in source.rows(Resource.CATEGORIES, since=T0)]
     keyed = [r.values[JIT] for r in source.rows(Resource.CATEGORIES, keys=["1", "2"])]
     full = {r.values[JIT] for r in source.rows(Resource.CATEGORIES)}
-    assert set(since) == set(keyed) == {"off"}
+    assert set(since) == set(keyed) == {"off/0"}
     assert len(since) == 500
     assert len(keyed) == 2
     assert full == {server}
+    assert server != "off/0"  # else this test could not fail
 
 
 def test_the_checks_probes_run_without_jit(shop: sa.Engine) -> None:
