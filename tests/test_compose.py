@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import random
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -457,3 +458,23 @@ def test_child_option_price_defaults_to_number() -> None:
 def test_unknown_source_time_zone_is_a_mapping_error() -> None:
     with pytest.raises(MappingError, match="unknown time zone 'Mars/Base'"):
         Composer(Resource.ORDERS, {}, {}, "Mars/Base")
+
+
+def test_a_datetime_is_the_millisecond_of_its_aware_difference_from_the_epoch() -> None:
+    # The definition, against the arithmetic coerce does instead (DST gaps and folds, both
+    # sides of the epoch, microseconds, aware values in other zones, the calendar's ends).
+    rng = random.Random(5)
+    epoch, millisecond = datetime(1970, 1, 1, tzinfo=UTC), timedelta(milliseconds=1)
+    zones = [UTC, SOFIA, ZoneInfo("America/Los_Angeles"), ZoneInfo("Pacific/Kiritimati"),
+             timezone(timedelta(hours=-12))]
+    values = [datetime.min, datetime.max, datetime(2024, 3, 31, 3, 30),
+              datetime(2024, 10, 27, 3, 30), datetime(2024, 10, 27, 3, 30, fold=1),
+              datetime(1969, 12, 31, 23, 59, 59, 999_500)]
+    values += [datetime(1970, 1, 1) + timedelta(microseconds=rng.randrange(-5 * 10**16, 5 * 10**16))
+               for _ in range(300)]
+    values += [v.replace(tzinfo=rng.choice(zones), fold=rng.choice((0, 1))) for v in values[6:]]
+    for value in values:
+        for zone in zones:
+            aware = value if value.tzinfo is not None else value.replace(tzinfo=zone)
+            assert coerce(value, Coercion.TIMESTAMP, field(column="c"), zone) == \
+                (aware - epoch) // millisecond, (value, zone)

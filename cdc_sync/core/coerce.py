@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,7 +22,7 @@ from cdc_sync.mapping.model import Coercion, Epoch, FieldSpec
 Coerce = Callable[[Any], Any]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MILLISECOND = timedelta(milliseconds=1)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
 _MS_THRESHOLD = 100_000_000_000  # 1e11: as seconds that is the year 5138, as ms March 1973
 # Beyond any plausible value; above 4300 digits Python even refuses to print an int, which would
 # crash fingerprinting and messages instead of rejecting the record.
@@ -239,8 +239,12 @@ def _any_timestamp(zone: tzinfo, epoch: Epoch | None) -> Coerce:
 
 
 def _datetime_ms(value: datetime, zone: tzinfo) -> int:
-    aware = value if value.tzinfo is not None else value.replace(tzinfo=zone)
-    return (aware - _EPOCH) // _MILLISECOND
+    # (value in `zone`, or its own) - the epoch, floored to ms: what
+    # `(value.replace(tzinfo=zone) - _EPOCH) // _MILLISECOND` gives, without an aware datetime
+    # or a timedelta division (3 us against 0.3 a value: one per order and customer).
+    offset = zone.utcoffset(value) if value.tzinfo is None else None  # a zone's: never None
+    since = value - _EPOCH if offset is None else value - _NAIVE_EPOCH - offset
+    return (since.days * 86_400 + since.seconds) * 1000 + since.microseconds // 1000
 
 
 def _epoch_ms(value: int | float | Decimal, epoch: Epoch | None) -> int:

@@ -103,19 +103,25 @@ def prepare(resource: Resource, record: SourceRecord, source_fp: str | None, *,
     payload = record.payload
     body = canonical_json(payload)
     email = payload.get("email")
-    return Prepared(
-        key=record.key,
-        body=body,
-        fingerprint=fingerprint_json(body),
-        metrilo_id=metrilo_id(resource, payload),
-        tags=record_tags(payload),
-        reasons=(*record.problems, *reasons_to_hold(resource.endpoint, payload)),
-        email=str(email) if email else None,
-        product_ids=_product_ids(payload),
-        source_fingerprint=source_fp,
-        kept=record.kept,
-        payload=payload if with_payload else None,
-    )
+    held = reasons_to_hold(resource.endpoint, payload)
+    # Made as a tuple, in Prepared's field order: the keyword constructor of a NamedTuple
+    # costs 2.6 us against 0.3 (one record in a push).
+    return _new_prepared(Prepared, (
+        record.key,
+        body,
+        fingerprint_json(body),
+        metrilo_id(resource, payload),
+        record_tags(payload),
+        (*record.problems, *held),
+        str(email) if email else None,
+        _product_ids(payload),
+        source_fp,
+        record.kept,
+        payload if with_payload else None,
+    ))
+
+
+_new_prepared = tuple.__new__
 
 
 def prepare_rows(compose: Callable[[R], SourceRecord], resource: Resource, seed: bytes | None,
