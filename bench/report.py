@@ -104,9 +104,10 @@ def _full_row(figures: Figures, full: Result | None = None, label: str = "1") ->
 def _repeated_time(runs: Repeats) -> str:
     """Rows 2 and 2c's time: the minimal sink's median (the verdict's), the sandbox's beside."""
     mine, cpu = runs.seconds("minimal"), runs.cpu("minimal")
+    uneven = f" (**not comparable**: {runs.uneven})" if runs.uneven else ""
     return (f"**{mine.median:.2f} s** to the minimal sink (median of {runs.count()}, "
             f"{mine.low:.2f}-{mine.high:.2f} s; the cycle's CPU {cpu.median:.2f} s), "
-            f"{runs.seconds('sandbox').text()} to the strict sandbox")
+            f"{runs.seconds('sandbox').text()} to the strict sandbox{uneven}")
 
 
 def _repeated_share(runs: Repeats, full: Result) -> tuple[float, str]:

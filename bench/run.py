@@ -182,8 +182,11 @@ class Bench:
         def run(label: str, copy: str, sink: str) -> dict[str, Any]:
             return self.cycle(label, shop, copy, sink, reconcile=False)
 
-        return repeat(run, what, state, sinks, self.repeats, self.fresh_state,
-                      str(self.workdir))
+        runs, going_on = repeat(run, what, state, sinks, self.repeats, self.fresh_state,
+                                str(self.workdir))
+        if runs.uneven:
+            self.log(f"  NOT COMPARABLE: {runs.uneven}")
+        return runs, going_on
 
     def _minimal_sinks(self, shop: str) -> None:
         latencies = [0.0] + ([self.latency] if self.latency else [])

@@ -7,9 +7,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from bench.repeats import Spread, UnevenRepeats, repeat, snapshot
+from bench.repeats import Spread, repeat, snapshot
 
 
 def _wal_db(path: Path, rows: int) -> sqlite3.Connection:
@@ -77,8 +75,17 @@ def test_every_run_starts_from_the_snapshot_and_the_last_sandbox_run_goes_on(
     assert sorted(p.name for p in tmp_path.glob("copy*")) == ["copy6.sqlite"]
 
 
-def test_runs_that_sent_other_records_stop_the_benchmark(tmp_path: Path) -> None:
-    with closing(_wal_db(tmp_path / "state.sqlite", 5)), \
-            pytest.raises(UnevenRepeats, match="sandbox run 1"):
-        repeat(_Cycles([1, 2]), "row 2", f"sqlite:///{tmp_path / 'state.sqlite'}",
-               {"minimal": "m", "sandbox": "s"}, 1, _fresh_states(tmp_path), str(tmp_path))
+def test_runs_that_sent_other_records_are_named(tmp_path: Path) -> None:
+    with closing(_wal_db(tmp_path / "state.sqlite", 5)):
+        runs, _ = repeat(_Cycles([1, 2]), "row 2", f"sqlite:///{tmp_path / 'state.sqlite'}",
+                         {"minimal": "m", "sandbox": "s"}, 1, _fresh_states(tmp_path),
+                         str(tmp_path))
+    assert runs.uneven == "sandbox run 1 read or sent other records than the first"
+
+
+def test_runs_that_did_the_same_work_are_even(tmp_path: Path) -> None:
+    with closing(_wal_db(tmp_path / "state.sqlite", 5)):
+        runs, _ = repeat(_Cycles(), "row 2", f"sqlite:///{tmp_path / 'state.sqlite'}",
+                         {"minimal": "m", "sandbox": "s"}, 2, _fresh_states(tmp_path),
+                         str(tmp_path))
+    assert runs.uneven == ""
