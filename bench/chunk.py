@@ -2,13 +2,16 @@
 
     python -m bench.chunk capture --source URL --out F [--rows 1000]
     python -m bench.chunk replay F [--runs 7]
+    python -m bench.chunk code F --resource orders
 
 `capture` reads the first rows of each resource of the bench mapping from a shop (read-only)
 as the cycle hands them to the compose worker (key, raw tuple, child tuples, shape) and
 pickles them with each resource's `ComposerRecipe`. `replay` composes them as the worker
 does (`RowComposer.of(recipe)` over `PlainRow`s), then times, per record and in thread CPU
 (best of `--runs`): compose, validate (`reasons_to_hold`), and `prepare_rows` whole (compose,
-validate, canonical JSON, fingerprint). The replay imports the pure core only.
+validate, canonical JSON, fingerprint). The replay imports the pure core only. `code` prints
+the Python the composer and the contract's `fits` generated for a captured resource's rows
+(core/composecode.py, core/fitscode.py), for review.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ from pathlib import Path
 from typing import Any, cast
 
 from bench.proc import ROOT, emit
+from cdc_sync.core.compose import Composer
 from cdc_sync.core.prepare import PlainRow, Shape, prepare_rows
 from cdc_sync.core.records import ComposerRecipe, RowComposer
 from cdc_sync.core.resources import Resource, SourceRecord
-from cdc_sync.core.validate import reasons_to_hold
+from cdc_sync.core.validate import SPECS, reasons_to_hold
 
 RESOURCES = (Resource.CUSTOMERS, Resource.PRODUCTS, Resource.ORDERS)
 
@@ -93,6 +97,15 @@ def _stages(recipe: ComposerRecipe, shape: Shape, rows: list[Any], runs: int) ->
     }
 
 
+def code(path: Path, resource: str) -> str:
+    """The source of the resource's generated compose (for its captured rows) and fits."""
+    recipe, shape, _ = pickle.loads(path.read_bytes())[resource]
+    labels = Shape(*shape)
+    composer = Composer(recipe.resource, recipe.fields, recipe.children, recipe.source_timezone,
+                        child_labels=dict(labels.children), labels=labels.labels)
+    return f"{composer.raw_code or composer.code}\n{SPECS[recipe.resource.endpoint].code}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -103,9 +116,14 @@ def main() -> None:
     again = commands.add_parser("replay")
     again.add_argument("path", type=Path)
     again.add_argument("--runs", type=int, default=7)
+    show = commands.add_parser("code")
+    show.add_argument("path", type=Path)
+    show.add_argument("--resource", default=Resource.ORDERS.value)
     args = parser.parse_args()
     if args.command == "capture":
         capture(args.source, args.out, args.rows)
+    elif args.command == "code":
+        print(code(args.path, args.resource))
     else:
         emit(replay(args.path, args.runs))
 
