@@ -14,6 +14,7 @@ from cdc_sync.source.connect import connect_shop
 from cdc_sync.source.mysqltypes import pymysql_connect_args
 from cdc_sync.source.pymysqlrows import RowsCursor, parse_row
 from cdc_sync.source.stream import stream
+from helpers.statements import Statements
 
 # Every kind of length prefix (1, 2, 3 bytes), NULLs between values, text PyMySQL decodes,
 # bytes it does not, and each conversion it applies.
@@ -87,16 +88,14 @@ def test_rows_are_the_values_and_types_pymysql_reads(shop: str, size: int) -> No
 
 def test_a_full_read_of_a_mariadb_shop_goes_through_the_one_loop(shop: str) -> None:
     engine = connect_shop(shop)
-    cursors: list[type[Any]] = []
-    sa.event.listen(engine, "before_cursor_execute",
-                    lambda _c, cursor, *_: cursors.append(type(cursor)))
     try:
-        table = sa.Table("t", sa.MetaData(), autoload_with=engine)
-        rows = list(stream(engine, sa.select(table).order_by(table.c.id), doing="reading t",
-                           batch=7).rows)
+        with Statements(engine) as seen:
+            table = sa.Table("t", sa.MetaData(), autoload_with=engine)
+            rows = list(stream(engine, sa.select(table).order_by(table.c.id),
+                               doing="reading t", batch=7).rows)
     finally:
         engine.dispose()
-    assert RowsCursor in cursors
+    assert RowsCursor in [sent.cursor for sent in seen.statements]
     expected, _ = _fetched(shop, SSCursor, 1000)
     assert [row[0] for row in rows] == [row[0] for row in expected[0]]
     # Integers, decimals and text (SQLAlchemy's own processors change a DOUBLE's type).

@@ -16,6 +16,7 @@ from cdc_sync.core.resources import Resource
 from cdc_sync.mapping.loader import parse_mapping
 from cdc_sync.source import ShopSource, connect_shop
 from cdc_sync.source.keys import KeySpan
+from helpers.statements import Statements
 
 MAPPING = """
     products:
@@ -276,17 +277,15 @@ def _grouped_plans(engine: sa.Engine, span: KeySpan | None) -> dict[str, Any]:
     read_only = connect_shop(engine.url.render_as_string(hide_password=False))
     source = ShopSource(read_only, parse_mapping(textwrap.dedent(_GOODS),
                                                  Path("mappings.yaml")))
-    sent: list[tuple[str, Any]] = []  # what the cursor was given: SQL and parameters
-    sa.event.listen(read_only, "before_cursor_execute",
-                    lambda _c, _cur, sql, params, *_: sent.append((sql, params)))
     try:
-        assert len(list(source.digests(Resource.PRODUCTS, span=span))) == (3 if span is None
-                                                                           else 2)
+        with Statements(read_only) as sent:
+            assert len(list(source.digests(Resource.PRODUCTS, span=span))) == (
+                3 if span is None else 2)
     finally:
         read_only.dispose()
     with engine.connect() as conn:
         return {
             table: conn.exec_driver_sql(f"EXPLAIN {sql}", params).mappings().one()
-            for sql, params in sent if "GROUP BY" in sql
+            for sql, params, *_ in sent.statements if "GROUP BY" in sql
             for table in ("goods_tags", "goods_stock") if f"FROM {table}" in sql
         }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -12,6 +11,7 @@ from cdc_sync.demo import schema
 from cdc_sync.demo.generate import generate
 from cdc_sync.mapping.loader import load_mapping
 from cdc_sync.source import ShopSource, connect_shop
+from helpers.statements import Statements
 
 DEMO_MAPPING = Path(__file__).resolve().parent.parent / "mappings.yaml"
 
@@ -24,17 +24,9 @@ def queries_per_resource(url: str) -> dict[Resource, int]:
         source = ShopSource(engine, load_mapping(DEMO_MAPPING), batch_size=7)
         for resource in Resource:
             list(source.records(resource))  # plans and reflects once
-            seen: list[str] = []
-
-            def count(*args: Any, seen: list[str] = seen) -> None:
-                seen.append(args[2])
-
-            sa.event.listen(engine, "before_cursor_execute", count)
-            try:
+            with Statements(engine) as seen:
                 assert list(source.records(resource))
-            finally:
-                sa.event.remove(engine, "before_cursor_execute", count)
-            counts[resource] = len(seen)
+            counts[resource] = len(seen.statements)
     finally:
         engine.dispose()
     return counts

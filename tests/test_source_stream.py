@@ -19,6 +19,7 @@ from cdc_sync.source import ShopSource, connect_shop
 from cdc_sync.source.driver import driver_statement
 from cdc_sync.source.keys import KeySpan
 from cdc_sync.source.stream import stream
+from helpers.statements import Statements
 
 T0 = datetime(2024, 1, 1, 12, 0, 0)
 T1 = datetime(2024, 2, 1, 12, 0, 0)
@@ -169,6 +170,15 @@ def test_key_range_slices_of_string_keys_cover_every_key_once_in_binary_order(
         read_only.dispose()
 
 
+def _bound(seen: Statements, wanted: Callable[[str], bool]) -> list[int]:
+    """How many parameters each statement `wanted` picks was sent with, in the order sent."""
+    return [len(sent.parameters or ()) for sent in seen.statements if wanted(sent.statement)]
+
+
+def _distinct(sql: str) -> bool:
+    return sql.lstrip().startswith("SELECT DISTINCT")  # the keys' reads, not the reflection
+
+
 def test_a_slice_of_numeric_keys_is_read_as_a_statement_without_parameters(
     shop: sa.Engine,
 ) -> None:
@@ -181,20 +191,16 @@ def test_a_slice_of_numeric_keys_is_read_as_a_statement_without_parameters(
     """
     engine = connect_shop(shop.url)
     source = ShopSource(engine, mapping(text))
-    bound: list[int] = []
-
-    def params(_conn: Any, _cursor: Any, sql: str, given: Any, *_: Any) -> None:
-        if "brands.name" in sql:  # the reads, not the reflection
-            bound.append(len(given or ()))
-
-    sa.event.listen(engine, "before_cursor_execute", params)
     try:
         spans = [KeySpan(after="1", upto="2"), KeySpan(after="-3"), KeySpan(upto="1")]
-        found = [[r.key for r in source.records(Resource.CATEGORIES, span=s)] for s in spans]
+        with Statements(engine) as seen:
+            found = [[r.key for r in source.records(Resource.CATEGORIES, span=s)]
+                     for s in spans]
     finally:
         engine.dispose()
     assert found == [["2"], ["1", "2"], ["1"]]
-    assert bound == [0, 0, 0]
+    # The reads, not the reflection.
+    assert _bound(seen, lambda sql: "brands.name" in sql) == [0, 0, 0]
 
 
 def test_key_range_slices_of_composite_keys_compare_as_rows(shop: sa.Engine) -> None:
@@ -355,19 +361,14 @@ def test_existing_keys_of_a_thousand_keys_bind_them_as_one_array_on_postgresql(
     A key longer than the column must not be cut to one that exists (no VARCHAR(20)[])."""
     engine = connect_shop(shop.url)
     source = ShopSource(engine, mapping(ITEMS))
-    bound: list[int] = []
-
-    def count(_conn: Any, _cursor: Any, sql: str, params: Any, *_: Any) -> None:
-        if sql.lstrip().startswith("SELECT DISTINCT"):  # not the mapping's reflection
-            bound.append(len(params))
-
-    sa.event.listen(engine, "before_cursor_execute", count)
     try:
         asked = ["a", "ab", "c" + "x" * 30, "a" * 19 + "b" * 5, *(f"n{i}" for i in range(997))]
-        assert source.existing_keys(Resource.PRODUCTS, asked) == {"a", "ab"}
-        assert source.existing_keys(Resource.PRODUCTS, ["B", "D", "zz"]) == {"B", "D"}
+        with Statements(engine) as seen:
+            assert source.existing_keys(Resource.PRODUCTS, asked) == {"a", "ab"}
+            assert source.existing_keys(Resource.PRODUCTS, ["B", "D", "zz"]) == {"B", "D"}
     finally:
         engine.dispose()
+    bound = _bound(seen, _distinct)
     assert len(bound) == 2
     if shop.dialect.name == "postgresql":
         assert bound == [1, 1]
@@ -382,18 +383,13 @@ def test_existing_integer_keys_are_asked_without_a_parameter_per_key(shop: sa.En
           table: brands
           fields: {id: id, name: name}
     """))
-    bound: list[int] = []
-
-    def count(_conn: Any, _cursor: Any, sql: str, params: Any, *_: Any) -> None:
-        if sql.lstrip().startswith("SELECT DISTINCT"):
-            bound.append(len(params or ()))
-
-    sa.event.listen(engine, "before_cursor_execute", count)
     try:
         asked = ["2", "x", "1.5", "-1", "1 OR 1=1", *(str(n) for n in range(3, 1000))]
-        assert source.existing_keys(Resource.CATEGORIES, asked) == {"2"}
+        with Statements(engine) as seen:
+            assert source.existing_keys(Resource.CATEGORIES, asked) == {"2"}
     finally:
         engine.dispose()
+    bound = _bound(seen, _distinct)
     assert len(bound) == 1
     if shop.dialect.name == "postgresql":
         assert bound == [1]

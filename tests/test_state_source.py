@@ -131,7 +131,7 @@ def test_the_pending_key_scan_uses_the_partial_index(store: StateStore, engine: 
     store.mark_pending("orders", [Outcome("k7", "k7", "f", reason="503")])
     with Statements(engine) as seen:
         assert list(store.iter_pending_keys("orders")) == [["k7"]]
-    (statement, params, _), = seen.statements
+    (statement, params, *_), = seen.statements
     assert "ix_sync_state_pending_keys" in _plan(engine, statement, params)
 
 
@@ -143,7 +143,7 @@ def test_source_marks_probe_the_primary_key_on_sqlite(store: StateStore, engine:
     with Statements(engine) as seen:
         store.source_marks("orders", ["a"])
         store.lookup("orders", ["a"])
-    for statement, params, _ in seen.statements:
+    for statement, params, *_ in seen.statements:
         plan = _plan(engine, statement, params)
         assert "sqlite_autoindex_sync_state_1 (resource=? AND key=?)" in plan, plan
 

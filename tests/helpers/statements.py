@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -11,6 +12,7 @@ class Sent(NamedTuple):
     statement: str
     parameters: Any
     executemany: bool  # one statement for many rows
+    cursor: type[Any]  # the DBAPI cursor's class: server-side or client-side, which loop
 
 
 class Statements:
@@ -28,6 +30,10 @@ class Statements:
     def __exit__(self, *_: object) -> None:
         sa.event.remove(self._target, "before_cursor_execute", self._keep)
 
-    def _keep(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
+    def matching(self, wanted: Callable[[str], bool]) -> list[str]:
+        """The SQL of the statements sent so far that `wanted` picks, in the order sent."""
+        return [sent.statement for sent in self.statements if wanted(sent.statement)]
+
+    def _keep(self, _conn: Any, cursor: Any, statement: str, parameters: Any, _context: Any,
               executemany: bool) -> None:
-        self.statements.append(Sent(statement, parameters, executemany))
+        self.statements.append(Sent(statement, parameters, executemany, type(cursor)))
