@@ -24,7 +24,7 @@ from cdc_sync.mapping.labels import expression_label
 from cdc_sync.mapping.loader import parse_mapping
 from cdc_sync.source import ShopSource, connect_shop
 from cdc_sync.source.plan import plan_resource
-from cdc_sync.source.query import existing_select
+from cdc_sync.source.query import child_select, existing_select
 from cdc_sync.source.reflect import ShopSchema
 
 T0 = datetime(2024, 1, 1, 12, 0, 0)
@@ -125,3 +125,73 @@ def test_the_checks_probes_run_without_jit(shop: sa.Engine) -> None:
     assert server == "on"  # else this test could not fail
     assert seen  # the probes were seen
     assert set(seen) == {"off"}
+
+
+CHILD_MAPPING = """
+    orders:
+      table: ords
+      cursor: changed
+      fields:
+        id: id
+        createdAt: changed
+        amount: {const: 1}
+      children:
+        coupons:
+          table: cpns
+          parent_key: order_id
+          value: code
+"""
+
+
+def test_a_since_read_of_a_child_probes_its_index_for_the_changed_parents_only(
+        pg_url: str) -> None:
+    """20k orders, a coupon on every tenth, 500 changed: the EXISTS semi-join was a hash join
+    over every coupon (the planner's cost of 500 index probes above a 2k-row scan; 100k
+    coupons read for 104 at 1M orders). The changed parents' keys as an array: the coupons'
+    index probed for them only, and the same rows as the semi-join."""
+    writer = sa.create_engine(pg_url)
+    meta = sa.MetaData()
+    ords = sa.Table("ords", meta, sa.Column("id", sa.Integer, primary_key=True),
+                    sa.Column("changed", sa.DateTime, index=True))
+    cpns = sa.Table("cpns", meta, sa.Column("order_id", sa.Integer, primary_key=True),
+                    sa.Column("code", sa.String(20), primary_key=True))
+    meta.create_all(writer)
+    later = T0.replace(year=2025)
+    with writer.begin() as conn:
+        conn.execute(ords.insert(), [{"id": i, "changed": later if i % 40 == 0 else T0}
+                                     for i in range(1, 20_001)])
+        conn.execute(cpns.insert(), [{"order_id": i, "code": f"C{i}"}
+                                     for i in range(10, 20_001, 10)])
+    with writer.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("ANALYZE ords, cpns")
+    writer.dispose()
+    loaded = parse_mapping(textwrap.dedent(CHILD_MAPPING), Path("mappings.yaml"))
+    shop = connect_shop(pg_url)
+    try:
+        spec = loaded.spec.orders
+        assert spec is not None
+        plan, problems = plan_resource(ShopSchema(shop), loaded, "orders", spec)
+        assert plan is not None, problems
+        since = T0.replace(month=6)
+        compiled = child_select(plan, plan.children["coupons"], "postgresql", since=since).compile(
+            dialect=shop.dialect)
+        with shop.connect() as conn:
+            explained = conn.exec_driver_sql(
+                f"EXPLAIN (ANALYZE, FORMAT JSON) {compiled}", compiled.params).scalar_one()
+        read = _rows_read(explained[0]["Plan"], "cpns")
+        assert read == 500, explained  # the changed (every fortieth) orders each have one
+        records = {r.key: r.children["coupons"] for r in ShopSource(shop, loaded).rows(
+            Resource.ORDERS, since=since)}
+    finally:
+        shop.dispose()
+    assert len(records) == 500
+    assert records == {str(i): [{"code": f"C{i}"}] for i in range(40, 20_001, 40)}
+
+
+def _rows_read(node: dict[str, Any], table: str) -> int:
+    """Rows the plan's scans of `table` read (those returned and those a filter removed)."""
+    own = 0
+    if node.get("Relation Name") == table:
+        loops = node.get("Actual Loops", 1)
+        own = (node.get("Actual Rows", 0) + node.get("Rows Removed by Filter", 0)) * loops
+    return own + sum(_rows_read(child, table) for child in node.get("Plans", []))

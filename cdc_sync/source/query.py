@@ -168,14 +168,32 @@ def parent_exists(plan: ResourcePlan, child: ChildPlan, *, since: Any,
     # A semi-join: only children of parents that changed (or were asked for), in one query.
     parent = plan.relation.aliased("cdc_parent")
     parent_key = [_must(parent.column(name)) for name in plan.key_names]
-    exists = sa.select(sa.literal(1)).select_from(parent.from_clause).where(
-        *(p == c for p, c in zip(parent_key, child.parent_key, strict=True))
-    )
+    conditions: list[sa.ColumnElement[bool]] = []
     if since is not None and plan.spec.cursor is not None:
-        exists = exists.where(_must(parent.column(plan.spec.cursor)) >= since)
+        conditions.append(_must(parent.column(plan.spec.cursor)) >= since)
     if keys is not None:
-        exists = exists.where(key_in(parent_key, keys, dialect))
+        conditions.append(key_in(parent_key, keys, dialect))
+    if dialect == "postgresql" and len(parent_key) == 1 and keys is None and conditions:
+        return _parent_key_array(parent.from_clause, parent_key[0], child.parent_key[0],
+                                 conditions)
+    exists = sa.select(sa.literal(1)).select_from(parent.from_clause).where(
+        *(p == c for p, c in zip(parent_key, child.parent_key, strict=True)), *conditions
+    )
     return exists.exists()
+
+
+def _parent_key_array(parents: sa.FromClause, parent_key: Column, child_key: Column,
+                      conditions: Sequence[sa.ColumnElement[bool]]) -> sa.ColumnElement[bool]:
+    """`child_key = ANY(ARRAY(SELECT parent_key FROM parents WHERE ...))`: the semi-join as an
+    array of the changed parents' keys, collected once, then probed in the child's index.
+
+    PostgreSQL planned the EXISTS from the whole table's costs: 1,000 changed orders' coupons
+    (104 rows) by a hash join over all 100k coupons, 102k rows read, 30-38 ms at 1M orders;
+    the array is an index scan of the coupons by order id, 104 rows read, 2 ms
+    (bench/README.md, "An incremental cycle's shop plans"). The same rows: a child row whose
+    key equals one of the parents' keys, compared by the same `=`."""
+    keys = sa.select(parent_key).select_from(parents).where(*conditions).scalar_subquery()
+    return child_key == sa.any_(sa.func.ARRAY(keys))
 
 
 def _must(column: Column | None) -> Column:
