@@ -13,6 +13,7 @@ from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.demo import mutate, schema
 from cdc_sync.state import StateStore, Status
 from cdc_sync.state.engine import create_state_engine
+from helpers.statements import Statements
 from helpers.world import ShopSize, World
 from helpers.worlds import world_fixture, world_on
 
@@ -221,18 +222,13 @@ def test_many_gone_orders_are_looked_up_in_chunks_of_at_most_1000(
                 conn.execute(table.delete().where(table.c.order_id <= 1200))
             conn.execute(schema.orders.delete().where(schema.orders.c.id <= 1200))
         engine = create_state_engine(world.state_url)
-        largest: list[int] = []
-
-        def parameters(_c: Any, _cur: Any, _stmt: str, params: Any, _ctx: Any,
-                       many: bool) -> None:
-            largest.append(len(params[0] if many else params))
-
-        sa.event.listen(engine, "before_cursor_execute", parameters)
         try:
-            with StateStore(engine) as state:
+            with Statements(engine) as seen, StateStore(engine) as state:
                 report = world.sync(state=state)
         finally:
             engine.dispose()
+        largest = [len(sent.parameters[0] if sent.executemany else sent.parameters)
+                   for sent in seen.statements]
         assert report.ok, report.errors()
         assert report.resources[Resource.ORDERS].counts.gone == 1200
         assert max(largest) <= 1000 + 2

@@ -6,8 +6,6 @@ Reconciliation slices read digests the same way (tests/test_reconcile.py runs th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -21,6 +19,7 @@ from cdc_sync.source import ShopSource, connect_shop
 from cdc_sync.source.digests import COUNT_LABEL, DIGEST_LABEL
 from cdc_sync.state import StateStore
 from helpers.cli import run_cli
+from helpers.statements import Statements
 from helpers.world import World
 from helpers.worlds import world_fixture
 
@@ -34,26 +33,16 @@ DIGESTING = [
 world = world_fixture(DIGESTING)
 
 
-@contextmanager
-def values_reads(*, digest_only: list[str] | None = None) -> Iterator[list[str]]:
-    """The statements that read rows' values with digests (what a digest-only cycle reads
-    again, by key, for the rows whose marks differ), on any engine; `digest_only` collects
-    the child reads of a digest-only read (counts and sums per parent)."""
-    seen: list[str] = []
+def _values_read(sql: str) -> bool:
+    """A statement that reads rows' values with digests by key (what a digest-only cycle
+    reads again for the rows whose marks differ): IN (...), or = ANY(array) on PostgreSQL
+    (query.key_in)."""
+    return DIGEST_LABEL in sql and (" IN " in sql.upper() or "ANY (" in sql.upper())
 
-    def listen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        # A read by key: IN (...), or = ANY(array) on PostgreSQL (query.key_in).
-        if DIGEST_LABEL in statement and (" IN " in statement.upper()
-                                          or "ANY (" in statement.upper()):
-            seen.append(statement)
-        if digest_only is not None and COUNT_LABEL in statement:
-            digest_only.append(statement)
 
-    sa.event.listen(sa.Engine, "before_cursor_execute", listen)
-    try:
-        yield seen
-    finally:
-        sa.event.remove(sa.Engine, "before_cursor_execute", listen)
+def _digest_only(sql: str) -> bool:
+    """A child read of a digest-only read (counts and sums per parent)."""
+    return COUNT_LABEL in sql
 
 
 def _requests(world: World) -> int:
@@ -64,12 +53,12 @@ def _requests(world: World) -> int:
 def test_a_no_change_full_cycle_reads_digests_only_and_sends_nothing(world: World) -> None:
     assert world.sync().ok
     before = _requests(world)
-    with values_reads() as reread:
+    with Statements(sa.Engine) as seen:  # every engine: the cycle makes its own
         again = world.sync(FULL)
     orders = again.resources[Resource.ORDERS].counts
     assert orders.scanned == orders.unchanged == 200
     assert all(r.counts.sent == 0 for r in again.resources.values())
-    assert reread == []  # nothing read again with values: nothing composed
+    assert seen.matching(_values_read) == []  # nothing read again with values: nothing composed
     assert _requests(world) == before
 
 
@@ -91,11 +80,12 @@ def test_a_full_cycle_sends_exactly_the_orders_whose_rows_or_children_changed(
     mutate.set_order_status(world.shop, 10, 5)
     before = _requests(world)
 
-    with values_reads() as reread:
+    with Statements(sa.Engine) as seen:
         report = world.sync(FULL)
     orders = report.resources[Resource.ORDERS].counts
     assert (orders.sent, orders.changed, orders.unchanged) == (4, 4, 196)
-    assert len(reread) >= 1  # the changed rows (and their children) read again by key
+    # The changed rows (and their children) read again by key.
+    assert len(seen.matching(_values_read)) >= 1
     assert _requests(world) > before
     assert world.held("orders", "10")["status"] == "refunded"
     assert 77 in [p["quantity"] for p in world.held("orders", "20")["products"]]
@@ -144,15 +134,15 @@ def test_after_marks_of_another_kind_a_full_cycle_reads_values_once_then_digests
     full cycle reads values, and the next one digests only."""
     assert _full_cycle(world, digests=False).ok
     before = _requests(world)
-    digest_only: list[str] = []
-    with values_reads(digest_only=digest_only) as reread:
+    with Statements(sa.Engine) as seen:
         switched = _full_cycle(world, digests=True)
     orders = switched.resources[Resource.ORDERS].counts
     assert orders.scanned == orders.unchanged == 200
-    assert (reread, digest_only) == ([], [])  # one values read, nothing read twice
-    with values_reads(digest_only=digest_only) as reread:
+    # One values read, nothing read twice.
+    assert (seen.matching(_values_read), seen.matching(_digest_only)) == ([], [])
+    with Statements(sa.Engine) as seen:
         again = _full_cycle(world, digests=True)
     assert again.resources[Resource.ORDERS].counts.unchanged == 200
-    assert reread == []
-    assert digest_only  # now under the same seed: keys and digests only
+    assert seen.matching(_values_read) == []
+    assert seen.matching(_digest_only)  # now under the same seed: keys and digests only
     assert _requests(world) == before

@@ -22,6 +22,7 @@ from cdc_sync.source import ShopSource, connect_shop
 from cdc_sync.state import StateStore, Status
 from cdc_sync.state.engine import create_state_engine
 from helpers.backends import COMBINATIONS
+from helpers.statements import Statements
 from helpers.world import World
 from helpers.worlds import world_fixture, world_on
 
@@ -251,25 +252,21 @@ def test_records_read_by_key_bind_their_keys_as_one_array_on_postgresql(
     with world_on(request, tmp_path, "postgresql", "sqlite") as world:
         engine = connect_shop(world.shop_url)
         source = ShopSource(engine, world.mapping)
-        bound: list[int] = []
-        server_side: list[str] = []
-
-        def count(_conn: Any, cursor: Any, sql: str, params: Any, *_: Any) -> None:
-            if "pg_catalog" not in sql:  # not the mapping's reflection
-                bound.append(len(params))
-                if isinstance(cursor, psycopg.ServerCursor):
-                    server_side.append(sql)
-
-        sa.event.listen(engine, "before_cursor_execute", count)
         keys = [str(order) for order in range(1, 201)]
         try:
-            orders = source.readings(Resource.ORDERS, keys=keys)
-            assert [row.key for row in orders.rows] == sorted(keys, key=int)
-            list(source.deleted_products_of(keys).rows)
-            emails = ["nobody@example.org", "someone@example.org"]
-            list(source.readings(Resource.GUEST_CUSTOMERS, keys=emails).rows)
+            with Statements(engine) as seen:
+                orders = source.readings(Resource.ORDERS, keys=keys)
+                assert [row.key for row in orders.rows] == sorted(keys, key=int)
+                list(source.deleted_products_of(keys).rows)
+                emails = ["nobody@example.org", "someone@example.org"]
+                list(source.readings(Resource.GUEST_CUSTOMERS, keys=emails).rows)
         finally:
             engine.dispose()
+    reads = [sent for sent in seen.statements
+             if "pg_catalog" not in sent.statement]  # not the mapping's reflection
+    bound = [len(sent.parameters) for sent in reads]
+    server_side = [sent.statement for sent in reads
+                   if issubclass(sent.cursor, psycopg.ServerCursor)]
     assert len(bound) >= 3
     assert max(bound) <= 4
     # A chunk of keys is fetched in one round trip, not through a server-side cursor
@@ -305,19 +302,15 @@ def test_the_orders_do_not_ask_again_for_customers_the_guests_pass_found_synced(
             .order_by(schema.orders.c.id).limit(1)).one()
     mutate.set_order_status(world.shop, order_id, 5)
     engine = create_state_engine(world.state_url)
-    asked: list[str] = []
-
-    def keep(_conn: Any, _cursor: Any, sql: str, params: Any, *_: Any) -> None:
-        if "json_each" in sql and "metrilo_id = j.value" in sql and "guest_customers" in (
-                params[1]):
-            asked.extend(json.loads(params[0]))
-
-    sa.event.listen(engine, "before_cursor_execute", keep)
     try:
-        with world.engine(state=StateStore(engine)) as sync:
+        with Statements(engine) as seen, world.engine(state=StateStore(engine)) as sync:
             report = sync.run(CycleOptions(reconcile=False))
     finally:
         engine.dispose()
+    asked = [key for sql, params, *_ in seen.statements
+             if "json_each" in sql and "metrilo_id = j.value" in sql
+             and "guest_customers" in params[1]
+             for key in json.loads(params[0])]
     assert report.resources[Resource.ORDERS].counts.sent == 1
     assert world.rows(Resource.ORDERS, [str(order_id)])[str(order_id)].status is Status.SYNCED
     assert email.strip().lower() not in asked
@@ -330,18 +323,12 @@ def test_a_cycle_reads_the_resources_marks_in_one_query(world: World) -> None:
     world.sync()
     mutate.set_order_status(world.shop, 1, 5)
     engine = create_state_engine(world.state_url)
-    reads: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
-        if sql.lstrip().startswith("SELECT") and "FROM meta" in sql:
-            reads.append(sql)
-
-    sa.event.listen(engine, "before_cursor_execute", count)
     try:
-        with world.engine(state=StateStore(engine)) as sync:
+        with Statements(engine) as seen, world.engine(state=StateStore(engine)) as sync:
             report = sync.run(CycleOptions())
     finally:
         engine.dispose()
+    reads = seen.matching(lambda sql: sql.lstrip().startswith("SELECT") and "FROM meta" in sql)
     assert report.resources[Resource.ORDERS].mode == "incremental"
     assert report.resources[Resource.ORDERS].counts.changed == 1
     assert world.held("orders", "1")["status"] == "refunded"
@@ -353,11 +340,10 @@ def _run_seen(world: World, options: CycleOptions) -> tuple[CycleReport, list[st
     """One cycle on a shop engine of its own, and the statements it sent the shop (each on
     one line: whitespace collapsed)."""
     shop = connect_shop(world.shop_url)
-    statements: list[str] = []
-    sa.event.listen(shop, "before_cursor_execute",
-                    lambda _conn, _cursor, sql, *_: statements.append(" ".join(sql.split())))
     try:
-        with world.engine(source=ShopSource(shop, world.mapping)) as engine:
-            return engine.run(options), statements
+        with Statements(shop) as seen, \
+                world.engine(source=ShopSource(shop, world.mapping)) as engine:
+            report = engine.run(options)
     finally:
         shop.dispose()
+    return report, [" ".join(sent.statement.split()) for sent in seen.statements]

@@ -19,6 +19,7 @@ from cdc_sync.demo import mutate, schema
 from cdc_sync.source import ShopSource, connect_shop
 from cdc_sync.source.derived import GUEST_KEY
 from helpers.backends import COMBINATIONS
+from helpers.statements import Statements
 from helpers.world import World
 from helpers.worlds import world_fixture
 
@@ -30,41 +31,31 @@ EMAIL = "walk.in@example.org"
 world = world_fixture(COMBINATIONS)
 
 
-class Derivations:
-    """Counts the statements the shops receive that derive guests (select the guest key)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if GUEST_KEY in statement and "cdc_guests" in statement:
-            self.count += 1
+def _derivations(seen: Statements) -> int:
+    """How many statements the shops received that derive guests (select the guest key)."""
+    return len(seen.matching(lambda sql: GUEST_KEY in sql and "cdc_guests" in sql))
 
 
 @pytest.fixture
-def derivations() -> Iterator[Derivations]:
-    counter = Derivations()
-    sa.event.listen(sa.Engine, "before_cursor_execute", counter)
-    try:
-        yield counter
-    finally:
-        sa.event.remove(sa.Engine, "before_cursor_execute", counter)
+def derivations() -> Iterator[Statements]:
+    with Statements(sa.Engine) as seen:  # every engine: a cycle makes its own
+        yield seen
 
 
 def _digesting(world: World) -> bool:
     return not world.shop_url.startswith("sqlite")
 
 
-def _full(world: World, derivations: Derivations, **options: Any) -> tuple[ResourceReport, int]:
+def _full(world: World, derivations: Statements, **options: Any) -> tuple[ResourceReport, int]:
     """A full cycle: the guests' report and how many derivation statements it sent."""
-    before = derivations.count
+    before = _derivations(derivations)
     report: CycleReport = world.sync(CycleOptions(full=True, **options))
     guests = report.resources[GUESTS]
     assert guests.error is None, guests.error
-    return guests, derivations.count - before
+    return guests, _derivations(derivations) - before
 
 
-def _settled(world: World, derivations: Derivations) -> None:
+def _settled(world: World, derivations: Statements) -> None:
     """A first push, then full cycles until one records its inputs (the second, normally)."""
     world.sync()
     _full(world, derivations)
@@ -85,7 +76,7 @@ def _a_guest_order(world: World) -> tuple[int, str]:
 
 
 def test_a_no_change_full_cycle_does_not_derive_guests_again(
-    world: World, derivations: Derivations
+    world: World, derivations: Statements
 ) -> None:
     _settled(world, derivations)
     live = world.state().live_count(GUESTS.value)
@@ -112,15 +103,15 @@ def test_a_no_change_full_cycle_does_not_derive_guests_again(
     assert forced.counts.sent == live
 
 
-def test_digests_off_derive_every_time(world: World, derivations: Derivations) -> None:
+def test_digests_off_derive_every_time(world: World, derivations: Statements) -> None:
     _settled(world, derivations)
     shop = connect_shop(world.shop_url)
     try:  # as CDC_SYNC_SOURCE_DIGESTS=off builds the source
         source = ShopSource(shop, world.mapping, digests=False)
         with world.engine(source=source) as engine:
-            before = derivations.count
+            before = _derivations(derivations)
             assert engine.run(FULL).resources[GUESTS].error is None
-            assert derivations.count > before
+            assert _derivations(derivations) > before
     finally:
         shop.dispose()
 
@@ -159,7 +150,7 @@ def _changes(world: World, order_id: int, email: str) -> list[tuple[str, Any]]:
 
 
 def test_each_change_of_an_input_derives_again_and_syncs_it(
-    world: World, derivations: Derivations
+    world: World, derivations: Statements
 ) -> None:
     _settled(world, derivations)
     order_id, email = _a_guest_order(world)
@@ -176,7 +167,7 @@ def test_each_change_of_an_input_derives_again_and_syncs_it(
 
 
 def test_a_rejected_guest_skips_until_retried_or_fixed(world: World,
-                                                       derivations: Derivations) -> None:
+                                                       derivations: Statements) -> None:
     # A rejected guest waits for its order to change or for `cdc-sync retry` (a full read
     # leaves it rejected): one invalid email must not cost every cycle the derivation.
     mutate.add_order(world.shop, email="no-at-sign", lines=[(1, 1)],
@@ -200,7 +191,7 @@ def test_a_rejected_guest_skips_until_retried_or_fixed(world: World,
 
 
 def test_a_mapping_change_of_the_guest_fields_derives_again(
-    world: World, derivations: Derivations
+    world: World, derivations: Statements
 ) -> None:
     _settled(world, derivations)
     world.edit_mapping(lambda data: data["guest_customers"]["fields"].pop("lastName"))
@@ -212,7 +203,7 @@ def test_a_mapping_change_of_the_guest_fields_derives_again(
 
 
 def test_a_guest_sent_by_an_incremental_cycle_since_is_derived_again(
-    world: World, derivations: Derivations
+    world: World, derivations: Statements
 ) -> None:
     """An incremental cycle wrote a guest for a change undone since without the cursor seeing
     it: the checksum is back to the recorded one, but state differs from the derivation."""
