@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -16,6 +15,7 @@ from cdc_sync.cycle.planner import Dependencies, Planner
 from cdc_sync.source.stream import RowShape, SourceRow
 from cdc_sync.state import Outcome, StateStore, Status, migrate
 from cdc_sync.state.engine import create_state_engine
+from helpers.statements import Statements
 
 _SHAPE = RowShape(labels=("id", "email", "product"))
 
@@ -34,15 +34,9 @@ def store(engine: sa.Engine) -> Iterator[StateStore]:
         yield handed_in
 
 
-def _dependency_queries(engine: sa.Engine) -> list[str]:
-    asked: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if "metrilo_id" in statement and statement.lstrip().startswith("SELECT s.metrilo_id"):
-            asked.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", count)
-    return asked
+def _dependency_queries(seen: Statements) -> list[str]:
+    return seen.matching(lambda sql: "metrilo_id" in sql
+                         and sql.lstrip().startswith("SELECT s.metrilo_id"))
 
 
 def _order(row: SourceRow) -> SourceRecord:
@@ -71,13 +65,13 @@ def test_synced_customers_and_products_are_asked_for_once_per_pass(
     store.mark_synced("customers", [Outcome("c1", "a@shop.example", "f"),
                                     Outcome("c2", "b@shop.example", "f")])
     store.mark_synced("products", [Outcome("p1", "p1", "f")])
-    asked = _dependency_queries(engine)
     orders = [(f"o{i}", "a@shop.example" if i % 2 else "b@shop.example", "p1") for i in range(6)]
-    report = _plan(store, orders)
+    with Statements(engine) as seen:
+        report = _plan(store, orders)
     assert report.counts.waiting == 0
     # Three chunks of two orders: the first asks for its customers and products, the other
     # two know them already.
-    assert len(asked) == 2
+    assert len(_dependency_queries(seen)) == 2
 
 
 def test_an_id_state_does_not_hold_as_synced_is_asked_for_again_in_every_chunk(
@@ -85,14 +79,14 @@ def test_an_id_state_does_not_hold_as_synced_is_asked_for_again_in_every_chunk(
 ) -> None:
     store.mark_synced("products", [Outcome("p1", "p1", "f")])
     store.mark_rejected("customers", [Outcome("c1", "bad@shop.example", "f", reason="invalid")])
-    asked = _dependency_queries(engine)
     orders = [("o1", "bad@shop.example", "p1"), ("o2", "new@shop.example", "p1"),
               ("o3", "bad@shop.example", "p1"), ("o4", "new@shop.example", "p1")]
-    report = _plan(store, orders)
+    with Statements(engine) as seen:
+        report = _plan(store, orders)
     assert report.counts.waiting == 4
     rows = store.lookup("orders", ["o1", "o2", "o3", "o4"])
     assert {row.status for row in rows.values()} == {Status.PENDING}
     assert "which is rejected" in (rows["o3"].last_error or "")
     assert "has not received yet" in (rows["o4"].last_error or "")
     # Customers are asked in both chunks; the synced product only in the first.
-    assert len(asked) == 3
+    assert len(_dependency_queries(seen)) == 3

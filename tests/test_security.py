@@ -40,6 +40,7 @@ from cdc_sync.metrilo.client import MetriloClient
 from cdc_sync.sandbox import Sandbox
 from cdc_sync.settings import Settings, load_settings
 from cdc_sync.source import ShopSource, connect_shop
+from helpers.statements import Statements
 
 TOKEN = "security-token"
 
@@ -429,16 +430,10 @@ def test_sql_in_a_name_is_reported_by_check_and_never_run(
     writable_shop: sa.Engine, case: tuple[str, str, str],
 ) -> None:
     text, where, words = case
-    statements: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
-        statements.append(statement)
-
-    sa.event.listen(writable_shop, "before_cursor_execute", seen)
-    problems = check(writable_shop, text.replace("INJ", INJECTED))
-    sa.event.remove(writable_shop, "before_cursor_execute", seen)
+    with Statements(writable_shop) as seen:
+        problems = check(writable_shop, text.replace("INJ", INJECTED))
     assert any(f"({where}" in p and words in p and INJECTED in p for p in problems), problems
-    for statement in statements:  # reflection may name it, but only inside quotes
+    for statement, *_ in seen.statements:  # reflection may name it, but only inside quotes
         for found in re.finditer(re.escape(INJECTED), statement):
             assert statement[found.start() - 1] in "\"`'[", statement
     assert sa.inspect(writable_shop).has_table("people")
