@@ -86,7 +86,7 @@ def test_check_reports_every_naming_problem_at_once(shop: str) -> None:
     assert "did you mean 'first_name'" in str(find(problems, "customers.fields.firstName",
                                                    "'frist_name'"))
     find(problems, "customers.cursor", "cursor column 'updatd_at'", "did you mean 'updated_at'")
-    # An undefined join alias (x.name) is the loader's to report: test_mapping_power.py
+    # An undefined join alias (x.name) is the loader's to report: test_mapping_joins.py
     find(problems, "products.fields.url", "template placeholder 'slgu'", "did you mean 'slug'")
     find(problems, "customers.children.tags.query", "the query fails", "tagz")
     find(problems, "products.children.categories.parent_key", "has 2 column(s) but the key has 1")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from cdc_sync.errors import Problem
+import pytest
+
+from cdc_sync.errors import MappingError, Problem
 from cdc_sync.mapping.loader import parse_mapping
 from cdc_sync.source import ShopSource, connect_shop
 
@@ -18,6 +20,13 @@ def check(url: str, text: str) -> list[Problem]:
                                                 Path("mappings.yaml"))).check()
     finally:
         engine.dispose()
+
+
+def loader_problems(text: str) -> list[Problem]:
+    """The problems the loader raises for the mapping `text` (indented as in a test)."""
+    with pytest.raises(MappingError) as raised:
+        parse_mapping(textwrap.dedent(text), Path("mappings.yaml"))
+    return raised.value.problems
 
 
 def find(problems: list[Problem], where: str, *words: str) -> Problem:

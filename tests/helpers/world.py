@@ -143,6 +143,14 @@ class World:
 
     # -- what the shop says Metrilo should hold -----------------------------------------
 
+    def composed(self, resource: Resource) -> dict[str, Payload]:
+        """The records the mapping composes from the shop now, by key (valid or not)."""
+        shop = connect_shop(self.shop_url)
+        try:
+            return {r.key: r.payload for r in ShopSource(shop, self.mapping).records(resource)}
+        finally:
+            shop.dispose()
+
     def expected(self) -> dict[str, dict[str, Payload]]:
         """Every valid record the shop composes, by sandbox resource and Metrilo id."""
         found: dict[str, dict[str, Payload]] = {name: {} for name in SANDBOX_RESOURCE.values()}
