@@ -3,7 +3,6 @@ accepted, and ids state once said were synced are not asked for again in the sam
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,25 +12,17 @@ from cdc_sync.core.report import ResourceReport
 from cdc_sync.core.resources import Resource, SourceRecord
 from cdc_sync.cycle.planner import Dependencies, Planner
 from cdc_sync.source.stream import RowShape, SourceRow
-from cdc_sync.state import Outcome, StateStore, Status, migrate
-from cdc_sync.state.engine import create_state_engine
+from cdc_sync.state import Outcome, StateStore, Status
 from helpers.statements import Statements
 
 _SHAPE = RowShape(labels=("id", "email", "product"))
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[sa.Engine]:
-    created = create_state_engine(f"sqlite:///{tmp_path}/state.sqlite")
-    migrate.upgrade(created)
-    yield created
-    created.dispose()
-
-
-@pytest.fixture
-def store(engine: sa.Engine) -> Iterator[StateStore]:
-    with StateStore(engine) as handed_in:
-        yield handed_in
+def state_url(tmp_path: Path) -> str:
+    """The state on SQLite only (these tests count the planner's questions to state); the
+    conftest's `engine` and `store` are built on it."""
+    return f"sqlite:///{tmp_path}/state.sqlite"
 
 
 def _dependency_queries(seen: Statements) -> list[str]:
