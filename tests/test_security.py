@@ -479,40 +479,36 @@ def seeded(url: str) -> sa.URL:
     return sa.make_url(url)
 
 
-def test_the_documented_postgresql_user_reads_the_shop_and_cannot_write(pg_url: str) -> None:
-    url = seeded(pg_url)
+def assert_the_documented_user_reads_but_cannot_write(
+    url: str, heading: str, refusal: str, drops: tuple[str, ...], **names: str,
+) -> None:
+    """A user made by the block `-- <heading>` (a fresh name and password; `names` fill its
+    other placeholders) reads the seeded shop and cannot write; `drops` ({user}) remove it."""
+    shop = seeded(url)
     user, password = f"cdc_reader_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    statements = documented_sql("PostgreSQL", shop_db=str(url.database), cdc_reader=user,
-                                shop_owner=str(url.username), **{"choose-a-password": password})
+    admin = sa.create_engine(shop, isolation_level="AUTOCOMMIT")
+    statements = documented_sql(heading, shop_db=str(shop.database), cdc_reader=user,
+                                **names, **{"choose-a-password": password})
     try:
         with admin.connect() as conn:
             for statement in statements:
                 conn.execute(sa.text(statement))
-        reader = url.set(username=user, password=password)
-        assert_reads_but_cannot_write(reader.render_as_string(hide_password=False),
-                                      "permission denied|read-only transaction")
+        reader = shop.set(username=user, password=password)
+        assert_reads_but_cannot_write(reader.render_as_string(hide_password=False), refusal)
     finally:
         with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP OWNED BY {user}"))
-            conn.execute(sa.text(f"DROP ROLE {user}"))
+            for drop in drops:
+                conn.execute(sa.text(drop.format(user=user)))
         admin.dispose()
+
+
+def test_the_documented_postgresql_user_reads_the_shop_and_cannot_write(pg_url: str) -> None:
+    assert_the_documented_user_reads_but_cannot_write(
+        pg_url, "PostgreSQL", "permission denied|read-only transaction",
+        ("DROP OWNED BY {user}", "DROP ROLE {user}"),
+        shop_owner=str(sa.make_url(pg_url).username))
 
 
 def test_the_documented_mariadb_user_reads_the_shop_and_cannot_write(mysql_url: str) -> None:
-    url = seeded(mysql_url)
-    user, password = f"cdc_reader_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    statements = documented_sql("MySQL / MariaDB", shop_db=str(url.database), cdc_reader=user,
-                                **{"choose-a-password": password})
-    try:
-        with admin.connect() as conn:
-            for statement in statements:
-                conn.execute(sa.text(statement))
-        reader = url.set(username=user, password=password)
-        assert_reads_but_cannot_write(reader.render_as_string(hide_password=False),
-                                      "command denied")
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP USER IF EXISTS '{user}'@'%'"))
-        admin.dispose()
+    assert_the_documented_user_reads_but_cannot_write(
+        mysql_url, "MySQL / MariaDB", "command denied", ("DROP USER IF EXISTS '{user}'@'%'",))
