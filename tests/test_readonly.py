@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -54,42 +55,43 @@ def unique(prefix: str) -> tuple[str, str]:
     return f"{prefix}_{token}", f"pw-{token}"
 
 
-@pytest.fixture
-def pg_reader(pg_url: str) -> Iterator[str]:
-    """A SELECT-only PostgreSQL user on a seeded demo shop (dropped after)."""
-    seed(pg_url)
+@contextmanager
+def select_only_user(url: str, creates: tuple[str, ...], drops: tuple[str, ...]) -> Iterator[str]:
+    """A fresh user on the seeded demo shop at `url`, made by `creates` and dropped by `drops`
+    (their {user}, {password} and {database} filled in): its URL."""
+    seed(url)
     user, password = unique("cdc_ro")
-    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    names = {"user": user, "password": password, "database": sa.make_url(url).database}
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE ROLE {user} LOGIN PASSWORD '{password}'"))
-        conn.execute(sa.text(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {user}"))
+        for create in creates:
+            conn.execute(sa.text(create.format(**names)))
     try:
-        yield sa.make_url(pg_url).set(username=user, password=password).render_as_string(
+        yield sa.make_url(url).set(username=user, password=password).render_as_string(
             hide_password=False)
     finally:
         with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP OWNED BY {user}"))
-            conn.execute(sa.text(f"DROP ROLE {user}"))
+            for drop in drops:
+                conn.execute(sa.text(drop.format(**names)))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_reader(pg_url: str) -> Iterator[str]:
+    """A SELECT-only PostgreSQL user on a seeded demo shop (dropped after)."""
+    with select_only_user(pg_url, ("CREATE ROLE {user} LOGIN PASSWORD '{password}'",
+                                   "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {user}"),
+                          ("DROP OWNED BY {user}", "DROP ROLE {user}")) as url:
+        yield url
 
 
 @pytest.fixture
 def mariadb_reader(mysql_url: str) -> Iterator[str]:
     """A SELECT-only MariaDB user on a seeded demo shop (dropped after)."""
-    seed(mysql_url)
-    user, password = unique("cdc_ro")
-    database = sa.make_url(mysql_url).database
-    admin = sa.create_engine(mysql_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'"))
-        conn.execute(sa.text(f"GRANT SELECT ON `{database}`.* TO '{user}'@'%'"))
-    try:
-        yield sa.make_url(mysql_url).set(username=user, password=password).render_as_string(
-            hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP USER '{user}'@'%'"))
-        admin.dispose()
+    with select_only_user(mysql_url, ("CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'",
+                                      "GRANT SELECT ON `{database}`.* TO '{user}'@'%'"),
+                          ("DROP USER '{user}'@'%'",)) as url:
+        yield url
 
 
 def test_postgresql_select_only_user_can_check_and_read_all(pg_url: str, pg_reader: str) -> None:
