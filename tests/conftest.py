@@ -10,6 +10,7 @@ import os
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -47,34 +48,37 @@ def _fresh_name() -> str:
     return f"cdc_t_{uuid.uuid4().hex[:12]}"
 
 
+@contextmanager
+def _scratch_database(admin_url: str, what: str, create: str, drop: str) -> Iterator[str]:
+    """A new database made by `create` and dropped by `drop` ({name} filled in): its URL."""
+    admin = _admin_engine(admin_url, what)
+    name = _fresh_name()
+    with admin.connect() as conn:
+        conn.execute(sa.text(create.format(name=name)))
+    try:
+        yield sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(drop.format(name=name)))
+        admin.dispose()
+
+
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """URL of a new, empty PostgreSQL database, dropped after the test."""
-    admin = _admin_engine(PG_ADMIN_URL, "PostgreSQL at 127.0.0.1:5432")
-    name = _fresh_name()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with _scratch_database(PG_ADMIN_URL, "PostgreSQL at 127.0.0.1:5432",
+                           'CREATE DATABASE "{name}"',
+                           'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)') as url:
+        yield url
 
 
 @pytest.fixture
 def mysql_url() -> Iterator[str]:
     """URL of a new, empty MariaDB database, dropped after the test."""
-    admin = _admin_engine(MYSQL_ADMIN_URL, "MariaDB at 127.0.0.1:3306")
-    name = _fresh_name()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-    try:
-        yield sa.make_url(MYSQL_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
-        admin.dispose()
+    with _scratch_database(MYSQL_ADMIN_URL, "MariaDB at 127.0.0.1:3306",
+                           "CREATE DATABASE `{name}` CHARACTER SET utf8mb4",
+                           "DROP DATABASE IF EXISTS `{name}`") as url:
+        yield url
 
 
 @pytest.fixture
