@@ -14,6 +14,7 @@ from cdc_sync.errors import MappingError, Problem
 from cdc_sync.mapping.loader import LoadedMapping, load_mapping, parse_mapping
 from cdc_sync.mapping.model import DeleteAction
 from cdc_sync.mapping.schema import SCHEMA_PATH, mapping_json_schema, write
+from helpers.problems import loader_problems
 
 FILE = Path("mappings.yaml")
 
@@ -74,14 +75,8 @@ orders:
 """
 
 
-def problems_of(text: str) -> list[Problem]:
-    with pytest.raises(MappingError) as raised:
-        parse_mapping(text, FILE)
-    return raised.value.problems
-
-
 def only_problem(text: str) -> Problem:
-    problems = problems_of(text)
+    problems = loader_problems(text)
     assert len(problems) == 1, problems
     return problems[0]
 
@@ -299,7 +294,7 @@ categories:
   table: c2
   fields: {id: id, id: code}
 """
-    problems = problems_of(text)
+    problems = loader_problems(text)
     assert [p.where for p in problems] == [
         "mappings.yaml:1 (source_timezone)",
         "mappings.yaml:5 (customers.fields.email.typ)",
