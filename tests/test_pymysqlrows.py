@@ -12,7 +12,7 @@ from pymysql.cursors import SSCursor
 
 from cdc_sync.source.connect import connect_shop
 from cdc_sync.source.mysqltypes import pymysql_connect_args
-from cdc_sync.source.pymysqlrows import RowsCursor, parse_row
+from cdc_sync.source.pymysqlrows import RowsCursor, _payload, parse_row
 from cdc_sync.source.stream import stream
 from helpers.statements import Statements
 
@@ -51,11 +51,15 @@ def shop(mysql_url: str) -> str:
     return mysql_url
 
 
-def _fetched(url: str, cursor_class: type[Any], size: int) -> tuple[list[Any], Any]:
+def _connect(url: str) -> Any:
     parts = sa.make_url(url)
-    connection = pymysql.connect(host=parts.host, port=parts.port or 3306, user=parts.username,
-                                 password=parts.password or "", database=parts.database,
-                                 **pymysql_connect_args())
+    return pymysql.connect(host=parts.host, port=parts.port or 3306, user=parts.username,
+                           password=parts.password or "", database=parts.database,
+                           **pymysql_connect_args())
+
+
+def _fetched(url: str, cursor_class: type[Any], size: int) -> tuple[list[Any], Any]:
+    connection = _connect(url)
     try:
         cursor = connection.cursor(cursor_class)
         cursor.execute(_SELECT)
@@ -123,3 +127,81 @@ def test_a_row_that_does_not_fit_its_columns_is_left_to_pymysql() -> None:
     assert parse_row(b"\xfc\x01", 0, [_TEXT]) is None
     # Bytes after the last column are ignored, as PyMySQL ignores them.
     assert parse_row(b"\x01a\x01b", 0, [_TEXT]) == ("a",)
+
+
+def test_an_error_mid_result_and_a_lost_connection_raise_as_pymysql_raises(shop: str) -> None:
+    setup = sa.create_engine(shop)
+    with setup.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE g (id INT PRIMARY KEY, k INT)"))
+        # Row 30's subquery finds two rows: the server's error comes after 29 rows.
+        conn.execute(sa.text("INSERT INTO g VALUES (1, 30), (2, 30), (3, 31)"))
+    setup.dispose()
+    failing = "SELECT id, (SELECT g.id FROM g WHERE g.k = t.id) FROM t ORDER BY id"
+    raised = {}
+    for cursor_class in (SSCursor, RowsCursor):
+        connection = _connect(shop)
+        cursor = connection.cursor(cursor_class)
+        cursor.execute(failing)
+        got: list[Any] = []
+        with pytest.raises(pymysql.err.MySQLError) as caught:
+            _drain(cursor, 7, got)
+        raised[cursor_class] = (type(caught.value), caught.value.args[0], len(got))
+        connection.close()
+    assert raised[RowsCursor] == raised[SSCursor]
+    assert raised[RowsCursor][1] == 1242  # subquery returns more than 1 row
+
+    connection, admin = _connect(shop), _connect(shop)
+    try:
+        cursor = connection.cursor(RowsCursor)
+        cursor.execute("SELECT a.id FROM t a, t b, t c, t d")  # 48^4 rows: still streaming
+        assert len(cursor.fetchmany(10)) == 10
+        with admin.cursor() as kill:
+            kill.execute(f"KILL {connection.thread_id()}")
+        with pytest.raises(pymysql.err.OperationalError):
+            _drain(cursor, 1000, [])
+        # The connection is gone, which PyMySQL's result does not note: unnoted, closing the
+        # cursor and collecting the result would try to read the rest of the rows.
+        cursor._result.unbuffered_active = False
+    finally:
+        admin.close()
+
+
+def _drain(cursor: Any, size: int, into: list[Any]) -> None:
+    while batch := cursor.fetchmany(size):
+        into.extend(batch)
+
+
+class _Wire:
+    """The parts of a PyMySQL connection `_payload` reads: bytes as the server sent them."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self._next_seq_id = 0
+        self.closed = False
+
+    def _read_bytes(self, count: int) -> bytes:
+        taken, self.data = self.data[:count], self.data[count:]
+        return taken
+
+    def _force_close(self) -> None:
+        self.closed = True
+
+
+def _packet(number: int, body: bytes) -> bytes:
+    return len(body).to_bytes(3, "little") + bytes([number]) + body
+
+
+def test_a_payload_split_over_packets_is_joined_and_a_wrong_sequence_number_raises() -> None:
+    whole = b"x" * (2**24 - 1)
+    wire = _Wire(_packet(0, whole) + _packet(1, b"yz") + _packet(2, b"next"))
+    assert _payload(wire) == whole + b"yz"
+    assert _payload(wire) == b"next"
+    assert wire._next_seq_id == 3
+    wrong = _Wire(_packet(5, b"a"))
+    with pytest.raises(pymysql.err.InternalError, match="got 5 expected 0"):
+        _payload(wrong)
+    assert wrong.closed
+    shutdown = _Wire(_packet(0, b"a"))
+    shutdown._next_seq_id = 4
+    with pytest.raises(pymysql.err.OperationalError):
+        _payload(shutdown)
