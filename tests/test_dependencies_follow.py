@@ -10,6 +10,7 @@ table with neither waits for reconciliation (and then arrives).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -153,12 +154,13 @@ def _seed(shop: sa.Engine) -> None:
         conn.execute(order_coupons.insert(), [{"order_id": 1, "code": "SPRING"}])
 
 
-@pytest.fixture
-def world(tmp_path: Path, shop_url: str, state_url: str) -> Iterator[World]:
+@contextmanager
+def seeded_world(tmp_path: Path, shop_url: str, state_url: str, mapping: str) -> Iterator[World]:
+    """A world on the seeded shop under `mapping`, after a first cycle that went well."""
     shop = sa.create_engine(shop_url)
     _seed(shop)
     path = tmp_path / "mappings.yaml"
-    path.write_text(MAPPING, encoding="utf-8")
+    path.write_text(mapping, encoding="utf-8")
     with Sandbox(token=TOKEN, secret=SECRET) as sandbox:
         found = World(tmp_path, shop_url, state_url, sandbox, shop, load_mapping(path))
         try:
@@ -168,6 +170,12 @@ def world(tmp_path: Path, shop_url: str, state_url: str) -> Iterator[World]:
         finally:
             found.close()
             shop.dispose()
+
+
+@pytest.fixture
+def world(tmp_path: Path, shop_url: str, state_url: str) -> Iterator[World]:
+    with seeded_world(tmp_path, shop_url, state_url, MAPPING) as found:
+        yield found
 
 
 def _change(world: World, stmt: Any) -> None:
@@ -272,17 +280,7 @@ def test_an_aggregate_over_a_child_with_an_append_key_follows_new_rows(
     )
     assert "sum: payments.amount" in text
     assert "    payments:\n" in text
-    shop = sa.create_engine(sqlite_url)
-    _seed(shop)
-    path = tmp_path / "mappings.yaml"
-    path.write_text(text, encoding="utf-8")
-    with Sandbox(token=TOKEN, secret=SECRET) as sandbox:
-        world = World(tmp_path, sqlite_url, state_url, sandbox, shop, load_mapping(path))
-        try:
-            assert world.sync().ok
-            _change(world, payments.insert().values(id=9, order_id=5, amount=Decimal("2.50")))
-            assert _incremental(world) == {"orders": 1}
-            assert _order(world, 5)["amount"] == 12.5
-        finally:
-            world.close()
-            shop.dispose()
+    with seeded_world(tmp_path, sqlite_url, state_url, text) as world:
+        _change(world, payments.insert().values(id=9, order_id=5, amount=Decimal("2.50")))
+        assert _incremental(world) == {"orders": 1}
+        assert _order(world, 5)["amount"] == 12.5
