@@ -82,7 +82,7 @@ def test_a_sum_over_a_child_is_exact_and_zero_without_rows_end_to_end(world: Wor
                                               method="late"))
         conn.execute(sa.text("UPDATE orders SET updated_at = :now WHERE id = :id"),
                      {"now": datetime(2030, 1, 1), "id": ids[1]})
-    report = world.sync()
+    report = world.sync(CycleOptions(reconcile=False))  # no slice: it would resend it too
     assert report.ok, report
     assert report.resources[Resource.ORDERS].mode == "incremental"
     assert world.held("orders", str(ids[1]))["amount"] == 0.07
