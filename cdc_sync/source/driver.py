@@ -134,12 +134,15 @@ def _fetched(cursor: Any, batch: int) -> Iterator[Any]:
 
 def _unbuffered(driver: str) -> Any:
     """The unbuffered cursor class of a MySQL driver (imported here: PostgreSQL shops need
-    neither, and mysqlclient is optional); PyMySQL's with its rows parsed in one loop."""
+    neither, and mysqlclient is optional); PyMySQL's with its rows parsed in one loop
+    where its version was checked for that."""
     if driver == "mysqldb":
         return importlib.import_module("MySQLdb.cursors").SSCursor
-    from cdc_sync.source.pymysqlrows import RowsCursor
+    import pymysql
 
-    return RowsCursor
+    from cdc_sync.source.pymysqlrows import unbuffered_cursor
+
+    return unbuffered_cursor(pymysql.VERSION)
 
 
 def _processed(rows: Generator[Any, None, None], stmt: sa.Select[Any], dialect: sa.Dialect,

@@ -21,15 +21,37 @@ from __future__ import annotations
 from typing import Any
 
 from pymysql import err
+from pymysql.connections import Connection, MySQLResult
 from pymysql.constants import CR
 from pymysql.cursors import SSCursor
 from pymysql.protocol import MysqlPacket
+
+CHECKED_VERSIONS = frozenset({(1, 2)})
+"""PyMySQL's minor versions this module's use of its private reads was checked against
+(tests/test_pymysqlrows.py). It reads through `Connection._read_bytes`, `_next_seq_id`,
+`MySQLResult.converters` and others that PyMySQL may change in any release, so any other
+version reads through PyMySQL's own `SSCursor` (slower, never wrong) until it is checked."""
+
+_PRIVATE_READS = (
+    (Connection, "_read_bytes"), (Connection, "_force_close"),
+    (MySQLResult, "_check_packet_is_eof"), (MySQLResult, "_read_row_from_packet"),
+    (MysqlPacket, "raise_for_error"),
+)
 
 _WHOLE = 2**24 - 1  # a packet this long continues in the next one (PyMySQL's MAX_PACKET_LEN)
 _EOF, _ERROR = 0xFE, 0xFF  # the first byte of an end-of-rows packet, of an error packet
 
 _NULL = 251  # a length byte for SQL NULL
 _TWO, _THREE, _EIGHT = 252, 253, 254  # the length follows in 2, 3 or 8 bytes
+
+
+def unbuffered_cursor(version: tuple[Any, ...]) -> Any:
+    """The unbuffered cursor for PyMySQL `version` (`pymysql.VERSION`): `RowsCursor` where
+    it was checked and PyMySQL still has what it reads, else PyMySQL's own."""
+    if tuple(version[:2]) in CHECKED_VERSIONS and all(
+            callable(getattr(owner, name, None)) for owner, name in _PRIVATE_READS):
+        return RowsCursor
+    return SSCursor
 
 
 class RowsCursor(SSCursor):  # type: ignore[misc]  # PyMySQL ships no types
