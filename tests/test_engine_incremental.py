@@ -327,7 +327,9 @@ def test_a_cycle_reads_the_resources_marks_in_one_query(world: World) -> None:
     come from one read of the meta table as the cycle starts, not a query per look (each
     resource's high-water mark was read three times)."""
     world.sync()
-    mutate.set_order_status(world.shop, 1, 5)
+    # Beyond the window's first slice (which this cycle reads: its windows' reads are counted),
+    # so that the cursor, not the slice, finds the change.
+    mutate.set_order_status(world.shop, LATE_ORDER, 5)
     engine = create_state_engine(world.state_url)
     try:
         with Statements(engine) as seen, world.engine(state=StateStore(engine)) as sync:
@@ -337,7 +339,7 @@ def test_a_cycle_reads_the_resources_marks_in_one_query(world: World) -> None:
     reads = seen.matching(lambda sql: sql.lstrip().startswith("SELECT") and "FROM meta" in sql)
     assert report.resources[Resource.ORDERS].mode == "incremental"
     assert report.resources[Resource.ORDERS].counts.changed == 1
-    assert world.held("orders", "1")["status"] == "refunded"
+    assert world.held("orders", str(LATE_ORDER))["status"] == "refunded"
     # The marks' one read, then the orders' followed lines and the reconciliation windows.
     assert len(reads) <= 6
 
