@@ -13,7 +13,7 @@ import html
 import string
 from collections.abc import Callable, Mapping, Sequence
 from datetime import tzinfo
-from typing import Any, Final, NamedTuple
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cdc_sync.core.coerce import Coerce, coercer, shown, to_text
@@ -24,8 +24,6 @@ from cdc_sync.mapping.model import Coercion, Decode, FieldSpec
 Row = Mapping[str, Any]
 """A row by label."""
 
-OMIT: Final = object()
-"""A field left out of its record (NULL without a default)."""
 _MAP_KNOWN_SHOWN = 10
 
 Template = tuple[tuple[str, str | None], ...]

@@ -11,11 +11,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cdc_sync.core.composecode import ChildPlan, ObjectPlan, RecordPlan, unique_values
-from cdc_sync.core.fieldsteps import OMIT, FieldPlan, html_text, split_text, template_text
+from cdc_sync.core.fieldsteps import FieldPlan, html_text, split_text, template_text
 from cdc_sync.core.resources import Payload, SourceRecord
 from cdc_sync.errors import CoercionError
 
 Row = Mapping[str, Any]
+OMIT = object()
+"""A field left out of its record (NULL without a default)."""
 
 
 def interpret(plan: RecordPlan, key: str, row: Row,
