@@ -2,13 +2,15 @@
 every chunk of records.
 
 These calls run once per chunk of a million-record cycle: one statement each, prebuilt (see
-`statements`), with executemany for writes.
+`statements`), with executemany for writes (on SQLite, a batch of synced rows in one statement
+over the batch as JSON: see `statements._synced_batch`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
 
+import orjson
 import sqlalchemy as sa
 
 from cdc_sync.state.access import StateAccess, utc_now
@@ -101,7 +103,22 @@ class PerRecordState(StateAccess):
                 if updated != len(again):  # some changed meanwhile (or no count): upsert
                     whole += again
             if whole:
-                conn.exec_driver_sql(self._hot.synced, self._synced_params(resource, whole, now))
+                self._upsert_synced(conn, resource, whole, now)
+
+    def _upsert_synced(self, conn: sa.Connection, resource: str, outcomes: Sequence[Outcome],
+                       now: object) -> None:
+        batch = self._hot.synced_batch
+        if batch is None:  # PostgreSQL: psycopg pipelines the executemany
+            conn.exec_driver_sql(self._hot.synced, self._synced_params(resource, outcomes, now))
+            return
+        bind_time = self._hot.db_time
+        rows = orjson.dumps([
+            (o.key, o.metrilo_id, o.fingerprint, tags_json(o.tags), o.payload,
+             o.source_fingerprint,
+             None if o.recheck_after is None else bind_time(o.recheck_after), key_number(o.key))
+            for o in outcomes
+        ])
+        conn.exec_driver_sql(batch, (resource, now, now, rows.decode()))
 
     def _synced_params(self, resource: str, outcomes: Sequence[Outcome],
                        now: object) -> list[tuple[object, ...]]:
