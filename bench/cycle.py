@@ -103,10 +103,14 @@ def run_cycle(settings: Settings, *, full: bool, reconcile: bool = True) -> dict
     counters.attach()
     try:
         cpu_before, workers_before = time.process_time(), _children_cpu()
+        # The main thread's own: it bounds a push (reading, planning); the process's CPU
+        # also holds the senders' and the state writer's threads.
+        main_before = time.thread_time()
         clock.started = started = time.perf_counter()
         report = engine.run(CycleOptions(full=full, reconcile=reconcile))
         seconds = time.perf_counter() - started
         cpu_seconds = time.process_time() - cpu_before
+        main_cpu_seconds = time.thread_time() - main_before
         # The compose worker's CPU (engine.run waits for it to end, so it is counted now).
         worker_cpu_seconds = _children_cpu() - workers_before
     finally:
@@ -117,6 +121,7 @@ def run_cycle(settings: Settings, *, full: bool, reconcile: bool = True) -> dict
         "shop": counters.result(),
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
+        "main_cpu_seconds": main_cpu_seconds,
         "compose_workers": settings.workers,
         "worker_cpu_seconds": worker_cpu_seconds,
         "check_seconds": check_seconds,

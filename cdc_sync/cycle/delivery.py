@@ -3,7 +3,8 @@
 Each batch's records are marked synced only once Metrilo answered 200 for them (rejected with
 the reason, pending when retries ran out); a tag gone from the shop is removed with
 customer/untag first. Metrilo running out of retries stops the planner reading (`give_up`)
-and ends the cycle once the batches in flight answered.
+and ends the cycle once the batches in flight answered. The state writes run in a writer
+thread (cycle/statewriter.py), all committed before `deliver` returns or raises.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Protocol
 from cdc_sync.core.report import ResourceReport
 from cdc_sync.core.resources import Resource
 from cdc_sync.cycle.planner import Planner
+from cdc_sync.cycle.statewriter import StateWriter
 from cdc_sync.errors import MetriloRejectedError, MetriloUnavailableError
 from cdc_sync.metrilo.client import BatchResult, Item, MetriloClient
 from cdc_sync.state import Outcome
@@ -53,18 +55,23 @@ class Delivery:
                 pass
             return
         failure: str | None = None
-        for result in self.client.deliver(resource.batch_path, items):
-            self._commit(resource, result, planner, rep)
-            if result.pending and failure is None:
-                # Metrilo ran out of retries: read no further, but let the batches in flight
-                # answer (and commit what they delivered); a 401 raises from deliver itself.
-                failure = result.pending[0][1]
-                give_up.set()
+        # Leaving this block is the barrier: every answered batch is in state (or the
+        # writer's error raised) before anything after this delivery reads state.
+        with StateWriter(resource.value) as writer:
+            for result in self.client.deliver(resource.batch_path, items):
+                self._commit(resource, result, planner, rep, writer)
+                if result.pending and failure is None:
+                    # Metrilo ran out of retries: read no further, but let the batches in
+                    # flight answer (and commit what they delivered); a 401 raises from
+                    # deliver itself.
+                    failure = result.pending[0][1]
+                    give_up.set()
         if failure is not None:
             raise MetriloUnavailableError(unavailable(self.client.base_url, resource, failure))
 
     def _commit(
         self, resource: Resource, result: BatchResult, planner: Planner, rep: ResourceReport,
+        writer: StateWriter,
     ) -> None:
         synced, pending, rejected = self._untag_removed(result.delivered, planner)
         if synced and _outcome_unknown(result):
@@ -74,14 +81,19 @@ class Delivery:
                      for i, why in result.rejected]
         pending += [planner.answered(i.key).outcome.with_reason(why)
                     for i, why in result.pending]
-        self.state.mark_synced(resource, synced)
-        self.state.mark_rejected(resource, rejected)
-        self.state.mark_pending(resource, pending)
+        writer.write(lambda: self._write(resource.value, synced, rejected, pending))
         rep.counts.sent += len(synced)
         rep.counts.rejected += len(rejected)
         rep.counts.pending += len(pending)
         for item, why in result.rejected:
             log.warning("%s %s rejected by Metrilo: %s", resource, item.key, why)
+
+    def _write(self, resource: str, synced: Sequence[Outcome], rejected: Sequence[Outcome],
+               pending: Sequence[Outcome]) -> None:
+        """In the writer thread: one answered batch's outcomes into state."""
+        self.state.mark_synced(resource, synced)
+        self.state.mark_rejected(resource, rejected)
+        self.state.mark_pending(resource, pending)
 
     def _untag_removed(
         self, delivered: Sequence[Item], planner: Planner

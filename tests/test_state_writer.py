@@ -1,0 +1,170 @@
+"""The delivery's state writes in a thread of their own (cycle/statewriter.py): in order,
+bounded, every one committed before anything after the delivery reads state, and a failing
+write stops the cycle with its own error."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from cdc_sync.core.resources import Resource
+from cdc_sync.cycle.statewriter import DEPTH, StateWriter
+from cdc_sync.errors import StateError
+from cdc_sync.state import Status
+from helpers.backends import BOTH_STATES
+from helpers.world import World
+from helpers.worlds import world_fixture
+
+world = world_fixture(BOTH_STATES)
+
+
+# -- the writer alone ----------------------------------------------------------------------
+
+def test_writes_run_in_the_order_handed_over_and_close_waits_for_them() -> None:
+    done: list[int] = []
+
+    def write(n: int) -> None:
+        time.sleep(0.01)  # slower than handing over: close must wait, not the writes
+        done.append(n)
+
+    with StateWriter("test") as writer:
+        for n in range(DEPTH * 3):
+            writer.write(lambda n=n: write(n))  # type: ignore[misc]
+    assert done == list(range(DEPTH * 3))
+
+
+def test_a_failed_write_is_raised_once_and_nothing_after_it_is_written() -> None:
+    done: list[int] = []
+    failure = StateError("state DB x: could not record 1 synced orders: boom; fix: y")
+
+    def fail() -> None:
+        raise failure
+
+    writer = StateWriter("test")
+    writer.write(lambda: done.append(1))
+    writer.write(fail)
+
+    def hand_over_more() -> None:
+        for n in range(2, 50):  # the error surfaces at a later hand-over...
+            writer.write(lambda n=n: done.append(n))  # type: ignore[misc]
+            time.sleep(0.005)
+        writer.close()  # ... or at the barrier at the latest
+
+    with pytest.raises(StateError) as raised:
+        hand_over_more()
+    assert raised.value is failure
+    writer.close()  # raised once: closing again is quiet
+    assert done[0] == 1
+    assert len(done) == 1
+
+
+def test_at_most_depth_writes_wait_and_the_next_hand_over_waits_for_room() -> None:
+    release = threading.Event()
+
+    def wait_for_release() -> None:
+        release.wait()
+
+    writer = StateWriter("test")
+    writer.write(wait_for_release)  # taken by the thread, which now waits
+    time.sleep(0.05)
+    for _ in range(DEPTH):
+        writer.write(lambda: None)
+    blocked = threading.Thread(target=writer.write, args=(lambda: None,))
+    blocked.start()
+    blocked.join(0.2)
+    assert blocked.is_alive(), "the queue took more than DEPTH writes"
+    release.set()
+    blocked.join(5)
+    assert not blocked.is_alive()
+    writer.close()
+
+
+# -- in a cycle, on a real state DB ----------------------------------------------------------
+
+def _on_state(world: World, sqlite_sql: str, postgresql_sql: str) -> None:
+    """Run DDL on the world's (migrated) state DB."""
+    world.state()  # creates the tables
+    engine = sa.create_engine(world.state_url)
+    try:
+        with engine.begin() as conn:
+            sql = sqlite_sql if engine.dialect.name == "sqlite" else postgresql_sql
+            for statement in sql.split(";;"):
+                conn.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
+
+
+def _slow_customer_writes(world: World) -> None:
+    """Every customer row written takes ~20 ms: the customers' writes are still queued when
+    their delivery's last batch is answered."""
+    _on_state(
+        world,
+        "CREATE TRIGGER slow AFTER INSERT ON sync_state WHEN NEW.resource = 'customers' "
+        "BEGIN SELECT count(*) FROM (WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
+        "FROM r WHERE i < 100000) SELECT i FROM r); END",
+        "CREATE FUNCTION slow() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(0.02); "
+        "RETURN NEW; END $$ LANGUAGE plpgsql;;"
+        "CREATE TRIGGER slow AFTER INSERT ON sync_state FOR EACH ROW "
+        "WHEN (NEW.resource = 'customers') EXECUTE FUNCTION slow()",
+    )
+
+
+def test_the_next_resource_sees_every_write_of_the_one_before(world: World) -> None:
+    # Orders check their customer in state before they are sent: were the customers' writes
+    # not all committed when their delivery ended (the barrier), orders would wait for them.
+    _slow_customer_writes(world)
+    with world.client(max_items=10) as client:
+        report = world.sync(client=client)
+    assert report.ok, report.errors()
+    assert report.resources[Resource.ORDERS].counts.waiting == 0
+    counts = world.state().count_by_status("orders")
+    assert counts[Status.PENDING] == 0
+    assert counts[Status.SYNCED] == report.resources[Resource.ORDERS].counts.sent > 0
+    assert world.differences() == []
+
+
+def _orders_refused_from(world: World, key: int) -> None:
+    _on_state(
+        world,
+        "CREATE TRIGGER refuse BEFORE INSERT ON sync_state WHEN NEW.resource = 'orders' "
+        f"AND NEW.key = '{key}' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+        "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION "
+        "'refused by the test'; END $$ LANGUAGE plpgsql;;"
+        "CREATE TRIGGER refuse BEFORE INSERT ON sync_state FOR EACH ROW "
+        f"WHEN (NEW.resource = 'orders' AND NEW.key = '{key}') EXECUTE FUNCTION refuse()",
+    )
+
+
+def test_a_write_failing_in_the_writer_stops_the_cycle_with_its_state_error(
+    world: World,
+) -> None:
+    _orders_refused_from(world, 150)
+    with world.client(max_items=20, concurrency=1) as client, \
+            pytest.raises(StateError) as raised:
+        world.sync(client=client)
+    text = str(raised.value)
+    assert "could not record 20 synced orders" in text
+    assert "refused by the test" in text
+    assert "; fix: " in text
+    state = world.state()
+    last = state.last_runs(1)[0]
+    assert last.status == "failed"
+    assert "refused by the test" in (last.error or "")
+    synced = _synced_order_keys(world)
+    assert synced, "the batches before the failing one are in state"
+    assert all(key < 141 for key in synced), "nothing after the failed batch is written"
+
+
+def _synced_order_keys(world: World) -> list[int]:
+    engine = sa.create_engine(world.state_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT key FROM sync_state WHERE resource = 'orders' AND status = 'synced'"
+            ).fetchall()
+    finally:
+        engine.dispose()
+    return sorted(int(row[0]) for row in rows)
