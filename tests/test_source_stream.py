@@ -415,6 +415,73 @@ def test_existing_keys_of_many_pages_are_asked_on_one_connection(shop: sa.Engine
     assert len(checkouts) == 1
 
 
+def _most_checked_out(engine: sa.Engine, action: Callable[[], object]) -> tuple[int, int]:
+    """(connections opened, most checked out at once) while `action` runs, as the shop
+    engine's pool reports them."""
+    opened, out, most = [0], [0], [0]
+
+    def checkout(*_args: object) -> None:
+        out[0] += 1
+        most[0] = max(most[0], out[0])
+
+    def checkin(*_args: object) -> None:
+        out[0] -= 1
+
+    listeners = {"connect": lambda *_args: opened.__setitem__(0, opened[0] + 1),
+                 "checkout": checkout, "checkin": checkin}
+    for name, listener in listeners.items():
+        sa.event.listen(engine, name, listener)
+    try:
+        action()
+    finally:
+        for name, listener in listeners.items():
+            sa.event.remove(engine, name, listener)
+    return opened[0], most[0]
+
+
+def test_an_incremental_read_and_its_children_take_one_connection(shop: sa.Engine) -> None:
+    """The rows changed since the mark, and a chunk of keys, are read with their children one
+    statement after the other on one pooled connection: streamed side by side they held one
+    each, and a one-shot sync opened two connections inside its cycle (~5 ms each)."""
+    engine = connect_shop(shop.url)
+    try:
+        source = ShopSource(engine, mapping(ITEMS))
+        source.existing_keys(Resource.PRODUCTS, ["a"])  # reflection's connection first
+        read: dict[str, list[str]] = {}
+        narrowed: dict[str, dict[str, Any]] = {"since": {"since": datetime(2024, 1, 15)},
+                                               "keys": {"keys": ["a", "D"]}}
+        for what, options in narrowed.items():
+            def keys_read(what: str = what, options: dict[str, Any] = options) -> None:
+                read[what] = [r.key for r in source.records(Resource.PRODUCTS, **options)]
+            assert _most_checked_out(engine, keys_read) == (0, 1), what
+    finally:
+        engine.dispose()
+    assert read == {"since": ["B", "D"], "keys": ["D", "a"]}
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_an_incremental_read_gives_the_same_rows_read_ahead_or_streamed(
+        shop: sa.Engine, batch: int) -> None:
+    """Few changed rows are read ahead and their children read by key, in chunks of keys (2
+    rows a chunk here: several chunks); more than SMALL_SINCE_CHUNKS chunks (1 row a chunk:
+    5 rows) stream with their children as before. Either way, the rows of a full read."""
+    engine = connect_shop(shop.url)
+
+    def rows(size: int, since: datetime | None) -> list[tuple[Any, ...]]:
+        source = ShopSource(engine, mapping(ITEMS), batch_size=size)
+        return [(r.key, tuple(r.raw), r.kids, r.digest)
+                for r in source.rows(Resource.PRODUCTS, since=since)]
+
+    try:
+        every = rows(1000, None)
+        assert rows(batch, T0) == rows(1000, T0) == every
+        assert [r[0] for r in every] == ["B", "D", "a", "ab", "c"]
+        tags = [[row[0] for row in r[2][0]] for r in every]
+        assert tags == [["q"], ["x"], ["y", "z"], ["lower"], []]
+    finally:
+        engine.dispose()
+
+
 def test_a_join_that_repeats_rows_gives_that_key_one_record_with_a_problem(
     shop: sa.Engine,
 ) -> None:

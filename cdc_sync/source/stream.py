@@ -1,8 +1,11 @@
 """Stream rows with server-side cursors and merge each child collection into its parents.
 
-One query for the parents and one per child collection, each on its own connection (MySQL's
-unbuffered cursors allow one open result per connection), all in the same key order. The merge
-walks them together, so memory holds one parent's children, never a table.
+One query for the parents and one per child collection, all in the same key order. Streamed
+reads (full reads, slices, wide incremental reads) run side by side, each on its own connection
+(MySQL's unbuffered cursors allow one open result per connection, psycopg's stream one result);
+bounded ones (a chunk of keys, a few changed rows: reads.py) are fetched whole one after the
+other, each handing its connection back before the next. The merge walks them together, so
+memory holds one parent's children, never a table.
 
 This is the hot path of a full cycle (a million orders, three million order lines): rows stay
 plain tuples (a SourceRow builds dicts only when composed), and the key of a row is computed
@@ -13,7 +16,15 @@ from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
+from collections.abc import (
+    Callable,
+    Collection,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,11 +131,13 @@ def stream(engine: sa.Engine, stmt: sa.Select[Any], *, doing: str,
 
 def _fetch(engine: sa.Engine, stmt: sa.Select[Any], doing: str, batch: int,
            bounded: bool = False) -> Generator[Sequence[Row], None, None]:
+    if bounded:  # fetched whole and the connection handed back first, as driver_batches does
+        yield from _fetched_whole(engine, stmt, doing, batch)
+        return
     abandoned = False
     try:
         with engine.connect() as conn:
-            streamed = conn if bounded else conn.execution_options(yield_per=batch)
-            result = streamed.execute(stmt)
+            result = conn.execution_options(yield_per=batch).execute(stmt)
             try:
                 # Plain tuples, as the driver's path gives them: source fingerprints are
                 # built from their repr (a Row's is slower, and shortens long values).
@@ -139,6 +152,16 @@ def _fetch(engine: sa.Engine, stmt: sa.Select[Any], doing: str, batch: int,
             # dead connection that fails to close now is no news, and raising here would only
             # print "Exception ignored" noise.
             return
+        raise source_error(exc, doing, _READ_FIX, engine) from None
+
+
+def _fetched_whole(engine: sa.Engine, stmt: sa.Select[Any], doing: str,
+                   batch: int) -> list[Sequence[Row]]:
+    try:
+        with engine.connect() as conn:
+            result = conn.execute(stmt)
+            return [[tuple(row) for row in part] for part in result.partitions(batch)]
+    except sa.exc.SQLAlchemyError as exc:
         raise source_error(exc, doing, _READ_FIX, engine) from None
 
 
@@ -282,6 +305,14 @@ def _digest(md5: str, cursors: list[_ChildCursor], kids: tuple[list[Row], ...]) 
     if not cursors:
         return md5
     return "|".join([md5, *(c.summary(rows) for c, rows in zip(cursors, kids))])  # noqa: B905
+
+
+def key_texts(rows: Iterable[Row], labels: Sequence[str], key_labels: Sequence[str],
+              kinds: Sequence[KeyKind]) -> list[str]:
+    """The state keys of these rows, each once, in their order: as `merge` names its rows."""
+    positions = [labels.index(label) for label in key_labels]
+    key_of, text_of = key_reader(positions, kinds), _key_text(positions)
+    return list(dict.fromkeys([text_of(row, key_of(row)) for row in rows]))
 
 
 def _key_text(positions: Sequence[int]) -> Callable[[Row, Key], str]:
