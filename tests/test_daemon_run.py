@@ -29,6 +29,12 @@ from helpers.prom import sample
 
 pytestmark = pytest.mark.timeout(60)
 
+# The shop's last order and customer: a change the daemon sends must come from its change
+# detection, not from the rolling reconciliation, whose slices walk the keys from the lowest,
+# one a cycle on a shop this small (a 15-minute window of 1-second cycles), and reach these
+# only after the test's waits.
+LAST_ORDER, LAST_CUSTOMER = SMALL.orders, SMALL.customers
+
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
@@ -44,11 +50,12 @@ def test_daemon_runs_cycles_on_its_interval_and_exits_0_on_sigterm(world: World)
     world.seed()
     daemon = world.start()
     daemon.wait_for(FIRST_CYCLE)
-    new_status = "refunded" if world.held("orders", "1")["status"] != "refunded" else "completed"
-    mutate.set_order_status(world.shop(), 1, {"refunded": 5, "completed": 3}[new_status])
-    mutate.rename_customer(world.shop(), 2, "Renamed")
-    wait_until(lambda: world.held("orders", "1")["status"] == new_status and
-               world.held("customers", _email(world, 2))["firstName"] == "Renamed",
+    order, customer = str(LAST_ORDER), LAST_CUSTOMER
+    new_status = "refunded" if world.held("orders", order)["status"] != "refunded" else "completed"
+    mutate.set_order_status(world.shop(), LAST_ORDER, {"refunded": 5, "completed": 3}[new_status])
+    mutate.rename_customer(world.shop(), customer, "Renamed")
+    wait_until(lambda: world.held("orders", order)["status"] == new_status and
+               world.held("customers", _email(world, customer))["firstName"] == "Renamed",
                15, "the changes to reach the sandbox")
     idle = r"sync cycle ok in \S+: nothing to send"
     daemon.wait_for(idle, count=len(re.findall(idle, daemon.log())) + 1)  # and it goes on
@@ -136,7 +143,7 @@ def test_healthz_and_metrics_follow_the_cycles_and_a_metrilo_outage(world: World
     assert sample(metrics.text, "cdc_sync_active") == 1
 
     world.sandbox.faults.update({"error_rate": 1.0})
-    mutate.rename_customer(world.shop(), 3, "Outage")
+    mutate.rename_customer(world.shop(), LAST_CUSTOMER, "Outage")
     stale = wait_until(lambda: r if (r := httpx.get(f"{base}/healthz")).status_code == 503
                        else None, 15, "/healthz to turn 503")
     assert stale.json()["status"] == "degraded"
@@ -149,7 +156,7 @@ def test_healthz_and_metrics_follow_the_cycles_and_a_metrilo_outage(world: World
 
     world.sandbox.faults.clear()
     wait_until(lambda: httpx.get(f"{base}/healthz").json()["status"] == "ok", 15, "recovery")
-    assert world.held("customers", _email(world, 3))["firstName"] == "Outage"
+    assert world.held("customers", _email(world, LAST_CUSTOMER))["firstName"] == "Outage"
     assert daemon.stop() == 0
     assert daemon.process.returncode == 0
 
@@ -236,9 +243,9 @@ def test_two_daemons_on_postgresql_state_one_pushes_and_the_standby_takes_over(
 
     active.process.kill()
     standby.wait_for(r"active: this daemon holds the lease")
-    mutate.rename_customer(world.shop(), 4, "FailedOver")
-    wait_until(lambda: world.held("customers", _email(world, 4)).get("firstName") == "FailedOver",
-               15, "the new active daemon to push the change")
+    mutate.rename_customer(world.shop(), LAST_CUSTOMER, "FailedOver")
+    wait_until(lambda: world.held("customers", _email(world, LAST_CUSTOMER)).get("firstName")
+               == "FailedOver", 15, "the new active daemon to push the change")
     assert standby.stop() == 0
 
 
@@ -260,10 +267,11 @@ def test_per_resource_intervals_run_each_resource_on_its_own_clock(world: World)
     world.seed()
     daemon = world.start("--log-json", CDC_SYNC_INTERVAL="60", CDC_SYNC_INTERVALS="orders=1")
     daemon.wait_for(r'"sent": 120')
-    new_status = "refunded" if world.held("orders", "2")["status"] != "refunded" else "completed"
-    mutate.set_order_status(world.shop(), 2, {"refunded": 5, "completed": 3}[new_status])
+    order = str(LAST_ORDER)
+    new_status = "refunded" if world.held("orders", order)["status"] != "refunded" else "completed"
+    mutate.set_order_status(world.shop(), LAST_ORDER, {"refunded": 5, "completed": 3}[new_status])
     mutate.rename_customer(world.shop(), 5, "NotYet")
-    wait_until(lambda: world.held("orders", "2")["status"] == new_status, 10, "the order")
+    wait_until(lambda: world.held("orders", order)["status"] == new_status, 10, "the order")
     cycles_so_far = daemon.log().count('"event": "cycle"')
     daemon.wait_for(r'"event": "cycle"', count=cycles_so_far + 2)  # two more orders turns
     assert world.held("customers", _email(world, 5))["firstName"] != "NotYet"  # its turn: 60 s
@@ -290,7 +298,7 @@ def test_state_db_connections_dropping_fail_one_cycle_then_the_daemon_carries_on
     admin.dispose()
     daemon.wait_for(r"lost the lease")
     daemon.wait_for(r"active: this daemon holds the lease", count=2)
-    mutate.rename_customer(world.shop(), 6, "AfterRestart")
-    wait_until(lambda: world.held("customers", _email(world, 6)).get("firstName")
+    mutate.rename_customer(world.shop(), LAST_CUSTOMER, "AfterRestart")
+    wait_until(lambda: world.held("customers", _email(world, LAST_CUSTOMER)).get("firstName")
                == "AfterRestart", 15, "the change after the reconnection")
     assert daemon.stop() == 0
