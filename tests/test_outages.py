@@ -27,7 +27,7 @@ from cdc_sync.demo import mutate
 from cdc_sync.demo.generate import generate
 from cdc_sync.mapping.loader import load_mapping
 from cdc_sync.sandbox import Sandbox
-from cdc_sync.state import Status
+from cdc_sync.state import StateRow, Status
 from helpers.backends import SHOP_FIXTURE
 from helpers.outages import (
     DaemonProcess,
@@ -168,11 +168,26 @@ def test_postgresql_state_down_mid_cycle_the_daemon_stands_by_then_resumes(
 # -- Metrilo ------------------------------------------------------------------------------------
 
 
-def _change_the_shop(world: World) -> None:
-    """A customer renamed, an order cancelled, a new guest order: what the outage holds up."""
-    mutate.rename_customer(world.shop, 3, "Outage")
-    mutate.set_order_status(world.shop, 5, 4)
+# The shop's last customer, and orders near the last: the changes the outage holds up must
+# reach Metrilo through the daemon's change detection, not through the rolling reconciliation,
+# whose slices walk the keys from the lowest, one a cycle on a shop this small (a 15-minute
+# window), and reach these only after the test.
+CHANGED_CUSTOMER = SMALL.customers
+CANCELLED = 4
+
+
+def _change_the_shop(world: World) -> int:
+    """A customer renamed, an order cancelled, a new guest order: what the outage holds up.
+    Returns the cancelled order: the last one not cancelled already (a status set to what it
+    was would change nothing to send)."""
+    mutate.rename_customer(world.shop, CHANGED_CUSTOMER, "Outage")
+    with world.shop.connect() as conn:
+        order = int(conn.execute(sa.text("SELECT MAX(id) FROM orders WHERE status <> :s"),
+                                 {"s": CANCELLED}).scalar_one())
+    assert order > SMALL.orders - 10, "the seed cancelled the last orders: pick another way"
+    mutate.set_order_status(world.shop, order, CANCELLED)
     mutate.add_order(world.shop, email="during.outage@example.org", lines=[(2, 1)])
+    return order
 
 
 def _failures(daemon: DaemonProcess) -> list[tuple[float, float]]:
@@ -196,7 +211,7 @@ def test_metrilo_answering_5xx_for_a_long_stretch_the_daemon_backs_off_then_catc
         daemon = DaemonProcess.start(world, CDC_SYNC_BACKOFF_MAX="1.2")
         daemon.wait_for(IDLE)
         world.sandbox.faults.update({"error_rate": 1.0})
-        _change_the_shop(world)
+        order = _change_the_shop(world)
 
         daemon.wait_for(r"sync cycle failed .*Metrilo.* next attempt in", count=4)
         waits = _waits_between_failures(daemon)
@@ -205,15 +220,15 @@ def test_metrilo_answering_5xx_for_a_long_stretch_the_daemon_backs_off_then_catc
         assert waits[2] > waits[0] + 0.6, waits
         assert waits[2] >= 1.1, waits
         assert daemon.alive()
-        assert world.held("customers", _email(world, 3))["firstName"] != "Outage"
-        assert world.rows(Resource.CUSTOMERS, ["3"])["3"].status is Status.PENDING
+        assert world.held("customers", _email(world, CHANGED_CUSTOMER))["firstName"] != "Outage"
+        assert _customer_row(world).status is Status.PENDING
         requests = sandbox_requests(world, "customer/batch")
         assert requests <= 4 * len(_failures(daemon)), "no backoff: it hammers a failing Metrilo"
 
         world.sandbox.faults.clear()
         _assert_converged(world, daemon)
-        assert world.held("customers", _email(world, 3))["firstName"] == "Outage"
-        assert world.held("orders", "5")["status"] == "cancelled"
+        assert world.held("customers", _email(world, CHANGED_CUSTOMER))["firstName"] == "Outage"
+        assert world.held("orders", str(order))["status"] == "cancelled"
         assert daemon.stop() == 0
 
 
@@ -229,11 +244,11 @@ def test_metrilo_hanging_past_the_http_timeout_fails_cycles_until_it_answers_aga
         assert re.search(r"time(d )?out", failure, re.I), failure
         daemon.wait_for_more(r"sync cycle failed .* next attempt in")
         assert daemon.alive()
-        assert world.rows(Resource.CUSTOMERS, ["3"])["3"].status is Status.PENDING
+        assert _customer_row(world).status is Status.PENDING
 
         world.sandbox.faults.clear()
         _assert_converged(world, daemon)
-        assert world.held("customers", _email(world, 3))["firstName"] == "Outage"
+        assert world.held("customers", _email(world, CHANGED_CUSTOMER))["firstName"] == "Outage"
         assert daemon.stop() == 0
 
 
@@ -258,6 +273,11 @@ def test_sandbox_restarted_mid_cycle_on_the_same_port_and_store_the_daemon_carri
 
         _assert_converged(world, daemon)
         assert daemon.stop() == 0
+
+
+def _customer_row(world: World) -> StateRow:
+    key = str(CHANGED_CUSTOMER)
+    return world.rows(Resource.CUSTOMERS, [key])[key]
 
 
 def _email(world: World, customer_id: int) -> str:
