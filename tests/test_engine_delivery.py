@@ -6,6 +6,7 @@ orders Metrilo would silently drop); every test ends by comparing it with the sh
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -44,6 +45,18 @@ def _tagged_customer(world: World) -> tuple[int, str, str]:
             .order_by(ct.c.customer_id).limit(1)
         ).one()
     return int(row[0]), str(row[1]).lower(), str(row[2])
+
+
+def _stamp_another_customer_an_hour_later(world: World, customer_id: int) -> None:
+    """Set another customer's cursor (only: its record does not change) an hour after this
+    one's."""
+    customers = schema.customers
+    with world.shop.connect() as conn:
+        stamp = conn.execute(sa.select(customers.c.updated_at)
+                             .where(customers.c.id == customer_id)).scalar_one()
+        other = conn.execute(sa.select(sa.func.max(customers.c.id))
+                             .where(customers.c.id != customer_id)).scalar_one()
+    world.write(customers, int(other), updated_at=stamp + timedelta(hours=1))
 
 
 def _customer_with_orders(world: World) -> tuple[int, str]:
@@ -305,14 +318,16 @@ def test_a_failed_untag_keeps_the_customer_pending_and_untags_next_cycle(world: 
     world.sync()
     customer_id, email, tag = _tagged_customer(world)
     mutate.remove_tag(world.shop, customer_id, tag)
+    # Another customer stamped an hour later moves the customers' mark past this one's bump by
+    # more than the cursor's overlap (5 minutes): the retry below cannot re-read it by its cursor.
+    _stamp_another_customer_an_hour_later(world, customer_id)
     world.sandbox.faults.update({"error_rate": 1.0, "paths": ["customer/untag"]})
     world.sync(CycleOptions(reconcile=False))  # the cursor, not a slice, finds the change
     row = world.rows(Resource.CUSTOMERS, [str(customer_id)])[str(customer_id)]
     assert row.status is Status.PENDING
     assert "untag failed" in (row.last_error or "")
     world.sandbox.faults.clear()
-    # No slice either: the retry is the cycle's own (the pending walk, and the cursor's
-    # overlap, which re-reads this customer: its bump is the latest).
+    # No slice either, and the mark is past the overlap: only the pending walk retries it.
     world.sync(CycleOptions(reconcile=False))
     assert tag not in world.held("customers", email).get("tags", [])
     assert world.differences() == []
