@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from cdc_sync.core.resources import Resource
 from cdc_sync.demo import mutate
+from cdc_sync.demo.generate import SMALL
 from cdc_sync.state import Status
 from helpers.daemon import FIRST_CYCLE, Daemon, World, daemon_world
 from helpers.outages import wait_until
@@ -30,6 +31,10 @@ pytestmark = pytest.mark.timeout(60)
 HOLD_OVER = 60  # more than the demo's 40 customers and 25 products, less than its 120 orders
 UPPER_STATUSES = {1: "PENDING", 2: "PROCESSING", 3: "COMPLETED", 4: "CANCELLED", 5: "REFUNDED"}
 Edit = Callable[[dict[str, Any]], None]
+# The shop's last customer: a change the daemon must send through its change detection, not
+# through the rolling reconciliation, whose slices walk the keys from the lowest, one a cycle
+# on a shop this small (a 15-minute window of 1-second cycles), and reach it after the test.
+LAST_CUSTOMER = SMALL.customers
 
 
 @pytest.fixture
@@ -164,7 +169,9 @@ def test_a_large_edit_is_held_and_shown_until_resync_confirm_releases_it(world: 
                                                                    {"orders": touched})
 
     # Held, the orders go on syncing on the mapping applied before: a real change goes out.
-    order = int(shop_value(world, "SELECT MIN(id) FROM orders WHERE status = 1"))
+    # The last pending order: the slices, from the lowest order, do not reach it in the test.
+    order = int(shop_value(world, "SELECT MAX(id) FROM orders WHERE status = 1"))
+    assert order > SMALL.orders // 2, "the seed has no late pending order: pick another"
     mutate.set_order_status(world.shop(), order, 4)
     wait_until(lambda: world.held("orders", str(order))["status"] == "cancelled", 15,
                "the cancellation sent, as the mapping applied before says it")
@@ -278,11 +285,11 @@ def test_an_unknown_column_is_refused_like_check_does_and_the_old_mapping_goes_o
     assert any(p.startswith(where) and "last_nmae" in p for p in body["mapping_problems"])
     assert f"  - {where}" in status(world)
 
-    email = shop_value(world, "SELECT email FROM customers WHERE id = 7")
-    last_name = shop_value(world, "SELECT last_name FROM customers WHERE id = 7")
+    email = shop_value(world, f"SELECT email FROM customers WHERE id = {LAST_CUSTOMER}")
+    last_name = shop_value(world, f"SELECT last_name FROM customers WHERE id = {LAST_CUSTOMER}")
     with world.shop().begin() as conn:
         conn.execute(sa.text("UPDATE customers SET first_name = 'Edited', "
-                             "updated_at = CURRENT_TIMESTAMP WHERE id = 7"))
+                             f"updated_at = CURRENT_TIMESTAMP WHERE id = {LAST_CUSTOMER}"))
     wait_until(lambda: world.held("customers", email).get("firstName") == "Edited", 10,
                "the customer change, composed with the last good mapping")
     assert world.held("customers", email)["lastName"] == last_name
@@ -371,7 +378,7 @@ def test_records_rejected_or_pending_under_the_old_mapping_are_sent_with_the_new
     assert "rejected 6x: title: is not a category field Metrilo knows" in status(world)
 
     world.sandbox.faults.update({"error_rate": 1.0})  # Metrilo is down during the edit
-    mutate.rename_customer(world.shop(), 5, "Pending")
+    mutate.rename_customer(world.shop(), LAST_CUSTOMER, "Pending")
     wait_until(lambda: _count(world, "customers", Status.PENDING) == 1, 10, "a pending customer")
     write_mapping(world)
     daemon.wait_for(r"mappings\.yaml reloaded: changed categories")
@@ -381,7 +388,7 @@ def test_records_rejected_or_pending_under_the_old_mapping_are_sent_with_the_new
     daemon.wait_for(r"categories: mapping changed: 6 records change; sending them")
     wait_until(lambda: world.sandbox.store.counts()["categories"] == 6, 10,
                "the fixed categories in the sandbox")
-    email = shop_value(world, "SELECT email FROM customers WHERE id = 5")
+    email = shop_value(world, f"SELECT email FROM customers WHERE id = {LAST_CUSTOMER}")
     wait_until(lambda: world.held("customers", email).get("firstName") == "Pending", 10,
                "the customer left pending by the outage")
     assert _count(world, "categories", Status.SYNCED) == 6
