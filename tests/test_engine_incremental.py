@@ -189,13 +189,15 @@ def test_a_line_for_a_gone_product_added_to_an_unchanged_order_goes_out_in_one_c
 ) -> None:
     world = any_world
     world.sync()
-    _add_gone_line(world, 3, 9_999)
+    # Beyond the window's first slice, which this cycle reads: only the lines' append key
+    # re-reads the order (the slice would send it without its follower).
+    _add_gone_line(world, LATE_ORDER, 9_999)
     report = world.sync()
     deleted = report.resources[Resource.DELETED_PRODUCTS]
     orders = report.resources[Resource.ORDERS]
     assert (deleted.mode, orders.mode) == ("incremental", "incremental")
     assert (deleted.counts.sent, orders.counts.sent, orders.counts.waiting) == (1, 1, 0)
-    _sent_with_its_product(world, 3, 9_999)
+    _sent_with_its_product(world, LATE_ORDER, 9_999)
 
 
 def test_an_order_waiting_for_a_gone_product_goes_out_the_next_cycle(any_world: World) -> None:
@@ -284,11 +286,11 @@ def test_the_orders_followed_rows_are_queried_once_a_cycle(world: World) -> None
     """Deleted products are derived from the orders whose lines were appended, before the
     orders' pass re-reads those orders: both go over one query of the appended lines."""
     world.sync()
-    _add_gone_line(world, 3, 9_997)
+    _add_gone_line(world, LATE_ORDER, 9_997)  # beyond the window's first slice, as above
     report, statements = _run_seen(world, CycleOptions())
     assert report.resources[Resource.DELETED_PRODUCTS].counts.sent == 1
     assert report.resources[Resource.ORDERS].counts.sent == 1
-    _sent_with_its_product(world, 3, 9_997)
+    _sent_with_its_product(world, LATE_ORDER, 9_997)
     appended = [s for s in statements
                 if s.startswith("SELECT order_lines.order_id, order_lines.id FROM order_lines")]
     assert len(appended) == 1
