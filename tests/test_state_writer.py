@@ -36,6 +36,14 @@ def test_writes_run_in_the_order_handed_over_and_close_waits_for_them() -> None:
     assert done == list(range(DEPTH * 3))
 
 
+def test_a_writer_handed_nothing_starts_no_thread() -> None:
+    # A no-change cycle delivers nothing for every resource: no thread started and joined.
+    before = threading.active_count()
+    with StateWriter("test"):
+        assert threading.active_count() == before
+    assert threading.active_count() == before
+
+
 def test_a_failed_write_is_raised_once_and_nothing_after_it_is_written() -> None:
     done: list[int] = []
     failure = StateError("state DB x: could not record 1 synced orders: boom; fix: y")

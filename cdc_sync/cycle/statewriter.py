@@ -42,9 +42,9 @@ class StateWriter:
         self._queue: queue.Queue[Write | None] = queue.Queue(maxsize=DEPTH)
         self._error: BaseException | None = None
         self._raised = False
+        self._started = False
         self._thread = threading.Thread(target=self._run, name=f"state-writer-{name}",
                                         daemon=True)
-        self._thread.start()
 
     def __enter__(self) -> StateWriter:
         return self
@@ -57,12 +57,17 @@ class StateWriter:
         """Run `write` after those handed over before it; waits while DEPTH are queued.
         Raises the writer's error, if one of the earlier writes failed."""
         self._raise_error()
+        if not self._started:
+            self._started = True
+            # Started by the first write: a delivery that sends nothing (a no-change or a
+            # small incremental cycle's resources) starts no thread.
+            self._thread.start()
         self._queue.put(write)
 
     def close(self) -> None:
         """The barrier: return once every write handed over is committed (or raise the first
         error among them, if not raised already); the thread ends."""
-        if self._thread.is_alive():
+        if self._started and self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
         self._raise_error()
