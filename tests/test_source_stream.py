@@ -415,6 +415,15 @@ def test_existing_keys_of_many_pages_are_asked_on_one_connection(shop: sa.Engine
     assert len(checkouts) == 1
 
 
+TAGS_AS_OPTIONS = """\
+        options:
+          table: item_tags
+          parent_key: item_code
+          fields: {id: id, name: tag, sku: tag, price: id}
+          order_by: id
+"""
+
+
 def _most_checked_out(engine: sa.Engine, action: Callable[[], object]) -> tuple[int, int]:
     """(connections opened, most checked out at once) while `action` runs, as the shop
     engine's pool reports them."""
@@ -445,7 +454,8 @@ def test_an_incremental_read_and_its_children_take_one_connection(shop: sa.Engin
     each, and a one-shot sync opened two connections inside its cycle (~5 ms each)."""
     engine = connect_shop(shop.url)
     try:
-        source = ShopSource(engine, mapping(ITEMS))
+        # Two child collections: read side by side, they held a connection each.
+        source = ShopSource(engine, mapping(ITEMS + TAGS_AS_OPTIONS))
         source.existing_keys(Resource.PRODUCTS, ["a"])  # reflection's connection first
         read: dict[str, list[str]] = {}
         narrowed: dict[str, dict[str, Any]] = {"since": {"since": datetime(2024, 1, 15)},
@@ -462,9 +472,9 @@ def test_an_incremental_read_and_its_children_take_one_connection(shop: sa.Engin
 @pytest.mark.parametrize("batch", [1, 2])
 def test_an_incremental_read_gives_the_same_rows_read_ahead_or_streamed(
         shop: sa.Engine, batch: int) -> None:
-    """Few changed rows are read ahead and their children read by key, in chunks of keys (2
-    rows a chunk here: several chunks); more than SMALL_SINCE_CHUNKS chunks (1 row a chunk:
-    5 rows) stream with their children as before. Either way, the rows of a full read."""
+    """Few changed rows (up to SMALL_SINCE_CHUNKS chunks: 5 rows in chunks of 2) are read
+    ahead and their children after them; more (5 rows in chunks of 1) stream with their
+    children side by side as before. Either way, the rows of a full read."""
     engine = connect_shop(shop.url)
 
     def rows(size: int, since: datetime | None) -> list[tuple[Any, ...]]:

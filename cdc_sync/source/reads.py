@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -27,7 +27,7 @@ from cdc_sync.source.query import (
     key_digest_select,
     rows_select,
 )
-from cdc_sync.source.stream import Row, Rows, SourceRow, key_texts, merge, stream
+from cdc_sync.source.stream import Rows, SourceRow, merge, stream
 
 if TYPE_CHECKING:
     from cdc_sync.source.query import AnySelect
@@ -37,8 +37,9 @@ if TYPE_CHECKING:
 # cycle interval), and streaming its parents beside each child collection held a connection
 # per stream: the orders' read and its two children took three, so a one-shot `cdc-sync sync`
 # opened two more than the check before it had (~5 ms each, a backend each on the server).
-# Parents up to this many chunks are read ahead whole, then their children by key, one after
-# the other on the one connection; a wider read (after a long stop) streams as a full read.
+# Parents up to this many chunks are read ahead whole, then their children, each fetched whole,
+# one after the other on the one connection; a wider read (after a long stop) streams as a
+# full read.
 SMALL_SINCE_CHUNKS = 4
 
 ChildRead = Callable[..., "AnySelect"]
@@ -67,53 +68,30 @@ def values_rows(engine: sa.Engine, plan: ResourcePlan, dialect: str, *, batch: i
 def _since_rows(engine: sa.Engine, plan: ResourcePlan, dialect: str, *, batch: int,
                 since: Any, digests: bool) -> Iterator[SourceRow]:
     """The rows changed since `since` with their children. Few of them (SMALL_SINCE_CHUNKS):
-    the parents read ahead whole, then each child collection by the parents' keys, a chunk
-    of keys a statement, each fetched whole and its connection handed back before the next
-    (driver_batches, `bounded`). More: every stream at once, as `values_rows` reads."""
+    the parents read ahead whole, then each child collection's rows of the same changed
+    parents, fetched whole and its connection handed back before the next (driver_batches,
+    `bounded`). More: every stream at once, as `values_rows` reads."""
     parents = stream(engine, rows_select(plan, dialect, since=since, digests=digests),
                      doing=_reading(plan), batch=batch)
-    reads = _child_reads(plan, dialect, digests)
     try:
         ahead = list(itertools.islice(parents.rows, SMALL_SINCE_CHUNKS * batch + 1))
     except BaseException:
         parents.close()
         raise
-    if len(ahead) > SMALL_SINCE_CHUNKS * batch:  # a wide read: the rest streamed as it comes
-        wide = Rows(parents.labels, itertools.chain(ahead, parents.rows), parents.source)
-        children = {name: stream(engine, read(since=since), doing=doing, batch=batch)
-                    for name, (read, doing) in reads.items()}
-        yield from merge(wide, plan.key_names, plan.kinds, children, resource=plan.name,
-                         hashed=plan.aggregates.keys())
-        return
     if not ahead:
         return
-    # The parents' stream ended: its connection is back in the pool for the children's reads.
-    keys = key_texts(ahead, parents.labels, plan.key_names, plan.kinds)
-    chunks = [keys[at:at + batch] for at in range(0, len(keys), batch)]
-    children = {name: _by_chunks(engine, read, doing, chunks, batch)
-                for name, (read, doing) in reads.items()}
-    yield from merge(Rows(parents.labels, iter(ahead)), plan.key_names, plan.kinds, children,
-                     resource=plan.name, hashed=plan.aggregates.keys())
-
-
-def _by_chunks(engine: sa.Engine, read: ChildRead, doing: str, chunks: list[list[str]],
-               batch: int) -> Rows:
-    """A child collection's rows for these chunks of parent keys (in key order, so the
-    chunks' rows follow each other in key order too), a bounded read per chunk, each read
-    when the one before is used up."""
-    statements = [read(keys=chunk) for chunk in chunks]
-
-    def rows() -> Generator[Row, None, None]:
-        for stmt in statements:
-            part = stream(engine, stmt, doing=doing, batch=batch, bounded=True)
-            try:
-                yield from part.rows
-            finally:
-                part.close()
-
-    labels = tuple(statements[0].selected_columns.keys()) if statements else ()
-    source = rows()
-    return Rows(labels, source, source)
+    small = len(ahead) <= SMALL_SINCE_CHUNKS * batch
+    # Small: the parents' stream ended, its connection is back in the pool for the children.
+    # Their statements are the same either way (the children of the rows changed since the
+    # mark: no key list to build, bind and parse), as streamed reads beside the parents' stream
+    # run: a parent changed between the statements brings rows the merge skips as orphans.
+    rows = (Rows(parents.labels, iter(ahead)) if small else
+            Rows(parents.labels, itertools.chain(ahead, parents.rows), parents.source))
+    children = {name: stream(engine, read(since=since), doing=doing, batch=batch,
+                             bounded=small)
+                for name, (read, doing) in _child_reads(plan, dialect, digests).items()}
+    yield from merge(rows, plan.key_names, plan.kinds, children, resource=plan.name,
+                     hashed=plan.aggregates.keys())
 
 
 def _child_reads(plan: ResourcePlan, dialect: str,

@@ -16,15 +16,7 @@ from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import (
-    Callable,
-    Collection,
-    Generator,
-    Iterable,
-    Iterator,
-    Mapping,
-    Sequence,
-)
+from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -305,14 +297,6 @@ def _digest(md5: str, cursors: list[_ChildCursor], kids: tuple[list[Row], ...]) 
     if not cursors:
         return md5
     return "|".join([md5, *(c.summary(rows) for c, rows in zip(cursors, kids))])  # noqa: B905
-
-
-def key_texts(rows: Iterable[Row], labels: Sequence[str], key_labels: Sequence[str],
-              kinds: Sequence[KeyKind]) -> list[str]:
-    """The state keys of these rows, each once, in their order: as `merge` names its rows."""
-    positions = [labels.index(label) for label in key_labels]
-    key_of, text_of = key_reader(positions, kinds), _key_text(positions)
-    return list(dict.fromkeys([text_of(row, key_of(row)) for row in rows]))
 
 
 def _key_text(positions: Sequence[int]) -> Callable[[Row, Key], str]:
