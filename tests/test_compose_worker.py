@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +16,18 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from cdc_sync.core.diff import SourceHasher, source_seed
+from cdc_sync.core.prepare import UNKNOWN
 from cdc_sync.core.report import CycleReport, ResourceCounts
 from cdc_sync.core.resources import Resource
-from cdc_sync.cycle.composing import DEPTH, Composing
+from cdc_sync.cycle.composing import DEPTH, Composing, Job
 from cdc_sync.cycle.engine import SyncEngine
 from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.demo import mutate
 from cdc_sync.errors import ComposeWorkerError
 from cdc_sync.metrilo.client import MetriloClient
 from cdc_sync.sandbox import Sandbox
+from cdc_sync.source import ShopSource, connect_shop
 from cdc_sync.state import StateStore
 from helpers.backends import database_urls
 from helpers.cli import run_cli
@@ -266,3 +269,88 @@ def test_chunks_too_large_to_queue_in_the_pipe_wait_for_the_earlier_answers(
     customers = [record for path, batch in sent[1] if path.endswith("/customer/batch")
                  for record in batch]
     assert sum(len(c.get("firstName", "")) > 60_000 for c in customers) == 60
+
+
+mariadb_world = world_fixture([pytest.param(("mariadb", "sqlite"), id="shop=mariadb,state=sqlite")])
+
+
+def _cycle_reading(world: World, state_url: str, workers: int, *,
+                   digests: bool) -> tuple[CycleReport, Recording]:
+    """A cycle of `world` into a sandbox of its own, its rows read with or without the
+    shop's digests (with them, a full read leaves values as bytes: core/deferred.py)."""
+    shop = connect_shop(world.shop_url)
+    try:
+        with Sandbox(token=TOKEN, secret=SECRET) as sandbox:
+            recording = Recording()
+            with MetriloClient(token=TOKEN, secret=SECRET, base_url=sandbox.url,
+                               transport=recording, concurrency=1, retry=world.retry) as client, \
+                    StateStore.open(state_url) as state, \
+                    world.engine(client=client, state=state, chunk_size=CHUNK,
+                                 source=ShopSource(shop, world.mapping,
+                                                   digests=digests)) as engine:
+                report = _worker_engine(engine, workers).run(CycleOptions())
+                assert engine.composing.starts == workers
+            return report, recording
+    finally:
+        shop.dispose()
+
+
+def test_values_read_as_bytes_compose_the_records_read_as_values_here_and_in_a_worker(
+        mariadb_world: World, tmp_path: Path) -> None:
+    world = mariadb_world
+    shop = connect_shop(world.shop_url)
+    try:  # PyMySQL's full read for a worker leaves the values as bytes, with digests only
+        for digests, late, deferred in ((True, True, True), (False, True, False),
+                                        (True, False, False)):
+            rows = ShopSource(shop, world.mapping, digests=digests).rows(Resource.ORDERS,
+                                                                         late_values=late)
+            assert isinstance(rows, Generator)  # closed: its connections go back
+            assert (next(rows).shape.deferred is not None) is deferred
+            rows.close()
+    finally:
+        shop.dispose()
+    for customer_id in (1, 2):  # rejected: their orders wait
+        mutate.rename_customer(world.shop, customer_id, "Bad\x01Name")
+    runs = {(digests, workers): _cycle_reading(world, f"sqlite:///{tmp_path}/{digests}-{workers}",
+                                               workers, digests=digests)
+            for digests, workers in ((False, 0), (True, 0), (True, 1))}
+    converted = runs[False, 0]
+    for run in (runs[True, 0], runs[True, 1]):  # in the cycle's thread, and in the worker
+        assert run[1].sent == converted[1].sent  # the same bodies, in the same order
+        assert _counts(run[0]) == _counts(converted[0])
+    # The same state but for the source fingerprints (marks of digests, or of values).
+    without_marks = {(digests, workers): [
+        row[:-1] for row in _state_rows(f"sqlite:///{tmp_path}/{digests}-{workers}")]
+        for digests, workers in runs}
+    assert without_marks[True, 0] == without_marks[True, 1] == without_marks[False, 0]
+    assert converted[0].resources[Resource.ORDERS].counts.waiting > 0
+
+
+def test_values_read_as_bytes_are_the_drivers_values_where_they_are_composed(
+        mariadb_world: World) -> None:
+    # A row's source fingerprint is the digest of the repr of its values: made in the
+    # worker and here from a full read's rows (values left as bytes), it must be the one
+    # of the same rows read by key (converted as read, as an incremental cycle reads them).
+    seed = source_seed("test")
+    shop = connect_shop(mariadb_world.shop_url)
+    try:
+        source = ShopSource(shop, mariadb_world.mapping)
+        readings = source.readings(Resource.ORDERS, late_values=True)
+        rows = list(readings.rows)
+        converted = list(source.rows(Resource.ORDERS, keys=[row.key for row in rows]))
+    finally:
+        shop.dispose()
+    assert rows[0].shape.deferred is not None
+    assert converted[0].shape.deferred is None
+    assert {type(value) for row in rows for value in row.read_raw} >= {bytes}
+    expected = [SourceHasher(seed)(row.raw, row.kids) for row in converted]
+    job = Job(Resource.ORDERS, readings.compose, seed, rows, [UNKNOWN] * len(rows))
+    composing = Composing(1, start_after=0, wait_for_start=True)
+    try:
+        in_worker = composing.submit(job).result()
+        assert composing.chunks_sent == 1
+    finally:
+        composing.close()
+    assert [p.source_fingerprint for p in in_worker] == expected
+    assert [p.source_fingerprint for p in job.run_here()] == expected  # here (SourceRow)
+    assert [(row.raw, row.kids) for row in rows] == [(row.raw, row.kids) for row in converted]

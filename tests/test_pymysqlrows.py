@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from pymysql.cursors import SSCursor
 
+from cdc_sync.core.deferred import Deferred, Due
 from cdc_sync.source.connect import connect_shop
 from cdc_sync.source.mysqltypes import pymysql_connect_args
 from cdc_sync.source.pymysqlrows import (
@@ -112,6 +113,64 @@ def test_a_full_read_of_a_mariadb_shop_goes_through_the_one_loop(shop: str) -> N
     kept = (0, 1, 2, 3, 5)
     assert [(type(row[i]), row[i]) for row in rows for i in kept] == \
         [(type(row[i]), row[i]) for row in expected[0] for i in kept]
+
+
+def _deferred_fetch(url: str, positions: range, size: int) -> tuple[list[Any], Any]:
+    """Every row read with the values at `positions` left as bytes; their conversions."""
+    connection = _connect(url)
+    try:
+        cursor = connection.cursor(RowsCursor)
+        cursor.execute(_SELECT)
+        conversions = cursor.defer(positions)
+        rows = []
+        while batch := cursor.fetchmany(size):
+            rows.extend(batch)
+        cursor.close()
+    finally:
+        connection.close()
+    return rows, conversions
+
+
+@pytest.mark.parametrize("size", [3, 1000])  # mid-batch and whole: PyMySQL's parser too
+def test_values_left_as_bytes_convert_to_the_values_and_types_pymysql_reads(
+        shop: str, size: int) -> None:
+    width = len(_COLUMNS.split(", "))
+    rows, conversions = _deferred_fetch(shop, range(1, width), size)
+    expected = [row for batch in _fetched(shop, SSCursor, 1000)[0] for row in batch]
+    # What PyMySQL makes objects of is read as bytes (DECIMAL, DATETIME, DATE, TIME: its
+    # timedelta); text and numbers as it reads them, converted (the key too).
+    assert [at for at, _encoding, _converter in conversions] == [3, 8, 9, 10]
+    assert {type(row[at]) for row in rows for at in (3, 8, 9, 10)} == {bytes, type(None)}
+    assert [row[:3] + row[4:8] for row in rows] == [row[:3] + row[4:8] for row in expected]
+    deferred = Deferred(Due(width, conversions), ())
+    finished = [deferred.finish(row, ())[0] for row in rows]
+    assert _typed([finished]) == _typed([expected])
+    assert [deferred.finish_each(row, ())[0] for row in rows] == finished
+    # A row shorter than its stream's (PyMySQL's parser may stop short): each value that is.
+    assert deferred.finish(rows[0][:5], ()) == deferred.finish_each(rows[0][:5], ())
+    assert deferred.finish(rows[0][:5], ())[0] == tuple(expected[0][:5])
+
+
+def test_a_stream_defers_only_what_sqlalchemy_does_not_process(shop: str) -> None:
+    # TIME (like DOUBLE, ENUM and BIT) goes through SQLAlchemy's result processors, which
+    # take the driver's converted values: it is converted as read; DECIMAL, DATETIME and
+    # DATE convert after.
+    engine = connect_shop(shop)
+    try:
+        table = sa.Table("t", sa.MetaData(), autoload_with=engine)
+        stmt = sa.select(table).order_by(table.c.id)
+        plain = stream(engine, stmt, doing="reading t", batch=7)
+        expected = list(plain.rows)
+        deferring = stream(engine, stmt, doing="reading t", batch=7,
+                           deferrable=range(1, len(table.columns)))
+        rows = list(deferring.rows)
+    finally:
+        engine.dispose()
+    deferred_at = {at for at, _encoding, _converter in deferring.deferred}
+    assert deferred_at == {3, 8, 9}  # d, dt, da: not ti (SQLAlchemy's TIME processes it)
+    assert plain.deferred == ()
+    deferred = Deferred(Due(len(table.columns), deferring.deferred), ())
+    assert _typed([[deferred.finish(row, ())[0] for row in rows]]) == _typed([expected])
 
 
 def test_only_the_pymysql_versions_checked_read_through_the_one_loop() -> None:

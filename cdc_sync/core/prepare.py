@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, NamedTuple, Protocol, TypeVar
 
+from cdc_sync.core.deferred import Deferred
 from cdc_sync.core.diff import SourceHasher, canonical_json, fingerprint_json
 from cdc_sync.core.resources import Payload, Resource, SourceRecord
 from cdc_sync.core.validate import reasons_to_hold
@@ -41,11 +42,13 @@ fingerprint (hex digits), and equal to itself after pickling, unlike a sentinel 
 
 
 class Shape(NamedTuple):
-    """The labels of a parent row and, per child collection, its name and its rows' labels
-    (what `source.stream.RowShape` holds, as a plain tuple)."""
+    """The labels of a parent row and, per child collection, its name and its rows' labels,
+    and the conversions still due on its values (what `source.stream.RowShape` holds, as a
+    plain tuple)."""
 
     labels: tuple[str, ...]
     children: tuple[tuple[str, tuple[str, ...]], ...]
+    deferred: Deferred | None = None
 
 
 class ComposableRow(Protocol):
@@ -60,12 +63,17 @@ class ComposableRow(Protocol):
     @property
     def repeats(self) -> int: ...
     @property
-    def shape(self) -> Any: ...  # labels, and each child collection's name and labels
+    def shape(self) -> Any: ...  # labels, each child collection's name and labels, deferred
+    @property
+    def read_raw(self) -> Sequence[Any]: ...  # as read: `shape.deferred` still to convert
+    @property
+    def read_kids(self) -> Sequence[Sequence[Sequence[Any]]]: ...
 
 
 class PlainRow:
     """A source row rebuilt from plain values in a worker process; composes like the
-    `SourceRow` it was read as (same attributes, same `values`)."""
+    `SourceRow` it was read as (same attributes, same `values`). Its values are converted
+    (`Deferred.finish` before it is made), so it is read as it is."""
 
     __slots__ = ("key", "kids", "raw", "repeats", "shape")
 
@@ -76,6 +84,14 @@ class PlainRow:
         self.kids = kids
         self.shape = shape
         self.repeats = repeats
+
+    @property
+    def read_raw(self) -> Sequence[Any]:
+        return self.raw
+
+    @property
+    def read_kids(self) -> Sequence[Sequence[Sequence[Any]]]:
+        return self.kids
 
     @property
     def values(self) -> dict[str, Any]:

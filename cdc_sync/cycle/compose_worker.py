@@ -123,14 +123,17 @@ class ComposeWorker:
         known = self._recipes.get(recipe)
         ident = len(self._recipes) if known is None else known
         shape = job.rows[0].shape  # one stream's rows: one shape
-        # Rows are plain tuples already (source.stream), as the source fingerprint needs.
-        rows = [(row.key, row.raw, row.kids, row.repeats) for row in job.rows]
+        # Rows are plain tuples already (source.stream), as the source fingerprint needs; as
+        # read: the values a full read left as bytes are converted by the child, off this
+        # process (core/deferred.py).
+        rows = [(row.key, row.read_raw, row.read_kids, row.repeats) for row in job.rows]
         try:
             # With its memo: a driver hands the same objects again (repeated texts), which a
             # memo writes once and the child reads once (without it, reading took 40% longer).
             message = pickle.dumps(
-                (ident, recipe if known is None else None, (shape.labels, shape.children),
-                 job.seed, rows, job.fingerprints, job.with_payload), _PROTOCOL)
+                (ident, recipe if known is None else None,
+                 (shape.labels, shape.children, shape.deferred), job.seed, rows,
+                 job.fingerprints, job.with_payload), _PROTOCOL)
         except (pickle.PicklingError, TypeError, AttributeError):
             return None  # a value a driver gave that does not pickle (a memoryview...)
         # Deadlock-free: a write never waits on a child that waits on its own write. The job
@@ -279,8 +282,17 @@ def _compose(job: Any, composers: dict[int, RowComposer]) -> tuple[str, Any]:
             composers[ident] = RowComposer.of(pickle.loads(recipe))  # noqa: S301
         composer = composers[ident]
         assert composer.recipe is not None
-        labels = Shape(*shape)
-        plain = [PlainRow(key, raw, kids, labels, repeats) for key, raw, kids, repeats in rows]
+        labels, children, deferred = shape
+        converted = Shape(labels, children)  # its rows' values are converted below
+        if deferred is None:
+            plain = [PlainRow(key, raw, kids, converted, repeats)
+                     for key, raw, kids, repeats in rows]
+        else:  # values the read left as bytes, converted here, as the driver converts them
+            plain = []
+            finish = deferred.finisher()
+            for key, raw, kids, repeats in rows:
+                values, children_rows = finish(raw, kids)
+                plain.append(PlainRow(key, values, children_rows, converted, repeats))
         # A PlainRow has what the composer reads of a SourceRow (key, raw, kids, shape,
         # repeats, values), without the source package (SQLAlchemy) in the worker.
         compose = cast("Callable[[PlainRow], SourceRecord]", composer)

@@ -95,7 +95,8 @@ class ReadPasses:
                 yield from planner.items(piece.rows(digested.rows), digested.compose,
                                          reread=self._reread(resource))
             else:
-                sliced = self.source.readings(resource, span=piece.span)
+                sliced = self.source.readings(resource, span=piece.span,
+                                              late_values=_composed_elsewhere(planner))
                 yield from planner.items(piece.rows(sliced.rows), sliced.compose)
         yield from self._recheck_items(resource, planner)
 
@@ -126,7 +127,7 @@ class ReadPasses:
                 yield from planner.items(digested.rows, digested.compose,
                                          reread=self._reread(resource))
                 return
-            everything = self.source.readings(resource)
+            everything = self.source.readings(resource, late_values=_composed_elsewhere(planner))
             yield from planner.items(everything.rows, everything.compose)
             return
         started = datetime.now(UTC)
@@ -186,3 +187,9 @@ def _remembered(rows: Iterable[SourceRow], keys: set[str] | None) -> Iterator[So
         if keys is not None:
             keys.add(row.key)
         yield row
+
+
+def _composed_elsewhere(planner: Planner) -> bool:
+    """Whether the planner's rows may be composed in a worker process: then a full read
+    leaves their values to be converted there (`ShopSource.rows`, late_values)."""
+    return planner.composing is not None and planner.composing.workers > 0

@@ -25,6 +25,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from cdc_sync.core.deferred import Conversion
+
 Row = Sequence[Any]
 _DRIVERS = ("psycopg", "pymysql", "mysqldb")
 # A statement with parameters is an incremental read: the rows changed since a mark, or a chunk
@@ -35,6 +37,17 @@ _DRIVERS = ("psycopg", "pymysql", "mysqldb")
 # of them (3,080 rows) were read by two workers started for it, 28 ms where one process
 # takes 18 (load 6). One round trip: psycopg sends a text without parameters as one query.
 _INCREMENTAL_READ = "SET LOCAL jit = off; SET LOCAL max_parallel_workers_per_gather = 0"
+
+
+@dataclass(slots=True)
+class Deferral:
+    """The positions of a statement's values that may stay as the driver's bytes, and, once
+    it ran, the conversions left due on them (core/deferred.py). Only a cursor that can
+    (`pymysqlrows.RowsCursor.defer`) leaves any, and never on a column SQLAlchemy processes
+    (JSON, BIT, ENUM on MariaDB): its processor expects the driver's converted value."""
+
+    positions: frozenset[int]
+    conversions: tuple[Conversion, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +84,16 @@ def driver_statement(engine: sa.Engine, stmt: sa.Select[Any]) -> DriverStatement
 
 def driver_batches(engine: sa.Engine, stmt: sa.Select[Any], statement: DriverStatement,
                    batch: int, failed: Callable[[BaseException], Exception], *,
-                   bounded: bool = False) -> Generator[list[Row], None, None]:
+                   bounded: bool = False,
+                   deferral: Deferral | None = None) -> Generator[list[Row], None, None]:
     """The rows of `stmt` (compiled to `statement`), `batch` at a time; a database error is
     raised as `failed(error)`, except after the caller stopped reading (then it is no news).
     `bounded`: a few rows (a chunk of keys), fetched whole by a client-side cursor, and the
     connection handed back to the pool before the first row is handed on: the reads that
     follow it (its children's, by the same keys) take that connection instead of each
     opening one of their own (a connection opened inside a cycle: ~5 ms, and a backend on
-    the server)."""
+    the server). `deferral`: values that may stay bytes (streamed reads only); it is told
+    which did before the first row."""
     if bounded:
         yield from _whole(engine, stmt, statement, batch, failed)
         return
@@ -93,8 +108,9 @@ def driver_batches(engine: sa.Engine, stmt: sa.Select[Any], statement: DriverSta
             cursor = (driver.cursor() if dialect.driver == "psycopg"
                       else driver.cursor(_unbuffered(dialect.driver)))
             rows = _rows(conn, cursor, statement, batch, streamed=True)
+            defer = None if deferral is None else _deferring(cursor, deferral)
             try:
-                yield from _processed(rows, stmt, dialect, batch)
+                yield from _processed(rows, stmt, dialect, batch, defer)
             except GeneratorExit:
                 abandoned = True
                 raise
@@ -174,26 +190,49 @@ def _unbuffered(driver: str) -> Any:
     return unbuffered_cursor(pymysql.VERSION)
 
 
+def _deferring(cursor: Any, deferral: Deferral) -> Callable[[Sequence[int]], None] | None:
+    """What leaves the values at these positions (and the deferral's) as bytes; None where
+    the cursor cannot (psycopg, mysqlclient, PyMySQL's own cursors)."""
+    defer = getattr(cursor, "defer", None)
+    if defer is None:
+        return None
+
+    def deferring(unprocessed: Sequence[int]) -> None:
+        deferral.conversions = defer(deferral.positions.intersection(unprocessed))
+    return deferring
+
+
 def _processed(rows: Generator[Any, None, None], stmt: sa.Select[Any], dialect: sa.Dialect,
-               batch: int) -> Iterator[list[Row]]:
-    """`batch` rows at a time, each value processed as SQLAlchemy's result would."""
+               batch: int, defer: Callable[[Sequence[int]], None] | None = None
+               ) -> Iterator[list[Row]]:
+    """`batch` rows at a time, each value processed as SQLAlchemy's result would. `defer`
+    is handed the positions without a processor, before any row is parsed."""
     description = next(rows)
+    # Empty only when psycopg found no row (its description comes with the first chunk).
+    processors = _processors(stmt, dialect, description) if description else []
+    if defer is not None and processors:
+        defer([at for at, process in enumerate(processors) if process is None])
     chunk = list(itertools.islice(rows, batch))
     if not chunk:
-        return  # no row: psycopg gave no description either
-    convert = _row_converter(stmt, dialect, description)
+        return
+    convert = _row_converter(processors)
     while chunk:
         yield chunk if convert is None else [convert(row) for row in chunk]
         chunk = list(itertools.islice(rows, batch))
 
 
-def _row_converter(stmt: sa.Select[Any], dialect: sa.Dialect,
-                   description: Sequence[Sequence[Any]]) -> Callable[[Row], Row] | None:
-    """SQLAlchemy's result processors of the statement's columns; None when there are none."""
-    processors = [
+def _processors(stmt: sa.Select[Any], dialect: sa.Dialect,
+                description: Sequence[Sequence[Any]]) -> list[Callable[[Any], Any] | None]:
+    """SQLAlchemy's result processor of each of the statement's columns (None: none)."""
+    return [
         column.type.dialect_impl(dialect).result_processor(dialect, described[1])
         for column, described in zip(stmt.selected_columns, description, strict=True)
     ]
+
+
+def _row_converter(processors: Sequence[Callable[[Any], Any] | None]
+                   ) -> Callable[[Row], Row] | None:
+    """A row's values through their processors; None when there are none."""
     if not any(processors):
         return None
 

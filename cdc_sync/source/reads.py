@@ -49,17 +49,28 @@ ChildRead = Callable[..., "AnySelect"]
 
 def values_rows(engine: sa.Engine, plan: ResourcePlan, dialect: str, *, batch: int,
                 since: Any = None, keys: Sequence[str] | None = None,
-                span: KeySpan | None = None, digests: bool = False) -> Iterator[SourceRow]:
-    """Source rows with their values (and digests), children merged, in key order."""
+                span: KeySpan | None = None, digests: bool = False,
+                late_values: bool = False) -> Iterator[SourceRow]:
+    """Source rows with their values (and digests), children merged, in key order.
+
+    `late_values`: the rows are composed elsewhere (a compose worker). Then a full read or a
+    slice with digests may leave the values it does not read itself (all but the keys) to be
+    converted there (core/deferred.py; the driver decides which: PyMySQL its Decimals and
+    datetimes): its rows are marked by their digests. Not a read by key or since a mark:
+    those are an incremental cycle's few rows, composed in the cycle's thread, where
+    converting them after reading costs more than converting them as read (a first push
+    composed in the cycle's thread: 4-6 us a record more)."""
     if since is not None and keys is None and span is None and (plan.children
                                                                 or plan.aggregates):
         return _since_rows(engine, plan, dialect, batch=batch, since=since, digests=digests)
     bounded = keys is not None  # a chunk of keys: fetched at once (stream.stream)
+    deferring = late_values and digests and since is None and keys is None
     parents = stream(engine, rows_select(plan, dialect, since=since, keys=keys, span=span,
                                          digests=digests), doing=_reading(plan), batch=batch,
-                     bounded=bounded)
+                     bounded=bounded, deferrable=_values_of(plan) if deferring else ())
     children = {name: stream(engine, read(since=since, keys=keys, span=span), doing=doing,
-                             batch=batch, bounded=bounded)
+                             batch=batch, bounded=bounded,
+                             deferrable=_child_values(plan, name) if deferring else ())
                 for name, (read, doing) in _child_reads(plan, dialect, digests).items()}
     return merge(parents, plan.key_names, plan.kinds, children, resource=plan.name,
                  hashed=plan.aggregates.keys())
@@ -106,6 +117,19 @@ def _child_reads(plan: ResourcePlan, dialect: str,
         reads[name] = (functools.partial(aggregate_select, plan, aggregate, dialect,
                                          digests=digests), _aggregates(plan, name))
     return reads
+
+
+def _values_of(plan: ResourcePlan) -> list[int]:
+    """The positions of a row's values other than its key (the merge reads the key)."""
+    keys = set(plan.key_names)
+    return [at for at, label in enumerate(plan.values) if label not in keys]
+
+
+def _child_values(plan: ResourcePlan, name: str) -> range:
+    """A child collection's values: first in its rows, then its number and parent key (the
+    merge reads them); none of an aggregate's (its md5 is read by the merge)."""
+    child = plan.children.get(name)
+    return range(len(child.values)) if child is not None else range(0)
 
 
 def _reading(plan: ResourcePlan) -> str:

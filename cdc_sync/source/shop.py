@@ -140,13 +140,16 @@ class ShopSource:
         return self.readings(resource, since=since, keys=keys, span=span).records()
 
     def readings(self, resource: Resource, *, since: Any | None = None,
-                 keys: Sequence[str] | None = None, span: KeySpan | None = None) -> Readings:
+                 keys: Sequence[str] | None = None, span: KeySpan | None = None,
+                 late_values: bool = False) -> Readings:
         """Source rows in key order with their composer (see `records` for the arguments;
-        `span`: the keys of one reconciliation slice, direct resources only)."""
+        `span`: the keys of one reconciliation slice, direct resources only; `late_values`:
+        see `rows`)."""
         tz = self._mapping.spec.source_timezone
         spec = self.spec(resource)
         if spec is not None:
-            rows = self.rows(resource, since=since, keys=keys, span=span)
+            rows = self.rows(resource, since=since, keys=keys, span=span,
+                             late_values=late_values)
             return Readings(rows, RowComposer(resource, spec.fields, spec.children, tz))
         if self._deriving.active(resource):
             return self._deriving.readings(resource, since=since, keys=keys)
@@ -182,13 +185,15 @@ class ShopSource:
         return self._deriving.deleted_products_of(order_keys)
 
     def rows(self, resource: Resource, *, since: Any | None = None,
-             keys: Sequence[str] | None = None,
-             span: KeySpan | None = None) -> Iterator[SourceRow]:
+             keys: Sequence[str] | None = None, span: KeySpan | None = None,
+             late_values: bool = False) -> Iterator[SourceRow]:
         """Source rows (labelled values, children merged) of a direct resource, in key order;
-        with the database's digests (`SourceRow.digest`) where it computes them."""
+        with the database's digests (`SourceRow.digest`) where it computes them.
+        `late_values`: the rows go on to be composed elsewhere (a compose worker), so a full
+        read or a slice may leave their values to be converted there (reads.values_rows)."""
         return values_rows(self._engine, self._plan_or_raise(resource.value),
                            self._schema.dialect, batch=self._batch, since=since, keys=keys,
-                           span=span, digests=self.digesting)
+                           span=span, digests=self.digesting, late_values=late_values)
 
     def digests(self, resource: Resource, *, span: KeySpan | None = None) -> Iterator[SourceRow]:
         """Each row's key and digest only (a direct resource; `digesting` must be true), in

@@ -22,11 +22,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from cdc_sync.core.deferred import Conversion, Deferred, Due, deferred_or_none
 from cdc_sync.errors import SourceError
 from cdc_sync.mapping.labels import key_string
 from cdc_sync.source.connect import source_error
 from cdc_sync.source.digests import COUNT_LABEL, DIGEST_LABEL, summary
-from cdc_sync.source.driver import driver_batches, driver_statement
+from cdc_sync.source.driver import Deferral, driver_batches, driver_statement
 from cdc_sync.source.keys import KeyKind, normalize
 
 DEFAULT_BATCH = 1000
@@ -44,10 +45,12 @@ _END: Any = object()
 
 @dataclass(frozen=True, slots=True)
 class RowShape:
-    """The labels of a parent row and of each child collection's rows (one per stream)."""
+    """The labels of a parent row and of each child collection's rows (one per stream), and
+    the conversions still due on its values (core/deferred.py; None: all converted)."""
 
     labels: tuple[str, ...]
     children: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (collection, labels of its rows)
+    deferred: Deferred | None = None
 
 
 class SourceRow:
@@ -55,10 +58,12 @@ class SourceRow:
 
     Rows stay tuples: `values` and `children` (dicts keyed by label) are built only when asked
     for, so a row that turns out unchanged by its raw values (see `diff.source_fingerprint`)
-    never pays for them.
+    never pays for them. Values a full read left as the driver's bytes (`shape.deferred`)
+    are converted the first time `raw` or `kids` is read; `read_raw` and `read_kids` are
+    the row as read, for the compose worker, which converts them itself.
     """
 
-    __slots__ = ("digest", "key", "kids", "raw", "repeats", "shape")
+    __slots__ = ("_finished", "digest", "key", "read_kids", "read_raw", "repeats", "shape")
 
     def __init__(self, key: str, raw: Row, kids: tuple[list[Row], ...], shape: RowShape,
                  repeats: int = 1, digest: str | None = None) -> None:
@@ -66,12 +71,33 @@ class SourceRow:
         # The database's digest of the row and its children (source/digests.py), when it
         # computes them: the row's mark is made from it, never from the values.
         self.digest = digest
-        self.raw = raw
-        self.kids = kids  # each collection's rows, in shape.children order
+        self.read_raw = raw
+        self.read_kids = kids  # each collection's rows, in shape.children order
         self.shape = shape
         # More than 1 when a query or join gave several rows one key: which row is right is
         # anybody's guess, so the record is rejected (not the resource stopped).
         self.repeats = repeats
+        self._finished: tuple[Row, tuple[list[Row], ...]] | None = None
+
+    @property
+    def raw(self) -> Row:
+        """The row's values, as the driver converts them."""
+        if self.shape.deferred is None:
+            return self.read_raw
+        return self._converted()[0]
+
+    @property
+    def kids(self) -> tuple[list[Row], ...]:
+        """Each child collection's rows, as the driver converts them."""
+        if self.shape.deferred is None:
+            return self.read_kids
+        return self._converted()[1]
+
+    def _converted(self) -> tuple[Row, tuple[list[Row], ...]]:
+        if self._finished is None:
+            assert self.shape.deferred is not None
+            self._finished = self.shape.deferred.finish(self.read_raw, self.read_kids)
+        return self._finished
 
     @property
     def values(self) -> dict[str, Any]:
@@ -93,6 +119,13 @@ class Rows:
     labels: tuple[str, ...]
     rows: Iterator[Row]
     source: Generator[Any, None, None] | None = None  # closed to release the connection
+    # The values that may stay the driver's bytes, and once the statement ran, which did.
+    deferral: Deferral | None = None
+
+    @property
+    def deferred(self) -> tuple[Conversion, ...]:
+        """The conversions due on the rows read so far (known once the first was read)."""
+        return () if self.deferral is None else self.deferral.conversions
 
     def close(self) -> None:
         if self.source is not None:
@@ -100,7 +133,8 @@ class Rows:
 
 
 def stream(engine: sa.Engine, stmt: sa.Select[Any], *, doing: str,
-           batch: int = DEFAULT_BATCH, bounded: bool = False) -> Rows:
+           batch: int = DEFAULT_BATCH, bounded: bool = False,
+           deferrable: Collection[int] = ()) -> Rows:
     """Rows of `stmt`, fetched `batch` at a time, streamed (lazily).
 
     Fetched in this thread on purpose: a thread reading ahead let the database work while we
@@ -112,13 +146,16 @@ def stream(engine: sa.Engine, stmt: sa.Select[Any], *, doing: str,
     more CPU than the rows of an incremental cycle's small reads. `bounded`: the statement
     reads at most a chunk of keys (and their children), so it is fetched whole at once (an
     incremental cycle reads pending and followed records by key, a few rows a statement).
+    `deferrable`: positions whose values the caller never reads itself, which a driver that
+    can leaves as its bytes (`Rows.deferred`, core/deferred.py).
     """
     labels = tuple(stmt.selected_columns.keys())
     statement = driver_statement(engine, stmt)
+    deferral = Deferral(frozenset(deferrable)) if deferrable and statement is not None else None
     batches = (_fetch(engine, stmt, doing, batch, bounded) if statement is None
                else driver_batches(engine, stmt, statement, batch, lambda exc: source_error(
-                   exc, doing, _READ_FIX, engine), bounded=bounded))
-    return Rows(labels, itertools.chain.from_iterable(batches), batches)
+                   exc, doing, _READ_FIX, engine), bounded=bounded, deferral=deferral))
+    return Rows(labels, itertools.chain.from_iterable(batches), batches, deferral)
 
 
 def _fetch(engine: sa.Engine, stmt: sa.Select[Any], doing: str, batch: int,
@@ -193,6 +230,8 @@ class _ChildCursor:
         self.key: Key = _END
         self.group: Iterator[Row] = iter(())
         self._next_group()
+        # Its first row is read: which values the driver left as bytes is known.
+        self.due = Due(len(rows.labels), rows.deferred)
 
     def take(self, key: Key) -> list[Row]:
         """The rows of the parent with this key (orphans of earlier keys are skipped)."""
@@ -264,13 +303,19 @@ def _merged(parents: Rows, key_labels: Sequence[str], kinds: tuple[KeyKind, ...]
     md5_at = labels.index(DIGEST_LABEL) if DIGEST_LABEL in labels else None
     if md5_at is not None:
         labels = labels[:md5_at]
-    shape = RowShape(labels, tuple((c.name, c.values) for c in cursors))
+    rows = iter(parents.rows)
+    first = next(rows, _END)
+    if first is _END:
+        return
+    # Read after the first row: which values the driver left as bytes is known by then.
+    shape = RowShape(labels, tuple((c.name, c.values) for c in cursors), deferred_or_none(
+        Due(len(parents.labels), parents.deferred), [c.due for c in cursors]))
     positions = [labels.index(label) for label in key_labels]
     key_of = key_reader(positions, kinds)
     text_of = _key_text(positions)
     previous: Key = _END
     held: SourceRow | None = None
-    for row in parents.rows:
+    for row in itertools.chain((first,), rows):
         key = key_of(row)
         if previous is not _END:
             try:
