@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from cdc_sync.core.resources import Resource
+from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.cycle.statewriter import DEPTH, StateWriter
 from cdc_sync.errors import StateError
 from cdc_sync.state import Status
@@ -87,6 +88,39 @@ def test_at_most_depth_writes_wait_and_the_next_hand_over_waits_for_room() -> No
     release.set()
     blocked.join(5)
     assert not blocked.is_alive()
+    writer.close()
+
+
+def test_flush_waits_for_the_writes_handed_over_and_the_writer_goes_on() -> None:
+    # The read passes flush before reading keys from state (the pending walk leaves out what
+    # the delivery wrote): flush must return only once every earlier write is done.
+    done: list[int] = []
+
+    def write(n: int) -> None:
+        time.sleep(0.01)
+        done.append(n)
+
+    with StateWriter("test") as writer:
+        for n in range(DEPTH):
+            writer.write(lambda n=n: write(n))  # type: ignore[misc]
+        writer.flush()
+        assert done == list(range(DEPTH))
+        writer.write(lambda: write(DEPTH))
+    assert done == list(range(DEPTH + 1))
+
+
+def test_flush_after_a_failed_write_raises_it_instead_of_waiting_forever() -> None:
+    failure = StateError("state DB x: could not record 1 pending orders: boom; fix: y")
+
+    def fail() -> None:
+        raise failure
+
+    writer = StateWriter("test")
+    writer.write(fail)
+    writer.write(lambda: None)  # drained, not written, after the error
+    with pytest.raises(StateError) as raised:
+        writer.flush()
+    assert raised.value is failure
     writer.close()
 
 
@@ -172,6 +206,69 @@ def _synced_order_keys(world: World) -> list[int]:
         with engine.connect() as conn:
             rows = conn.exec_driver_sql(
                 "SELECT key FROM sync_state WHERE resource = 'orders' AND status = 'synced'"
+            ).fetchall()
+    finally:
+        engine.dispose()
+    return sorted(int(row[0]) for row in rows)
+
+
+# -- the planner's writes, through the same writer -------------------------------------------
+
+def _order_30_refused_slowly(world: World) -> None:
+    """Order 30's synced write takes ~0.5 s, then fails: the writer is busy with it while the
+    cycle's thread plans the chunks after it."""
+    _on_state(
+        world,
+        "CREATE TRIGGER refuse_update BEFORE UPDATE ON sync_state WHEN NEW.resource = 'orders' "
+        "AND NEW.key = '30' AND NEW.status = 'synced' BEGIN SELECT count(*) FROM (WITH "
+        "RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 2500000) "
+        "SELECT i FROM r); SELECT RAISE(ABORT, 'refused by the test'); END;;"
+        "CREATE TRIGGER refuse_insert BEFORE INSERT ON sync_state WHEN NEW.resource = 'orders' "
+        "AND NEW.key = '30' AND NEW.status = 'synced' BEGIN SELECT count(*) FROM (WITH "
+        "RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 2500000) "
+        "SELECT i FROM r); SELECT RAISE(ABORT, 'refused by the test'); END",
+        "CREATE FUNCTION refuse_slowly() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(0.5); "
+        "RAISE EXCEPTION 'refused by the test'; END $$ LANGUAGE plpgsql;;"
+        "CREATE TRIGGER refuse_slowly BEFORE INSERT OR UPDATE ON sync_state FOR EACH ROW "
+        "WHEN (NEW.resource = 'orders' AND NEW.key = '30' AND NEW.status = 'synced') "
+        "EXECUTE FUNCTION refuse_slowly()",
+    )
+
+
+def test_the_planners_writes_join_the_writer_nothing_after_a_failed_write_is_written(
+    world: World,
+) -> None:
+    # A full cycle with the orders' source marks gone: each chunk of 10 has unchanged orders
+    # (the planner writes their marks) and, from order 22 on, changed ones (sent, the even
+    # keys). Order 30's batch (22-60) fails slowly in the writer. In one FIFO, every write
+    # handed over after it, the planner's marks too, is left unwritten; written from the
+    # cycle's thread, the marks of the chunks planned meanwhile (up to order 200) would be.
+    world.sync()
+    spoil = ("UPDATE sync_state SET source_fingerprint = NULL WHERE resource = 'orders';;"
+             "UPDATE sync_state SET synced_fingerprint = 'spoiled' WHERE resource = 'orders' "
+             "AND CAST(key AS INTEGER) >= 22 "
+             "AND CAST(key AS INTEGER) / 2 * 2 = CAST(key AS INTEGER)")
+    _on_state(world, spoil, spoil)
+    _order_30_refused_slowly(world)
+    with world.client(max_items=20, concurrency=1) as client, \
+            pytest.raises(StateError) as raised:
+        world.sync(CycleOptions(full=True), client=client, chunk_size=10)
+    assert "refused by the test" in str(raised.value)
+    marked = _marked_order_keys(world)
+    assert [key for key in marked if key < 22] == list(range(1, 22)), \
+        "the marks handed over before the failed write are written"
+    # The client reads at most a batch or two ahead of the answers: nothing near the end.
+    assert [key for key in marked if key > 150] == [], \
+        "marks handed over after the failed write were written"
+
+
+def _marked_order_keys(world: World) -> list[int]:
+    engine = sa.create_engine(world.state_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT key FROM sync_state WHERE resource = 'orders' "
+                "AND source_fingerprint IS NOT NULL"
             ).fetchall()
     finally:
         engine.dispose()

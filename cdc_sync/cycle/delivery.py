@@ -3,8 +3,9 @@
 Each batch's records are marked synced only once Metrilo answered 200 for them (rejected with
 the reason, pending when retries ran out); a tag gone from the shop is removed with
 customer/untag first. Metrilo running out of retries stops the planner reading (`give_up`)
-and ends the cycle once the batches in flight answered. The state writes run in a writer
-thread (cycle/statewriter.py), all committed before `deliver` returns or raises.
+and ends the cycle once the batches in flight answered. The state writes (the answered
+batches', and the planner's rejects, waits and marks made meanwhile) run in one writer thread
+(cycle/statewriter.py), all committed before `deliver` returns or raises.
 """
 
 from __future__ import annotations
@@ -55,9 +56,10 @@ class Delivery:
                 pass
             return
         failure: str | None = None
-        # Leaving this block is the barrier: every answered batch is in state (or the
-        # writer's error raised) before anything after this delivery reads state.
-        with StateWriter(resource.value) as writer:
+        # Leaving this block is the barrier: every answered batch and every write of the
+        # planner's is in state (or the writer's error raised) before anything after this
+        # delivery reads state. One writer: SQLite never sees two (cycle/planwrites.py).
+        with StateWriter(resource.value) as writer, planner.writes.through(writer):
             for result in self.client.deliver(resource.batch_path, items):
                 self._commit(resource, result, planner, rep, writer)
                 if result.pending and failure is None:

@@ -141,7 +141,7 @@ class ReadPasses:
         # Pending records are retried every cycle even if their cursor did not move (a failed
         # send, an order that waited for its customer); not those this cycle just wrote.
         pages = self.state.iter_pending_keys(resource, self.chunk_size, untouched_since=started)
-        for keys in pages:
+        for keys in _settled(pages, planner):
             pending = self.source.readings(resource, keys=keys)
             rows = (r for r in pending.rows if counted is None or r.key not in counted)
             yield from planner.items(_remembered(rows, counted), pending.compose)
@@ -180,6 +180,18 @@ class ReadPasses:
         for keys in due:
             again = self.source.readings(resource, keys=keys)
             yield from planner.items(again.rows, again.compose, resend_known=True)
+
+
+def _settled(pages: Iterator[list[str]], planner: Planner) -> Iterator[list[str]]:
+    """Pages of pending keys, each read once the planner's pending marks so far are in state
+    (its writes go through the delivery's writer thread): the walk leaves out what this
+    cycle wrote, so an order that waited is not planned and counted twice."""
+    while True:
+        planner.writes.settle()
+        page = next(pages, None)
+        if page is None:
+            return
+        yield page
 
 
 def _remembered(rows: Iterable[SourceRow], keys: set[str] | None) -> Iterator[SourceRow]:

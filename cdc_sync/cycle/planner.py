@@ -21,6 +21,7 @@ from cdc_sync.core.prepare import UNKNOWN, Prepared, metrilo_id, record_tags
 from cdc_sync.core.report import ResourceReport, Sample
 from cdc_sync.core.resources import Payload, Resource, SourceRecord
 from cdc_sync.cycle.composing import Composing, Job, Ticket
+from cdc_sync.cycle.planwrites import PlanWrites
 from cdc_sync.cycle.waiting import (
     SYNCED_IDS_REMEMBERED,
     Blockers,
@@ -108,9 +109,15 @@ class Planner:
     # of one cycle: the resources they belong to are not written meanwhile). The engine hands
     # the orders' planner what the guests' pass found of the changed orders' customers.
     synced: SyncedIds = field(default_factory=lambda: SyncedIds(SYNCED_IDS_REMEMBERED))
+    # Where its rejects, waits and unchanged records' marks are written: state, or the
+    # delivery's writer thread once it runs (`Delivery.deliver`; cycle/planwrites.py).
+    writes: PlanWrites = field(init=False)
     # Records sent and not yet answered by Metrilo, by key (see `answered`).
     _inflight: dict[str, InFlight] = field(default_factory=dict)
     _last_key: str | None = None
+
+    def __post_init__(self) -> None:
+        self.writes = PlanWrites(self.state)
 
     def items(
         self, rows: Iterable[SourceRow], compose: Callable[[SourceRow], SourceRecord],
@@ -274,9 +281,9 @@ class Planner:
         counts.rejected += len(rejects)
         counts.waiting += len(waiting)
         if not self.dry_run:
-            self.state.mark_rejected(self.resource, rejects)
-            self.state.mark_pending(self.resource, waiting)
-            self.state.record_unchanged(self.resource, backfill)
+            self.writes.mark_rejected(self.resource, rejects)
+            self.writes.mark_pending(self.resource, waiting)
+            self.writes.record_unchanged(self.resource, backfill)
         for prepared, outcome, row in sendable:
             removed = _removed_tags(row, outcome.tags)
             if removed:

@@ -30,16 +30,19 @@ from collections.abc import Callable
 from types import TracebackType
 
 DEPTH = 4
-"""Batches handed over and not yet written, at most (each <= the client's batch size)."""
+"""Writes handed over and not yet done, at most: answered batches (each <= the client's batch
+size) and the planner's per-chunk writes (each <= a chunk, cycle/planwrites.py)."""
 
 Write = Callable[[], None]
+_Done = threading.Event
+"""Set by the writer thread when it reaches it in the queue (`flush`), even after an error."""
 
 
 class StateWriter:
     """A FIFO of state writes run by one thread; `close` waits for them (the barrier)."""
 
     def __init__(self, name: str) -> None:
-        self._queue: queue.Queue[Write | None] = queue.Queue(maxsize=DEPTH)
+        self._queue: queue.Queue[Write | _Done | None] = queue.Queue(maxsize=DEPTH)
         self._error: BaseException | None = None
         self._raised = False
         self._started = False
@@ -53,6 +56,11 @@ class StateWriter:
                  tb: TracebackType | None) -> None:
         self.close()
 
+    @property
+    def running(self) -> bool:
+        """Whether its thread was started (by a first write) and may be writing."""
+        return self._started
+
     def write(self, write: Write) -> None:
         """Run `write` after those handed over before it; waits while DEPTH are queued.
         Raises the writer's error, if one of the earlier writes failed."""
@@ -63,6 +71,16 @@ class StateWriter:
             # small incremental cycle's resources) starts no thread.
             self._thread.start()
         self._queue.put(write)
+
+    def flush(self) -> None:
+        """Return once every write handed over so far is committed (or raise the first error
+        among them, if not raised already); the thread goes on taking writes. For a read,
+        within the delivery, of what the delivery wrote."""
+        if self._started and self._thread.is_alive():
+            done = _Done()
+            self._queue.put(done)
+            done.wait()
+        self._raise_error()
 
     def close(self) -> None:
         """The barrier: return once every write handed over is committed (or raise the first
@@ -79,6 +97,9 @@ class StateWriter:
 
     def _run(self) -> None:
         while (write := self._queue.get()) is not None:
+            if isinstance(write, _Done):
+                write.set()
+                continue
             if self._error is not None:
                 continue  # drained, not written: the main thread stops at the error
             try:
