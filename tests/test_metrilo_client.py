@@ -462,7 +462,9 @@ def test_results_delivered_before_a_fatal_answer_are_yielded_then_it_raises() ->
 
     assert delivered_keys(yielded) == ["c0@shop.test", "c1@shop.test"]
     assert len(seen.requests) == 2  # nothing started after the 401
-    assert len(consumed) <= 6  # nor was the rest of the stream read
+    # Nor was the rest of the stream read: the two batches sent, the one made ready while
+    # the second was in flight, and the item that told the splitter a batch was full.
+    assert len(consumed) <= 3 * 2 + 1
 
 
 def test_a_fatal_answer_during_bisection_keeps_what_was_already_settled() -> None:
@@ -687,6 +689,33 @@ def test_items_are_consumed_lazily_a_few_batches_ahead() -> None:
         next(stream)
         assert consumed <= (2 + 1) * 10 + 1
         stream.close()
+
+
+def test_the_next_batch_is_made_while_the_requests_in_flight_wait_for_metrilo() -> None:
+    # Making a batch pulls the caller's items (in a cycle: reading, composing, planning). It
+    # must not wait for an answer: one request at a time here, and the first is answered only
+    # once the second batch has been made (its item pulled, and the one after it, which tells
+    # the splitter that batch is full).
+    second_batch_made = threading.Event()
+    made_in_time: list[bool] = []
+
+    def counted() -> Iterator[Item]:
+        for n, item in enumerate(customers(5)):
+            if n == 2:
+                second_batch_made.set()
+            yield item
+
+    def answer_once_the_next_batch_is_made(request: httpx.Request) -> httpx.Response:
+        if not made_in_time:
+            made_in_time.append(second_batch_made.wait(timeout=5))
+        return httpx.Response(200)
+
+    client = make_client(answer_once_the_next_batch_is_made, Seen(), max_items=1,
+                         concurrency=1)
+    results = run(client, "customer/batch", counted())
+
+    assert made_in_time == [True], "the second batch was made only after the first answer"
+    assert len(delivered_keys(results)) == 5
 
 
 # ---- secrets, paths, configuration -------------------------------------------------------

@@ -201,11 +201,16 @@ def test_a_write_failing_in_the_writer_stops_the_cycle_with_its_state_error(
 
 
 def _synced_order_keys(world: World) -> list[int]:
+    return _order_keys(world, "status = 'synced'")
+
+
+def _order_keys(world: World, where: str) -> list[int]:
+    """The orders' keys in state, as numbers, of the rows `where` holds for."""
     engine = sa.create_engine(world.state_url)
     try:
         with engine.connect() as conn:
             rows = conn.exec_driver_sql(
-                "SELECT key FROM sync_state WHERE resource = 'orders' AND status = 'synced'"
+                f"SELECT key FROM sync_state WHERE resource = 'orders' AND {where}"
             ).fetchall()
     finally:
         engine.dispose()
@@ -263,13 +268,4 @@ def test_the_planners_writes_join_the_writer_nothing_after_a_failed_write_is_wri
 
 
 def _marked_order_keys(world: World) -> list[int]:
-    engine = sa.create_engine(world.state_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.exec_driver_sql(
-                "SELECT key FROM sync_state WHERE resource = 'orders' "
-                "AND source_fingerprint IS NOT NULL"
-            ).fetchall()
-    finally:
-        engine.dispose()
-    return sorted(int(row[0]) for row in rows)
+    return _order_keys(world, "source_fingerprint IS NOT NULL")
