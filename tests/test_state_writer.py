@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from cdc_sync.core.resources import Resource
 from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.cycle.statewriter import DEPTH, StateWriter
+from cdc_sync.demo import mutate
 from cdc_sync.errors import StateError
 from cdc_sync.state import Status
 from helpers.backends import BOTH_STATES
@@ -269,3 +270,43 @@ def test_the_planners_writes_join_the_writer_nothing_after_a_failed_write_is_wri
 
 def _marked_order_keys(world: World) -> list[int]:
     return _order_keys(world, "source_fingerprint IS NOT NULL")
+
+
+# -- reads of state inside a delivery, behind the writer -------------------------------------
+
+def _order_1_synced_slowly(world: World) -> None:
+    """Order 1's synced write takes ~0.5 s (then succeeds): the writer is still on it while
+    the cycle's thread goes on to its later passes."""
+    _on_state(
+        world,
+        "CREATE TRIGGER slow_1 BEFORE UPDATE ON sync_state WHEN NEW.resource = 'orders' "
+        "AND NEW.key = '1' AND NEW.status = 'synced' BEGIN SELECT count(*) FROM (WITH "
+        "RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 2500000) "
+        "SELECT i FROM r); END",
+        "CREATE FUNCTION slow_1() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(0.5); "
+        "RETURN NEW; END $$ LANGUAGE plpgsql;;"
+        "CREATE TRIGGER slow_1 BEFORE UPDATE ON sync_state FOR EACH ROW "
+        "WHEN (NEW.resource = 'orders' AND NEW.key = '1' AND NEW.status = 'synced') "
+        "EXECUTE FUNCTION slow_1()",
+    )
+
+
+def test_a_record_answered_but_not_yet_written_is_not_sent_again_by_a_later_pass(
+    world: World,
+) -> None:
+    # Order 1 changes first, then 15 more: the since read sends order 1 in its first batch.
+    # The reconciliation slice (the window's first: orders 1-4) reads order 1 again after the
+    # since read. Answered 200, order 1 is no longer in flight; while its synced write still
+    # waits in the writer, state holds its old source mark, so the slice finds it changed
+    # and sends it a second time (at d4e8852 the write was committed before the next read).
+    world.sync()
+    _order_1_synced_slowly(world)
+    changed = [1, *range(100, 105)]
+    for key in changed:
+        mutate.set_order_status(world.shop, key, 5)
+    with world.client(max_items=2, concurrency=1) as client:
+        report = world.sync(client=client)
+    orders = report.resources[Resource.ORDERS]
+    assert report.ok, report.errors()
+    assert orders.reconciled > 0
+    assert orders.counts.sent == len(changed), "a record was sent twice in one cycle"

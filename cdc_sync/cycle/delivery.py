@@ -83,7 +83,7 @@ class Delivery:
                      for i, why in result.rejected]
         pending += [planner.answered(i.key).outcome.with_reason(why)
                     for i, why in result.pending]
-        writer.write(lambda: self._write(resource.value, synced, rejected, pending))
+        writer.write(lambda: self._write(resource.value, synced, rejected, pending, planner))
         rep.counts.sent += len(synced)
         rep.counts.rejected += len(rejected)
         rep.counts.pending += len(pending)
@@ -91,11 +91,13 @@ class Delivery:
             log.warning("%s %s rejected by Metrilo: %s", resource, item.key, why)
 
     def _write(self, resource: str, synced: Sequence[Outcome], rejected: Sequence[Outcome],
-               pending: Sequence[Outcome]) -> None:
-        """In the writer thread: one answered batch's outcomes into state."""
+               pending: Sequence[Outcome], planner: Planner) -> None:
+        """In the writer thread: one answered batch's outcomes into state; only then may a
+        later pass of the cycle compare those records with state (`Planner.written`)."""
         self.state.mark_synced(resource, synced)
         self.state.mark_rejected(resource, rejected)
         self.state.mark_pending(resource, pending)
+        planner.written([o.key for outcomes in (synced, rejected, pending) for o in outcomes])
 
     def _untag_removed(
         self, delivered: Sequence[Item], planner: Planner

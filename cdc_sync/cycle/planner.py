@@ -114,6 +114,11 @@ class Planner:
     writes: PlanWrites = field(init=False)
     # Records sent and not yet answered by Metrilo, by key (see `answered`).
     _inflight: dict[str, InFlight] = field(default_factory=dict)
+    # Records answered by Metrilo whose outcome the delivery's writer thread has not
+    # committed yet (`answered`, `written`): state still holds what they were before they were
+    # sent, so a later pass of the cycle reading them again must skip them, as if in flight.
+    # Keys are added here and discarded by the writer thread (single set operations).
+    _unwritten: set[str] = field(default_factory=set)
     _last_key: str | None = None
 
     def __post_init__(self) -> None:
@@ -170,7 +175,18 @@ class Planner:
     def answered(self, key: str) -> InFlight:
         """Metrilo answered for the record sent under `key`: what was remembered of it when
         it was sent (its outcome-to-be, the tags to remove), forgotten from now on."""
-        return self._inflight.pop(key)
+        entry = self._inflight.pop(key)
+        self._unwritten.add(key)
+        return entry
+
+    def written(self, keys: Iterable[str]) -> None:
+        """The outcomes of these answered records are committed to state (the writer thread):
+        from now on a later pass compares them with state as usual."""
+        self._unwritten.difference_update(keys)
+
+    def _sent_meanwhile(self, key: str) -> bool:
+        """Sent this cycle and not yet in state: in flight, or answered and not written."""
+        return key in self._inflight or key in self._unwritten
 
     def _halted(self) -> bool:
         return self.halt is not None and self.halt.is_set()
@@ -201,7 +217,7 @@ class Planner:
         duplicates: list[bool] = []
         changed: list[str] = []  # keys of digest-only rows to read again with values
         for row in chunk:
-            if row.key in self._inflight:
+            if self._sent_meanwhile(row.key):
                 continue  # read again by a later pass while its first send is in flight
             duplicate = row.key == self._last_key
             self._last_key = row.key
@@ -235,7 +251,7 @@ class Planner:
         compose, in key order, each marked from its own (current) digest."""
         last = None
         for row in rows:
-            if row.key in self._inflight:
+            if self._sent_meanwhile(row.key):
                 continue
             todo.append(row)
             fingerprints.append(UNKNOWN if row.digest is None or digester is None
@@ -250,7 +266,7 @@ class Planner:
         # Read again by a later pass while its first send is in flight: checked again here,
         # as the previous chunk's records were handed out after this chunk was read.
         fresh = [(p, d) for p, d in zip(chunk, duplicates, strict=True)
-                 if p.key not in self._inflight]
+                 if not self._sent_meanwhile(p.key)]
         counts = self.report.counts
         rows = self.state.lookup(self.resource, [p.key for p, _ in fresh])
         rejects: list[Outcome] = []
