@@ -310,3 +310,17 @@ def test_a_record_answered_but_not_yet_written_is_not_sent_again_by_a_later_pass
     assert report.ok, report.errors()
     assert orders.reconciled > 0
     assert orders.counts.sent == len(changed), "a record was sent twice in one cycle"
+
+
+def test_a_failed_write_leaves_the_run_history_counting_only_what_state_holds(
+    world: World,
+) -> None:
+    # `cdc-sync status` shows the run's counts: "sent" must not count the batches Metrilo
+    # answered whose state write failed or was left unwritten after the failure (they are
+    # sent again next cycle).
+    _orders_refused_from(world, 150)
+    with world.client(max_items=20, concurrency=1) as client, pytest.raises(StateError):
+        world.sync(client=client)
+    last = world.state().last_runs(1)[0]
+    assert last.status == "failed"
+    assert last.counts["orders"]["sent"] == len(_synced_order_keys(world))

@@ -83,21 +83,23 @@ class Delivery:
                      for i, why in result.rejected]
         pending += [planner.answered(i.key).outcome.with_reason(why)
                     for i, why in result.pending]
-        writer.write(lambda: self._write(resource.value, synced, rejected, pending, planner))
-        rep.counts.sent += len(synced)
+        writer.write(lambda: self._write(resource.value, synced, rejected, pending, planner, rep))
         rep.counts.rejected += len(rejected)
         rep.counts.pending += len(pending)
         for item, why in result.rejected:
             log.warning("%s %s rejected by Metrilo: %s", resource, item.key, why)
 
     def _write(self, resource: str, synced: Sequence[Outcome], rejected: Sequence[Outcome],
-               pending: Sequence[Outcome], planner: Planner) -> None:
+               pending: Sequence[Outcome], planner: Planner, rep: ResourceReport) -> None:
         """In the writer thread: one answered batch's outcomes into state; only then may a
-        later pass of the cycle compare those records with state (`Planner.written`)."""
+        later pass of the cycle compare those records with state (`Planner.written`), and
+        are they counted sent (the run history's counts, shown by `status`, count no record
+        that a failed write left unsynced). Only this thread adds to `sent`."""
         self.state.mark_synced(resource, synced)
         self.state.mark_rejected(resource, rejected)
         self.state.mark_pending(resource, pending)
         planner.written([o.key for outcomes in (synced, rejected, pending) for o in outcomes])
+        rep.counts.sent += len(synced)
 
     def _untag_removed(
         self, delivered: Sequence[Item], planner: Planner

@@ -11,8 +11,10 @@ What stays as it was:
 - Visibility: `close` is the barrier. `Delivery.deliver` closes its writer before it returns
   or raises, so whatever reads state after a resource's delivery (its deletes after a full
   read, reconciliation, marks, the next resource's dependency checks, run history) sees every
-  write; within a delivery nothing reads the marks of batches just answered (they were
-  planned chunks ago), as with batches still in flight at Metrilo.
+  write. Within a delivery a later pass (the pending walk, a reconciliation slice, rechecks)
+  may read again a record answered whose write is still queued: the planner skips it until
+  its write is done, as while in flight (`Planner.written`), else state's old mark would
+  send it twice. Counts of records sent are added once written, here.
 - Failures: the writer's first error is raised in the main thread, unchanged (the same
   StateError text and fix), at the next batch handed over or at `close`; batches after it are
   not written. Nothing is written that Metrilo did not answer 200 for; a crash before a batch
