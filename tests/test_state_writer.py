@@ -15,12 +15,13 @@ from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.cycle.statewriter import DEPTH, StateWriter
 from cdc_sync.demo import mutate
 from cdc_sync.errors import StateError
-from cdc_sync.state import Status
+from cdc_sync.state import StateStore, Status
 from helpers.backends import BOTH_STATES
 from helpers.world import World
 from helpers.worlds import world_fixture
 
 world = world_fixture(BOTH_STATES)
+sqlite_world = world_fixture(BOTH_STATES[:1])
 
 
 # -- the writer alone ----------------------------------------------------------------------
@@ -324,3 +325,22 @@ def test_a_failed_write_leaves_the_run_history_counting_only_what_state_holds(
     last = world.state().last_runs(1)[0]
     assert last.status == "failed"
     assert last.counts["orders"]["sent"] == len(_synced_order_keys(world))
+
+
+def test_an_in_memory_state_db_is_written_by_the_cycles_thread(sqlite_world: World) -> None:
+    # SQLite in memory (a supported state URL: daemon/lease.py) is one database per thread:
+    # a writer thread would find no tables ("no such table: sync_state" at the first answer).
+    with StateStore.open("sqlite://") as store:
+        report = sqlite_world.sync(state=store)
+        assert report.ok, report.errors()
+        sent = report.resources[Resource.ORDERS].counts.sent
+        assert sent > 0
+        assert store.count_by_status("orders")[Status.SYNCED] == sent
+
+
+def test_only_an_in_memory_state_db_keeps_its_writes_off_the_writer_thread(
+    world: World,
+) -> None:
+    assert world.state().thread_bound is False  # a file or a server: the writer thread
+    with StateStore.open("sqlite://") as store:
+        assert store.thread_bound is True

@@ -34,6 +34,9 @@ class DeliveryState(Protocol):
     def mark_synced(self, resource: str, outcomes: Sequence[Outcome]) -> None: ...
     def mark_rejected(self, resource: str, outcomes: Sequence[Outcome]) -> None: ...
     def mark_pending(self, resource: str, outcomes: Sequence[Outcome]) -> None: ...
+    @property
+    def thread_bound(self) -> bool:
+        """Only the cycle's thread reaches it (SQLite in memory): no writer thread."""
 
 
 class Delivery:
@@ -59,7 +62,9 @@ class Delivery:
         # Leaving this block is the barrier: every answered batch and every write of the
         # planner's is in state (or the writer's error raised) before anything after this
         # delivery reads state. One writer: SQLite never sees two (cycle/planwrites.py).
-        with StateWriter(resource.value) as writer, planner.writes.through(writer):
+        threaded = not self.state.thread_bound
+        with StateWriter(resource.value, threaded=threaded) as writer, \
+                planner.writes.through(writer):
             for result in self.client.deliver(resource.batch_path, items):
                 self._commit(resource, result, planner, rep, writer)
                 if result.pending and failure is None:

@@ -43,7 +43,10 @@ _Done = threading.Event
 class StateWriter:
     """A FIFO of state writes run by one thread; `close` waits for them (the barrier)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, threaded: bool = True) -> None:
+        # Not threaded (a state DB only the cycle's thread reaches: SQLite in memory), every
+        # write runs at once in the caller's thread, its error raised there, as before.
+        self._threaded = threaded
         self._queue: queue.Queue[Write | _Done | None] = queue.Queue(maxsize=DEPTH)
         self._error: BaseException | None = None
         self._raised = False
@@ -67,6 +70,9 @@ class StateWriter:
         """Run `write` after those handed over before it; waits while DEPTH are queued.
         Raises the writer's error, if one of the earlier writes failed."""
         self._raise_error()
+        if not self._threaded:
+            write()
+            return
         if not self._started:
             self._started = True
             # Started by the first write: a delivery that sends nothing (a no-change or a

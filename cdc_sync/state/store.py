@@ -53,6 +53,14 @@ class StateStore(PerRecordState, PerResourceState, RunHistory, MetaValues, Resyn
         store._owns_engine = True
         return store
 
+    @property
+    def thread_bound(self) -> bool:
+        """Whether each thread reaches a database of its own: SQLite in memory, whose pool
+        (SQLAlchemy's SingletonThreadPool) gives each thread its own connection, so another
+        thread would find no tables. Then every write stays on the thread that opened it
+        (cycle/statewriter.py)."""
+        return isinstance(self._engine.pool, sa.pool.SingletonThreadPool)
+
     def close(self) -> None:
         """Release the connections, if this store created the engine; on SQLite, copy what
         the write-ahead log holds into the database file first (state/checkpoints.py: the
