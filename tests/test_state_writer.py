@@ -14,7 +14,7 @@ from cdc_sync.core.resources import Resource
 from cdc_sync.cycle.options import CycleOptions
 from cdc_sync.cycle.statewriter import DEPTH, StateWriter
 from cdc_sync.demo import mutate
-from cdc_sync.errors import StateError
+from cdc_sync.errors import MetriloFatalError, StateError
 from cdc_sync.state import StateStore, Status
 from helpers.backends import BOTH_STATES
 from helpers.world import World
@@ -70,6 +70,31 @@ def test_a_failed_write_is_raised_once_and_nothing_after_it_is_written() -> None
     writer.close()  # raised once: closing again is quiet
     assert done[0] == 1
     assert len(done) == 1
+
+
+def test_an_error_leaving_the_block_goes_on_and_the_writers_own_failure_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Metrilo's 401 (or an interrupt) while a write fails in the writer: the cycle's own error
+    # says what stopped it and what to fix; the writer's is logged, not raised over it.
+    failure = StateError("state DB x: could not record 20 synced orders: disk full; fix: y")
+    stopped = MetriloFatalError("Metrilo answered 401: check METRILO_API_TOKEN",
+                                status_code=401)
+
+    def fail_slowly() -> None:
+        time.sleep(0.05)
+        raise failure
+
+    def deliver_until_metrilo_stops_it() -> None:
+        with StateWriter("orders") as writer:
+            writer.write(fail_slowly)
+            raise stopped
+
+    with pytest.raises(MetriloFatalError) as raised:
+        deliver_until_metrilo_stops_it()
+    assert raised.value is stopped
+    assert "the state writes of orders also failed" in caplog.text
+    assert "disk full" in caplog.text
 
 
 def test_at_most_depth_writes_wait_and_the_next_hand_over_waits_for_room() -> None:

@@ -17,7 +17,9 @@ What stays as it was:
   send it twice. Counts of records sent are added once written, here.
 - Failures: the writer's first error is raised in the main thread, unchanged (the same
   StateError text and fix), at the next batch handed over or at `close`; batches after it are
-  not written. Nothing is written that Metrilo did not answer 200 for; a crash before a batch
+  not written; when the block is already leaving on an error of its own (Metrilo's 401, an
+  interrupt), that error goes on and the writer's is logged. Nothing is written that Metrilo
+  did not answer 200 for; a crash before a batch
   is committed leaves its records as they were in state, so they are sent again next cycle
   (at-least-once, as a crash between an answer and its commit always did).
 - Memory: the queue holds at most `DEPTH` batches; a slow state DB slows the push (the main
@@ -26,10 +28,13 @@ What stays as it was:
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable
 from types import TracebackType
+
+log = logging.getLogger(__name__)
 
 DEPTH = 4
 """Writes handed over and not yet done, at most: answered batches (each <= the client's batch
@@ -47,6 +52,7 @@ class StateWriter:
         # Not threaded (a state DB only the cycle's thread reaches: SQLite in memory), every
         # write runs at once in the caller's thread, its error raised there, as before.
         self._threaded = threaded
+        self._name = name
         self._queue: queue.Queue[Write | _Done | None] = queue.Queue(maxsize=DEPTH)
         self._error: BaseException | None = None
         self._raised = False
@@ -59,7 +65,17 @@ class StateWriter:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.close()
+        if exc is None:
+            self.close()
+            return
+        # Leaving on an error of its own (Metrilo's 401, an interrupt): that error goes on, as
+        # it says what stopped the cycle and what to fix; the writer's, if it failed too, is
+        # logged with its fix rather than raised over it. Nothing it did not write is lost:
+        # those records are still unsynced in state and are sent again next cycle.
+        try:
+            self.close()
+        except Exception as writer_error:
+            log.error("the state writes of %s also failed: %s", self._name, writer_error)
 
     @property
     def running(self) -> bool:
